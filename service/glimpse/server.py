@@ -1,0 +1,47 @@
+"""Running the app on a socket: used by `glimpse serve` and by the tests, the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Settings
+from .services import SERVICES
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 25.0
+
+
+async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start `app` listening; port 0 picks a free one. Returns the runner and the bound port."""
+    # handler_cancellation: a caller that hangs up cancels its handler at once, and with it the
+    # upstream request, instead of on the next write.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner, port = await start_server(app, settings.host, settings.port)
+    log.info("glimpse listening on http://%s:%d (store %s, storage %s, delivery %s, policy %s)",
+             settings.host, port, settings.store_scheme, settings.storage_scheme, settings.image_delivery,
+             settings.image_policy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: refusing new chats, finishing live streams")
+    app[SERVICES].draining = True
+    await runner.cleanup()
