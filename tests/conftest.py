@@ -1,0 +1,81 @@
+"""Shared fixtures: the fake upstream and the real proxy, both on loopback sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from glimpse.app import create_app
+from glimpse.config import Settings
+from glimpse.server import start_server
+from glimpse.services import SERVICES, Services
+from tests.fakes.openai_upstream import FakeOpenAI
+
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+
+
+@dataclass
+class Proxy:
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeOpenAI]:
+    fake = await FakeOpenAI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def proxy_settings(upstream: FakeOpenAI | None, tmp_path: Any, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1", "port": 8080,
+        "upstream_base_url": upstream.base_url if upstream else "http://127.0.0.1:9/v1",
+        "upstream_api_key": "sk-upstream-test-key", "upstream_max_retries": 0,
+        "storage_url": f"file://{tmp_path}/images", "signing_secret": SIGNING_SECRET,
+    }
+    values.update(overrides)
+    return Settings.load(env={}, **values)
+
+
+StartProxy = Callable[..., Awaitable[Proxy]]
+
+
+@pytest.fixture
+async def start_proxy(upstream: FakeOpenAI, tmp_path: Any) -> AsyncIterator[StartProxy]:
+    runners: list[web.AppRunner] = []
+
+    async def start(services: Services | None = None, **overrides: Any) -> Proxy:
+        app = create_app(proxy_settings(upstream, tmp_path, **overrides), services=services)
+        runner, port = await start_server(app, "127.0.0.1", 0)
+        runners.append(runner)
+        return Proxy(f"http://127.0.0.1:{port}", app, runner)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def proxy(start_proxy: StartProxy) -> Proxy:
+    return await start_proxy()

@@ -1,0 +1,171 @@
+"""A fake OpenAI Chat Completions server on loopback, speaking the real wire format.
+
+Tests set `next` behaviours (or the default) and read `requests` to see exactly what the proxy sent.
+Streaming answers are real SSE (`data: <chunk json>\\n\\n` … `data: [DONE]\\n\\n`), with optional tool
+calls, a usage chunk when `stream_options.include_usage` is asked for, error statuses with OpenAI's
+error body, a slow first byte, and a drop in the middle of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_WORDS = ["The ", "picture ", "shows ", "a ", "red ", "bicycle", "."]
+
+
+@dataclass
+class Behaviour:
+    words: list[str] = field(default_factory=lambda: list(DEFAULT_WORDS))
+    chunk_delay: float = 0.0
+    first_byte_delay: float = 0.0
+    status: int | None = None  # answer with this error status instead
+    drop_after: int | None = None  # close the connection after this many content chunks
+    tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": "..."} streamed in pieces
+    retry_after: str | None = None
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.default = Behaviour()
+        self.next: deque[Behaviour] = deque()
+        self.requests: list[Received] = []
+        self.disconnects = 0
+        self.disconnected = asyncio.Event()
+        self.streams_started = asyncio.Event()
+        self.models = ["gpt-4o-mini", "gpt-4o"]
+        self._ids = itertools.count(1)
+        self.app = web.Application()
+        self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_get("/v1/models", self._models)
+        self.runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> FakeOpenAI:
+        self.runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    @property
+    def chat_requests(self) -> list[Received]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        return self.chat_requests[-1].body["messages"]
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append(Received(request.path, dict(request.headers), {}, time.monotonic()))
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        behaviour = self.next.popleft() if self.next else self.default
+        if behaviour.first_byte_delay:
+            await asyncio.sleep(behaviour.first_byte_delay)
+        if behaviour.status:
+            return self._error(behaviour)
+        model = body.get("model", "gpt-4o-mini")
+        completion_id = f"chatcmpl-fake{next(self._ids)}"
+        if not body.get("stream"):
+            return web.json_response(self._completion(completion_id, model, behaviour))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        self.streams_started.set()
+        try:
+            for index, chunk in enumerate(self._chunks(completion_id, model, behaviour, body)):
+                if behaviour.drop_after is not None and index > behaviour.drop_after:
+                    assert request.transport is not None
+                    request.transport.close()  # abrupt: no terminating chunk, no [DONE]
+                    return response
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                if behaviour.chunk_delay:
+                    await asyncio.sleep(behaviour.chunk_delay)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
+        return response
+
+    def _error(self, behaviour: Behaviour) -> web.Response:
+        kinds = {400: ("invalid_request_error", "invalid_value", "Invalid value for 'model'."),
+                 401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+                 404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+                 429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+                 500: ("server_error", None, "The server had an error while processing your request."),
+                 503: ("server_error", None, "The engine is currently overloaded.")}
+        status = behaviour.status or 500
+        kind, code, message = kinds.get(status, ("server_error", None, "error"))
+        headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else None
+        return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": code}},
+                                 status=status, headers=headers)
+
+    @staticmethod
+    def _base(completion_id: str, model: str) -> dict[str, Any]:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model, "system_fingerprint": "fp_fake"}
+
+    def _chunks(self, completion_id: str, model: str, behaviour: Behaviour, body: dict[str, Any]):
+        base = self._base(completion_id, model)
+
+        def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+        yield choice({"role": "assistant", "content": ""})
+        if behaviour.tool_call:
+            name, arguments = behaviour.tool_call["name"], behaviour.tool_call["arguments"]
+            yield choice({"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
+                                          "function": {"name": name, "arguments": ""}}]})
+            for start in range(0, len(arguments), 8):
+                yield choice({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start:start + 8]}}]})
+            finish = "tool_calls"
+        else:
+            for word in behaviour.words:
+                yield choice({"content": word})
+            finish = "stop"
+        yield choice({}, finish)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield {**base, "choices": [], "usage": self._usage(body, behaviour)}
+
+    @staticmethod
+    def _usage(body: dict[str, Any], behaviour: Behaviour) -> dict[str, int]:
+        prompt = sum(len(json.dumps(m)) // 4 for m in body.get("messages", []))
+        completion = len(behaviour.words)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def _completion(self, completion_id: str, model: str, behaviour: Behaviour) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(behaviour.words), "refusal": None}
+        finish = "stop"
+        if behaviour.tool_call:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_fake1", "type": "function", "function": dict(behaviour.tool_call)}]}
+            finish = "tool_calls"
+        return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 12, "completion_tokens": len(behaviour.words), "total_tokens": 12 + len(behaviour.words)}}

@@ -1,0 +1,88 @@
+"""Requests shaped like the page's and ElevenLabs' own, for the integration tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from tests.images import jpeg
+
+SYSTEM_PROMPT = {"role": "system", "content": "You are a museum guide. Answer briefly; you are speaking aloud."}
+
+
+async def new_session(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    async with http.get(f"{base}/v1/session") as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def upload(http: aiohttp.ClientSession, base: str, session: dict[str, Any] | None, data: bytes | None = None,
+                 *, ready: bool | None = None, token: str | None = None, session_id: str | None = None,
+                 filename: str = "photo.jpg", content_type: str = "image/jpeg",
+                 path: str = "/v1/images") -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("file", jpeg() if data is None else data, filename=filename, content_type=content_type)
+    sid = session_id if session_id is not None else (session or {}).get("session_id")
+    if sid is not None:
+        form.add_field("session_id", sid)
+    if ready is not None:
+        form.add_field("ready", "true" if ready else "false")
+    headers = {}
+    upload_token = token if token is not None else (session or {}).get("upload_token")
+    if upload_token:
+        headers["X-Upload-Token"] = upload_token
+    response = await http.post(base + path, data=form, headers=headers)
+    await response.read()
+    return response
+
+
+def elevenlabs_body(session_id: str | None, messages: list[dict[str, Any]], *, stream: bool = True,
+                    **extra: Any) -> dict[str, Any]:
+    """What ElevenLabs sends a custom LLM: OpenAI fields plus user_id and elevenlabs_extra_body."""
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages, "stream": stream, "temperature": 0.5,
+                            "max_tokens": 300, "user_id": "el-user-42"}
+    if session_id is not None:
+        body["elevenlabs_extra_body"] = {"session_id": session_id}
+    body.update(extra)
+    return body
+
+
+def conversation(*turns: str) -> list[dict[str, Any]]:
+    """System prompt, then alternating user/assistant turns (ending with the user's)."""
+    messages = [SYSTEM_PROMPT]
+    for index, text in enumerate(turns):
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
+    return messages
+
+
+def parse_sse(raw: bytes) -> list[str]:
+    """The `data:` payloads of a strict OpenAI SSE body; asserts the framing on the way."""
+    assert raw.endswith(b"data: [DONE]\n\n"), raw[-200:]
+    events = raw.decode().split("\n\n")
+    assert events[-1] == ""
+    payloads = []
+    for event in events[:-1]:
+        assert event.startswith("data: "), event
+        assert "\n" not in event, event
+        payloads.append(event[len("data: "):])
+    return payloads
+
+
+def contents(payloads: list[str]) -> str:
+    text = ""
+    for payload in payloads:
+        if payload == "[DONE]":
+            continue
+        for choice in json.loads(payload).get("choices", []):
+            text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+def image_parts(messages: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    found = []
+    for index, message in enumerate(messages):
+        if isinstance(message.get("content"), list):
+            found += [(index, part) for part in message["content"] if part.get("type") == "image_url"]
+    return found

@@ -1,0 +1,159 @@
+"""Images uploaded for a session reach the upstream in `messages`, by the DESIGN.md rules."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import aiohttp
+from PIL import Image
+
+from tests.conftest import Proxy, StartProxy
+from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
+from tests.helpers import SYSTEM_PROMPT, conversation, elevenlabs_body, image_parts, new_session, parse_sse, upload
+from tests.images import jpeg, png
+
+
+async def chat(http: aiohttp.ClientSession, proxy: Proxy, body: dict) -> bytes:
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
+        assert response.status == 200, await response.text()
+        return await response.read()
+
+
+def decode_data_url(url: str) -> Image.Image:
+    header, _, data = url.partition(",")
+    assert header in ("data:image/jpeg;base64", "data:image/png;base64")
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+async def test_three_message_conversation_with_an_image(proxy: Proxy, upstream: FakeOpenAI,
+                                                        http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    uploaded = await upload(http, proxy.url, session, jpeg(80, 40))
+    assert uploaded.status == 201
+    messages = conversation("Hello!", "Hi! Show me something.", "What is in my picture?")
+    raw = await chat(http, proxy, elevenlabs_body(session["session_id"], messages))
+
+    sent = upstream.last_messages()
+    assert sent[0] == SYSTEM_PROMPT
+    assert sent[1]["role"] == "user" and sent[1]["content"][0]["type"] == "text"
+    parts = image_parts(sent)
+    assert [index for index, _ in parts] == [1]
+    image = decode_data_url(parts[0][1]["image_url"]["url"])
+    assert image.size == (80, 40)
+    assert parts[0][1]["image_url"]["detail"] == "auto"
+    assert sent[2:] == messages[1:]  # the caller's messages follow, unchanged and in order
+
+    # the fake's streamed answer reaches the caller chunk for chunk
+    payloads = parse_sse(raw)
+    words = [json.loads(p)["choices"][0]["delta"].get("content") for p in payloads[1:-2]]
+    assert words == DEFAULT_WORDS
+
+
+async def test_sticky_policy_injects_again_on_later_turns(proxy: Proxy, upstream: FakeOpenAI,
+                                                          http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    sid = session["session_id"]
+    await chat(http, proxy, elevenlabs_body(sid, conversation("What is this?")))
+    first = image_parts(upstream.last_messages())
+    await chat(http, proxy, elevenlabs_body(sid, conversation("What is this?", "A bike.", "What colour?")))
+    second = image_parts(upstream.last_messages())
+    assert len(first) == len(second) == 1
+    assert first[0][0] == second[0][0] == 1  # at the same place
+    assert first[0][1] == second[0][1]
+
+
+async def test_once_policy_injects_on_one_turn_only(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                    http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(image_policy="once")
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    sid = session["session_id"]
+    await chat(http, proxy, elevenlabs_body(sid, conversation("What is this?")))
+    assert len(image_parts(upstream.last_messages())) == 1
+    await chat(http, proxy, elevenlabs_body(sid, conversation("What is this?", "A bike.", "What colour?")))
+    assert image_parts(upstream.last_messages()) == []
+
+
+async def test_another_session_never_sees_the_image(proxy: Proxy, upstream: FakeOpenAI,
+                                                    http: aiohttp.ClientSession) -> None:
+    owner, other = await new_session(http, proxy.url), await new_session(http, proxy.url)
+    await upload(http, proxy.url, owner)
+    await chat(http, proxy, elevenlabs_body(other["session_id"], conversation("What is this?")))
+    assert image_parts(upstream.last_messages()) == []
+    await chat(http, proxy, elevenlabs_body(None, conversation("What is this?")))  # no id at all
+    assert image_parts(upstream.last_messages()) == []
+    await chat(http, proxy, elevenlabs_body(owner["session_id"], conversation("What is this?")))
+    assert len(image_parts(upstream.last_messages())) == 1
+
+
+async def test_several_images_in_upload_order(proxy: Proxy, upstream: FakeOpenAI,
+                                              http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    for width in (30, 40, 50):
+        assert (await upload(http, proxy.url, session, jpeg(width, 20))).status == 201
+    await chat(http, proxy, elevenlabs_body(session["session_id"], conversation("Compare them")))
+    sent = upstream.last_messages()
+    parts = image_parts(sent)
+    assert [decode_data_url(p["image_url"]["url"]).size[0] for _, p in parts] == [30, 40, 50]
+    assert "3 images" in sent[1]["content"][0]["text"]
+
+
+async def test_staged_image_waits_for_ready(proxy: Proxy, upstream: FakeOpenAI,
+                                            http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    uploaded = await upload(http, proxy.url, session, ready=False)
+    assert (await uploaded.json())["status"] == "staged"
+    sid = session["session_id"]
+    await chat(http, proxy, elevenlabs_body(sid, conversation("Anything?")))
+    assert image_parts(upstream.last_messages()) == []
+    async with http.post(proxy.url + "/signal_image_ready", json={"session_id": sid},
+                         headers={"X-Upload-Token": session["upload_token"]}) as response:
+        assert response.status == 200 and (await response.json())["pending"] == 1
+    await chat(http, proxy, elevenlabs_body(sid, conversation("Anything?", "No.", "Now?")))
+    assert len(image_parts(upstream.last_messages())) == 1
+
+
+async def test_pending_image_waits_for_a_user_turn(proxy: Proxy, upstream: FakeOpenAI,
+                                                   http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    sid = session["session_id"]
+    tool_turn = conversation("Where?") + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "where", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "Room 3"}]
+    await chat(http, proxy, elevenlabs_body(sid, tool_turn))
+    assert image_parts(upstream.last_messages()) == []
+    await chat(http, proxy, elevenlabs_body(sid, conversation("Where?", "Room 3.", "And this?")))
+    assert len(image_parts(upstream.last_messages())) == 1
+
+
+async def test_url_delivery_sends_a_signed_fetchable_url(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                        http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(image_delivery="url", image_detail="low")
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session, png(20, 20, alpha=True), filename="x.png", content_type="image/png")
+    await chat(http, proxy, elevenlabs_body(session["session_id"], conversation("What is this?")))
+    part = image_parts(upstream.last_messages())[0][1]["image_url"]
+    assert part["detail"] == "low"
+    assert part["url"].startswith(proxy.url + "/v1/images/") and "sig=" in part["url"] and "expires=" in part["url"]
+    async with http.get(part["url"]) as response:  # what the upstream would do
+        assert response.status == 200 and response.headers["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(await response.read())).size == (20, 20)
+
+
+async def test_conversation_id_from_extra_body_conversation_id_and_dynamic_variable(
+        proxy: Proxy, upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    sid = session["session_id"]
+    body = elevenlabs_body(None, conversation("What is this?"), elevenlabs_extra_body={"conversation_id": sid})
+    await chat(http, proxy, body)
+    assert len(image_parts(upstream.last_messages())) == 1
+    body = elevenlabs_body(None, conversation("And now?"),
+                           elevenlabs_extra_body={"dynamic_variables": {"system__conversation_id": sid}})
+    await chat(http, proxy, body)
+    assert len(image_parts(upstream.last_messages())) == 1
