@@ -12,7 +12,7 @@ from PIL import Image
 def jpeg(width: int = 64, height: int = 32, color: tuple[int, int, int] = (200, 30, 30), *,
          orientation: int | None = None, gps: bool = False) -> bytes:
     image = Image.new("RGB", (width, height), color)
-    image.putpixel((0, 0), (0, 0, 255))  # a marker in the top-left corner, to check rotation
+    image.paste((0, 0, 255), (0, 0, min(16, width), min(16, height)))  # top-left marker, to check rotation
     exif = Image.Exif()
     exif[0x010F] = "GlimpseTestCamera"  # Make
     if orientation:

@@ -47,6 +47,8 @@ async def upload_image(request: web.Request) -> web.Response:
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
+    if request.content_type == "application/x-www-form-urlencoded":
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}, None
     if not request.content_type.startswith("multipart/"):
         raise ApiError(415, "Send the image as multipart/form-data with fields `file` and `session_id`.")
     fields: dict[str, str] = {}

@@ -1,0 +1,41 @@
+# The two README commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.glimpse-installed
+TEST_STAMP := $(VENV)/.glimpse-test-installed
+
+.PHONY: run test lint unit integration clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## run: install into .venv and start the proxy on 127.0.0.1:8080 (local disk, in-memory store)
+run: $(STAMP)
+	$(BIN)/glimpse serve
+
+## test: install the test dependencies, lint, and run the whole suite
+test: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+
+unit: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Probes and Prometheus metrics, scraped over HTTP and parsed with prometheus_client's parser."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Proxy
+from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
+from tests.helpers import conversation, elevenlabs_body, new_session, upload
+
+
+async def scrape(http: aiohttp.ClientSession, proxy: Proxy) -> dict[tuple[str, tuple], float]:
+    async with http.get(proxy.url + "/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_probes(proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    async with http.get(proxy.url + "/healthz") as response:
+        assert response.status == 200
+    async with http.get(proxy.url + "/readyz") as response:
+        assert response.status == 200
+        assert (await response.json())["checks"] == {"store": "ok", "storage": "ok"}
+
+
+async def test_metrics_move_by_the_right_amounts(proxy: Proxy, upstream: FakeOpenAI,
+                                                 http: aiohttp.ClientSession) -> None:
+    before = await scrape(http, proxy)
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    await upload(http, proxy.url, session, b"not an image")
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as response:
+        await response.read()
+    after = await scrape(http, proxy)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = "/v1/chat/completions"
+    assert delta("glimpse_requests_total", route=route, status="200") == 1
+    assert delta("glimpse_time_to_first_token_seconds_count", model="gpt-4o-mini") == 1
+    assert delta("glimpse_time_to_first_token_seconds_bucket", model="gpt-4o-mini", le="10.0") == 1
+    assert delta("glimpse_upstream_duration_seconds_count", model="gpt-4o-mini", outcome="ok") == 1
+    assert delta("glimpse_tokens_total", model="gpt-4o-mini", kind="completion") == len(DEFAULT_WORDS)
+    assert delta("glimpse_tokens_total", model="gpt-4o-mini", kind="prompt") > 0
+    assert delta("glimpse_images_uploaded_total", outcome="stored") == 1
+    assert delta("glimpse_images_uploaded_total", outcome="rejected") == 1
+    assert delta("glimpse_images_injected_total", policy="sticky") == 1
+    assert delta("glimpse_image_bytes_count") == 1
+    assert value(after, "glimpse_active_streams") == 0
+    labels = {dict(key[1]).get("route") for key in after if key[0] == "glimpse_requests_total"}
+    assert all(label is None or label.startswith("/") for label in labels)
+    assert session["session_id"] not in str(after)
+
+
+async def test_unmatched_paths_share_one_label(proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    for n in range(3):
+        async with http.get(f"{proxy.url}/random/{n}") as response:
+            assert response.status == 404
+    after = await scrape(http, proxy)
+    assert value(after, "glimpse_requests_total", route="unmatched", status="404") == 3

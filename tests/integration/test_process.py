@@ -1,0 +1,82 @@
+"""`glimpse serve` as a real process: starts on its embedded defaults, reports bad config clearly,
+stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+
+GLIMPSE = [sys.executable, "-m", "glimpse"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIMPSE_", "OTEL_")) and k != "OPENAI_API_KEY"}
+    env.update(extra)
+    return env
+
+
+async def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *GLIMPSE, "serve", env=clean_env(GLIMPSE_STORE_URL="mongodb://db:27017"), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    text = stderr.decode()
+    assert "Traceback" not in text
+    assert "GLIMPSE_STORE_URL" in text and "mongodb" in text
+    assert len(text.strip().splitlines()) == 1
+
+
+async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpenAI) -> None:
+    port = free_port()
+    env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,
+                    OPENAI_API_KEY="sk-from-env-test", GLIMPSE_CUSTOM_LLM_KEY="cllm-process-key")
+    process = await asyncio.create_subprocess_exec(*GLIMPSE, "serve", env=env, cwd=tmp_path,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            async with http.get(base + "/readyz") as response:
+                assert response.status == 200
+            session = await new_session(http, base)
+            assert (await upload(http, base, session)).status == 201
+            body = elevenlabs_body(session["session_id"], conversation("What is this?"))
+            async with http.post(base + "/v1/chat/completions", json=body,
+                                 headers={"Authorization": "Bearer cllm-process-key"}) as response:
+                assert response.status == 200
+                assert (await response.read()).endswith(b"data: [DONE]\n\n")
+        assert len(image_parts(upstream.last_messages())) == 1
+        # the embedded default: local disk under ./data/images of the working directory
+        assert len(list((tmp_path / "data" / "images").iterdir())) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    assert any(line.get("route") == "/v1/chat/completions" and line.get("status") == 200 for line in lines)
+    text = stderr.decode()
+    for secret in ("sk-from-env-test", "cllm-process-key", "data:image", session["upload_token"]):
+        assert secret not in text

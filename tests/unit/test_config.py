@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from glimpse.config import ConfigError, Settings
+
+
+def test_embedded_defaults() -> None:
+    settings = Settings.load(env={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.store_url == "memory://" and settings.storage_url.startswith("file://")
+    assert settings.image_delivery == "inline" and settings.image_policy == "sticky"
+
+
+def test_environment_and_openai_key_fallback() -> None:
+    settings = Settings.load(env={"GLIMPSE_PORT": "9000", "OPENAI_API_KEY": "sk-x", "GLIMPSE_IMAGE_POLICY": "ONCE",
+                                  "GLIMPSE_CORS_ORIGINS": "https://a.example, https://b.example"})
+    assert settings.port == 9000 and settings.upstream_api_key == "sk-x" and settings.image_policy == "once"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert "sk-x" not in repr(settings)
+
+
+def test_config_file_with_environment_winning(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.toml"
+    path.write_text('port = 7000\nGLIMPSE_IMAGE_DELIVERY = "url"\nupstream_model = "gpt-4o"\n')
+    settings = Settings.load(env={"GLIMPSE_PORT": "7001"}, config_file=path)
+    assert settings.port == 7001 and settings.image_delivery == "url" and settings.upstream_model == "gpt-4o"
+    json_path = tmp_path / "glimpse.json"
+    json_path.write_text(json.dumps({"image_max_edge": 512}))
+    assert Settings.load(env={}, config_file=json_path).image_max_edge == 512
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"GLIMPSE_STORE_URL": "mongodb://x"}, "GLIMPSE_STORE_URL"),
+    ({"GLIMPSE_STORAGE_URL": "s3://bucket"}, "GLIMPSE_STORAGE_URL"),
+    ({"GLIMPSE_STORAGE_URL": "gs://"}, "bucket"),
+    ({"GLIMPSE_PORT": "eighty"}, "GLIMPSE_PORT"),
+    ({"GLIMPSE_PORT": "70000"}, "GLIMPSE_PORT"),
+    ({"GLIMPSE_IMAGE_DELIVERY": "carrier-pigeon"}, "GLIMPSE_IMAGE_DELIVERY"),
+    ({"GLIMPSE_IMAGE_MAX_BYTES": "0"}, "GLIMPSE_IMAGE_MAX_BYTES"),
+    ({"GLIMPSE_UPSTREAM_BASE_URL": "api.openai.com"}, "GLIMPSE_UPSTREAM_BASE_URL"),
+])
+def test_bad_settings_name_the_key(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.load(env=env)
+    assert needle in str(info.value)
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.load(env={}, config_file=path)
