@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,9 @@ from glimpse.app import create_app
 from glimpse.config import Settings
 from glimpse.server import start_server
 from glimpse.services import SERVICES, Services
+from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.redis_server import RedisServer
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -79,3 +81,23 @@ async def start_proxy(upstream: FakeOpenAI, tmp_path: Any) -> AsyncIterator[Star
 @pytest.fixture
 async def proxy(start_proxy: StartProxy) -> Proxy:
     return await start_proxy()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+async def elevenlabs() -> AsyncIterator[FakeElevenLabs]:
+    fake = await FakeElevenLabs().start()
+    yield fake
+    await fake.stop()

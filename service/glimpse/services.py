@@ -43,14 +43,15 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 
 
-def build_services(settings: Settings, metrics: Metrics | None = None, tracing: Tracing | None = None) -> Services:
+def build_services(settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None,
+                   storage: ImageStorage | None = None, store: ConversationStore | None = None) -> Services:
     secret = settings.signing_secret.encode() if settings.signing_secret else secrets.token_bytes(32)
     if not settings.signing_secret:
         log.warning("GLIMPSE_SIGNING_SECRET is not set: using a random one, so image URLs and upload tokens "
                     "are only valid on this replica until it restarts")
     signer = Signer(secret)
-    storage = open_storage(settings)
-    store = open_store(settings)
+    storage = storage or open_storage(settings)
+    store = store or open_store(settings)
     urls = ImageUrls(signer, storage, settings.image_url_ttl_seconds)
     metrics = metrics or Metrics()
     return Services(
