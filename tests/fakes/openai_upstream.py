@@ -168,4 +168,5 @@ class FakeOpenAI:
             finish = "tool_calls"
         return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": {"prompt_tokens": 12, "completion_tokens": len(behaviour.words), "total_tokens": 12 + len(behaviour.words)}}
+                "usage": {"prompt_tokens": 12, "completion_tokens": len(behaviour.words),
+                          "total_tokens": 12 + len(behaviour.words)}}

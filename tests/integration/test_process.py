@@ -35,7 +35,7 @@ async def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path: Path) -> N
     process = await asyncio.create_subprocess_exec(
         *GLIMPSE, "serve", env=clean_env(GLIMPSE_STORE_URL="mongodb://db:27017"), cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     text = stderr.decode()
     assert "Traceback" not in text

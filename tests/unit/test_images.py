@@ -3,10 +3,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
-
 from glimpse.errors import ApiError
 from glimpse.images import normalise_image
+from PIL import Image
+
 from tests.images import decompression_bomb_png, jpeg, png, truncated_jpeg
 
 
@@ -18,7 +18,7 @@ def test_exif_rotation_applied_and_metadata_stripped() -> None:
     assert b"GlimpseTestCamera" not in result.data and b"Exif" not in result.data
     image = Image.open(io.BytesIO(result.data))
     assert not image.getexif()
-    r, g, b = image.getpixel((28, 4))[:3]  # the top-left marker is now top-right
+    r, _, b = image.getpixel((28, 4))[:3]  # the top-left marker is now top-right
     assert b > 150 and r < 100
 
 
