@@ -20,12 +20,15 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.transport.requests import Request
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from . import ImageNotFound, ImageStorage, StorageError
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10.0
+# A person is waiting: retry transient errors briefly, then answer 503 rather than hang for minutes.
+RETRY = DEFAULT_RETRY.with_timeout(5.0)
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError)
 try:  # requests' errors are not OSErrors in every version
     import requests
@@ -70,18 +73,19 @@ class GcsStorage(ImageStorage):
         blob.cache_control = "private, max-age=300"
         # if_generation_match=0: never overwrite an object (names are fresh uuids; this guards mistakes)
         await self._call("upload", blob.upload_from_string, data, content_type=content_type, timeout=TIMEOUT_SECONDS,
-                         if_generation_match=0)
+                         if_generation_match=0, retry=RETRY)
 
     async def get(self, key: str) -> bytes:
         try:
-            data: bytes = await self._call("download", self._blob(key).download_as_bytes, timeout=TIMEOUT_SECONDS)
+            data: bytes = await self._call("download", self._blob(key).download_as_bytes, timeout=TIMEOUT_SECONDS,
+                                            retry=RETRY)
         except gexc.NotFound:
             raise ImageNotFound(key) from None
         return data
 
     async def delete(self, key: str) -> None:
         try:
-            await self._call("delete", self._blob(key).delete, timeout=TIMEOUT_SECONDS)
+            await self._call("delete", self._blob(key).delete, timeout=TIMEOUT_SECONDS, retry=RETRY)
         except gexc.NotFound:
             return
 
@@ -112,7 +116,7 @@ class GcsStorage(ImageStorage):
     async def check(self) -> None:
         def probe() -> None:
             iterator = self.client.list_blobs(self.bucket_name, prefix=self.prefix or None, max_results=1,
-                                              timeout=TIMEOUT_SECONDS)
+                                              timeout=TIMEOUT_SECONDS, retry=RETRY)
             list(iterator)
 
         try:
@@ -127,10 +131,10 @@ class GcsStorage(ImageStorage):
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_seconds)
         removed = 0
         for blob in self.client.list_blobs(self.bucket_name, prefix=(self.prefix + "/") if self.prefix else None,
-                                           timeout=TIMEOUT_SECONDS):
+                                           timeout=TIMEOUT_SECONDS, retry=RETRY):
             if blob.time_created is not None and blob.time_created < cutoff:
                 try:
-                    blob.delete(timeout=TIMEOUT_SECONDS)
+                    blob.delete(timeout=TIMEOUT_SECONDS, retry=RETRY)
                     removed += 1
                 except gexc.NotFound:
                     continue

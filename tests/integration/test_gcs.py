@@ -1,0 +1,148 @@
+"""GCS storage against the GCS emulator on loopback; V4 signed URLs made with a test service account."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from google.oauth2 import service_account
+
+from glimpse.storage import ImageNotFound, StorageError
+from glimpse.storage.gcs import GcsStorage
+from tests.conftest import StartProxy
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.gcs_emulator import BUCKET, SERVICE_ACCOUNT, GcsEmulator, service_account_key
+from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+
+
+@pytest.fixture
+def emulator() -> Iterator[GcsEmulator]:
+    server = GcsEmulator().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sa_key(tmp_path: Path):
+    return service_account_key(tmp_path)
+
+
+@pytest.fixture
+def gcs_env(emulator: GcsEmulator, sa_key, monkeypatch: pytest.MonkeyPatch) -> GcsEmulator:
+    """The standard variables a deployment would set: the emulator host and a key file."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.endpoint)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sa_key[0]))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "glimpse-test")
+    return emulator
+
+
+def storage_for(emulator: GcsEmulator, sa_key) -> GcsStorage:
+    credentials = service_account.Credentials.from_service_account_file(str(sa_key[0]))
+    return GcsStorage(BUCKET, "glimpse", client=emulator.client(), signing_credentials=credentials)
+
+
+async def test_put_get_delete_and_object_names(emulator: GcsEmulator, sa_key) -> None:
+    storage = storage_for(emulator, sa_key)
+    key = storage.key_for("sess-1", "0123456789abcdef0123456789abcdef.jpg")
+    assert key == "glimpse/sess-1/0123456789abcdef0123456789abcdef.jpg"
+    await storage.check()
+    await storage.put(key, b"\xff\xd8jpeg-bytes", "image/jpeg")
+    assert await storage.get(key) == b"\xff\xd8jpeg-bytes"
+    blob = emulator.client().bucket(BUCKET).get_blob(key)
+    assert blob is not None and blob.content_type == "image/jpeg"
+    assert await storage.sweep(3600) == 0
+    assert await storage.sweep(-1) == 1  # everything is older than "one second in the future"
+    with pytest.raises(ImageNotFound):
+        await storage.get(key)
+    await storage.delete(key)  # deleting what is gone is fine
+
+
+async def test_v4_signed_url_fields_and_signature(emulator: GcsEmulator, sa_key) -> None:
+    storage = storage_for(emulator, sa_key)
+    key = storage.key_for("sess-1", "abc.jpg")
+    url = await storage.signed_url(key, 600)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    # signed for the client's endpoint: storage.googleapis.com in production, the emulator here
+    assert f"{parts.scheme}://{parts.netloc}" == emulator.endpoint
+    assert parts.path == f"/{BUCKET}/{key}"
+    assert query["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256"
+    assert query["X-Goog-Expires"] == "600"
+    assert query["X-Goog-Credential"].startswith(SERVICE_ACCOUNT + "/")
+    assert query["X-Goog-SignedHeaders"] == "host"
+    # the signature verifies with the test key's public half over the V4 string-to-sign for a GET
+    signed_query = "&".join(p for p in parts.query.split("&") if not p.startswith("X-Goog-Signature="))
+    canonical = "\n".join(["GET", parts.path, signed_query, f"host:{parts.netloc}", "", "host", "UNSIGNED-PAYLOAD"])
+    scope = query["X-Goog-Credential"].split("/", 1)[1]
+    to_sign = "\n".join(["GOOG4-RSA-SHA256", query["X-Goog-Date"], scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    sa_key[1].verify(bytes.fromhex(query["X-Goog-Signature"]), to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_emulator_down_is_a_storage_error(emulator: GcsEmulator, sa_key) -> None:
+    storage = storage_for(emulator, sa_key)
+    emulator.stop()
+    with pytest.raises(StorageError):
+        await storage.put("glimpse/s/x.jpg", b"data", "image/jpeg")
+    with pytest.raises(StorageError):
+        await storage.check()
+
+
+async def test_proxy_on_gcs_with_url_delivery(start_proxy: StartProxy, gcs_env: GcsEmulator, upstream: FakeOpenAI,
+                                              http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse", image_delivery="url")
+    async with http.get(proxy.url + "/readyz") as response:
+        assert response.status == 200, await response.text()
+    session = await new_session(http, proxy.url)
+    response = await upload(http, proxy.url, session)
+    assert response.status == 201, await response.text()
+    result = await response.json()
+    assert result["url"].startswith(f"{gcs_env.endpoint}/{BUCKET}/glimpse/{session['session_id']}/")
+    assert "X-Goog-Signature=" in result["url"]
+    async with http.get(result["url"]) as r:  # the page's thumbnail comes straight from storage
+        assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+    names = [b.name for b in gcs_env.client().list_blobs(BUCKET)]
+    assert names == [f"glimpse/{session['session_id']}/{result['image_id']}"]
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+        await r.read()
+    url = image_parts(upstream.last_messages())[0][1]["image_url"]["url"]
+    assert "X-Goog-Signature=" in url and f"/glimpse/{session['session_id']}/" in url
+    async with http.get(f"{proxy.url}/v1/images/{result['image_id']}?expires=1&sig=x") as r:
+        assert r.status == 404  # GCS images are never served through the proxy
+
+
+async def test_proxy_on_gcs_inline_delivery_reads_the_object(start_proxy: StartProxy, gcs_env: GcsEmulator,
+                                                             upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse")
+    session = await new_session(http, proxy.url)
+    assert (await upload(http, proxy.url, session)).status == 201
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+        await r.read()
+    assert image_parts(upstream.last_messages())[0][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+async def test_gcs_down_upload_is_503_and_leaves_no_state(start_proxy: StartProxy, gcs_env: GcsEmulator,
+                                                          upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse")
+    session = await new_session(http, proxy.url)
+    gcs_env.stop()
+    response = await upload(http, proxy.url, session)
+    assert response.status == 503
+    assert "storage" in json.loads(await response.text())["error"]["message"].lower()
+    async with http.get(proxy.url + "/readyz") as r:
+        assert r.status == 503
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+        assert r.status == 200
+        await r.read()
+    assert image_parts(upstream.last_messages()) == []
+    assert await proxy.services.store.take_turn(session["session_id"], attach=True, policy="sticky") == []
