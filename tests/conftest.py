@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+
 from glimpse.app import create_app
 from glimpse.config import Settings
 from glimpse.server import start_server
 from glimpse.services import SERVICES, Services
-
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.redis_server import RedisServer

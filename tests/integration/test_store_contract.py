@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+
 from glimpse.store import ConversationStore, StoredImage, StoreError, TooManyImages
 from glimpse.store.memory import MemoryStore
 from glimpse.store.redis import RedisStore

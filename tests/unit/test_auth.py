@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from glimpse.auth import Signer, check_bearer
 from glimpse.errors import ApiError
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from glimpse.conversations import conversation_id_of, is_valid_session_id, last_message_is_from_user
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from glimpse.errors import ApiError
-from glimpse.images import normalise_image
 from PIL import Image
 
+from glimpse.errors import ApiError
+from glimpse.images import normalise_image
 from tests.images import decompression_bomb_png, jpeg, png, truncated_jpeg
 
 

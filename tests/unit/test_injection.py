@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from glimpse.injection import image_note, insert_image_message, insertion_index
 from hypothesis import given
 from hypothesis import strategies as st
+
+from glimpse.injection import image_note, insert_image_message, insertion_index
 
 roles = st.sampled_from(["system", "developer", "user", "assistant", "tool"])
 messages_strategy = st.lists(

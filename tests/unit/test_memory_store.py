@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from glimpse.store import StoredImage, TooManyImages
 from glimpse.store.memory import MemoryStore
 

@@ -1,0 +1,71 @@
+"""OpenTelemetry spans with the SDK's in-memory exporter: server span, GenAI client span, traceparent."""
+
+from __future__ import annotations
+
+import aiohttp
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from glimpse.services import build_services
+from tests.conftest import StartProxy, proxy_settings
+from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
+from tests.helpers import conversation, elevenlabs_body, new_session, upload
+
+
+async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
+                                     http: aiohttp.ClientSession) -> None:
+    from glimpse.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    services = build_services(proxy_settings(upstream, tmp_path), tracing=Tracing.with_processor(
+        SimpleSpanProcessor(exporter)))
+    proxy = await start_proxy(services=services)
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    exporter.clear()
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
+    async with http.post(proxy.v1 + "/chat/completions", headers=headers,
+                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as response:
+        await response.read()
+
+    spans = exporter.get_finished_spans()
+    server = next(s for s in spans if s.kind == SpanKind.SERVER)
+    client = next(s for s in spans if s.kind == SpanKind.CLIENT)
+    assert server.name == "POST /v1/chat/completions"
+    assert format(server.context.trace_id, "032x") == caller_trace  # joined the caller's trace
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    assert client.context.trace_id == server.context.trace_id
+    attributes = dict(client.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.system"] == "openai_compatible"
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.usage.input_tokens"] > 0
+    assert attributes["gen_ai.usage.output_tokens"] == 7
+    event = next(e for e in client.events if e.name == "glimpse.images_injected")
+    assert dict(event.attributes or {}) == {"glimpse.images.count": 1, "glimpse.images.delivery": "inline",
+                                            "glimpse.images.policy": "sticky"}
+    assert "data:image" not in str([dict(s.attributes or {}) for s in spans])
+
+    received = {k.lower(): v for k, v in upstream.chat_requests[-1].headers.items()}
+    _version, trace_id, parent_id, _flags = received["traceparent"].split("-")
+    assert trace_id == caller_trace and int(parent_id, 16) == client.context.span_id
+
+
+async def test_upstream_error_marks_the_client_span(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
+                                                    http: aiohttp.ClientSession) -> None:
+    from glimpse.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    services = build_services(proxy_settings(upstream, tmp_path), tracing=Tracing.with_processor(
+        SimpleSpanProcessor(exporter)))
+    proxy = await start_proxy(services=services)
+    upstream.default = Behaviour(status=500)
+    async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body(None, conversation("x"))) as r:
+        assert r.status == 502
+    client = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
+    assert client.status.status_code == StatusCode.ERROR
+    server = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER)
+    assert dict(server.attributes or {})["http.response.status_code"] == 502
