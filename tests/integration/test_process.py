@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
 
@@ -43,10 +44,12 @@ async def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path: Path) -> N
     assert len(text.strip().splitlines()) == 1
 
 
-async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpenAI) -> None:
+async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpenAI, elevenlabs: FakeElevenLabs) -> None:
     port = free_port()
     env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,
-                    OPENAI_API_KEY="sk-from-env-test", GLIMPSE_CUSTOM_LLM_KEY="cllm-process-key")
+                    OPENAI_API_KEY="sk-from-env-test", GLIMPSE_CUSTOM_LLM_KEY="cllm-process-key",
+                    GLIMPSE_ELEVENLABS_API_KEY=API_KEY, GLIMPSE_ELEVENLABS_AGENT_ID=AGENT_ID,
+                    GLIMPSE_ELEVENLABS_BASE_URL=elevenlabs.base_url, GLIMPSE_LOG_LEVEL="DEBUG")
     process = await asyncio.create_subprocess_exec(*GLIMPSE, "serve", env=env, cwd=tmp_path,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -62,6 +65,7 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
             async with http.get(base + "/readyz") as response:
                 assert response.status == 200
             session = await new_session(http, base)
+            assert session["signed_url"].startswith("wss://")
             assert (await upload(http, base, session)).status == 201
             body = elevenlabs_body(session["session_id"], conversation("What is this?"))
             async with http.post(base + "/v1/chat/completions", json=body,
@@ -78,5 +82,5 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
     lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     assert any(line.get("route") == "/v1/chat/completions" and line.get("status") == 200 for line in lines)
     text = stderr.decode()
-    for secret in ("sk-from-env-test", "cllm-process-key", "data:image", session["upload_token"]):
+    for secret in ("sk-from-env-test", "cllm-process-key", API_KEY, "data:image", session["upload_token"]):
         assert secret not in text
