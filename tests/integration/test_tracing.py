@@ -8,19 +8,22 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from glimpse.services import build_services
-from tests.conftest import StartProxy, proxy_settings
+from glimpse.tracing import Tracing
+from tests.conftest import Proxy, StartProxy, proxy_settings
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
 
 
+async def traced_proxy(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path) -> tuple[Proxy, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
+    services = build_services(proxy_settings(upstream, tmp_path), tracing=tracing)
+    return await start_proxy(services=services), exporter
+
+
 async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
                                      http: aiohttp.ClientSession) -> None:
-    from glimpse.tracing import Tracing
-
-    exporter = InMemorySpanExporter()
-    services = build_services(proxy_settings(upstream, tmp_path), tracing=Tracing.with_processor(
-        SimpleSpanProcessor(exporter)))
-    proxy = await start_proxy(services=services)
+    proxy, exporter = await traced_proxy(start_proxy, upstream, tmp_path)
     session = await new_session(http, proxy.url)
     await upload(http, proxy.url, session)
     exporter.clear()
@@ -56,12 +59,7 @@ async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpen
 
 async def test_upstream_error_marks_the_client_span(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
                                                     http: aiohttp.ClientSession) -> None:
-    from glimpse.tracing import Tracing
-
-    exporter = InMemorySpanExporter()
-    services = build_services(proxy_settings(upstream, tmp_path), tracing=Tracing.with_processor(
-        SimpleSpanProcessor(exporter)))
-    proxy = await start_proxy(services=services)
+    proxy, exporter = await traced_proxy(start_proxy, upstream, tmp_path)
     upstream.default = Behaviour(status=500)
     async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body(None, conversation("x"))) as r:
         assert r.status == 502
