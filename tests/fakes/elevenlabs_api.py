@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,8 @@ class Call:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
+    body: dict[str, Any] | None = None
 
 
 @dataclass
@@ -27,6 +30,8 @@ class FakeElevenLabs:
     api_key: str = API_KEY
     agents: set[str] = field(default_factory=lambda: {AGENT_ID})
     calls: list[Call] = field(default_factory=list)
+    created_agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workspace_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     fail_with: int | None = None
     websocket_base: str = "wss://api.elevenlabs.io"
     runner: web.AppRunner | None = None
@@ -36,7 +41,68 @@ class FakeElevenLabs:
         app = web.Application()
         app.router.add_get("/v1/convai/conversation/get_signed_url", self._signed_url)
         app.router.add_get("/v1/convai/conversation/token", self._token)
+        app.router.add_post("/v1/convai/secrets", self._create_secret)
+        app.router.add_delete("/v1/convai/secrets/{secret_id}", self._delete_secret)
+        app.router.add_post("/v1/convai/agents/create", self._create_agent)
+        app.router.add_route("*", "/v1/convai/agents/{agent_id}", self._agent)
         return app
+
+    def management_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.path.startswith(("/v1/convai/agents", "/v1/convai/secrets"))]
+
+    async def _record(self, request: web.Request) -> web.Response | None:
+        body = await request.json() if request.can_read_body else None
+        self.calls.append(Call(request.path, dict(request.query), dict(request.headers), request.method, body))
+        if self.fail_with:
+            return _error(self.fail_with, "internal_error", "Something went wrong on our side.")
+        if request.headers.get("xi-api-key") != self.api_key:
+            return _error(401, "invalid_api_key", "Invalid API key")
+        return None
+
+    async def _create_secret(self, request: web.Request) -> web.Response:
+        if (failure := await self._record(request)) is not None:
+            return failure
+        body = self.calls[-1].body or {}
+        if body.get("type") != "new" or not body.get("name") or not body.get("value"):
+            return _error(422, "invalid_request", "type, name and value are required")
+        secret_id = "sec_" + secrets.token_hex(8)
+        self.workspace_secrets[secret_id] = {"name": body["name"], "value": body["value"]}
+        return web.json_response({"type": "stored", "secret_id": secret_id, "name": body["name"]})
+
+    async def _delete_secret(self, request: web.Request) -> web.Response:
+        if (failure := await self._record(request)) is not None:
+            return failure
+        if self.workspace_secrets.pop(request.match_info["secret_id"], None) is None:
+            return _error(404, "secret_not_found", "Secret not found")
+        return web.Response(status=204)
+
+    async def _create_agent(self, request: web.Request) -> web.Response:
+        if (failure := await self._record(request)) is not None:
+            return failure
+        body = self.calls[-1].body or {}
+        if "conversation_config" not in body:
+            return _error(422, "invalid_request", "conversation_config is required")
+        agent_id = "agent_" + secrets.token_hex(10)
+        self.agents.add(agent_id)
+        self.created_agents[agent_id] = body
+        return web.json_response({"agent_id": agent_id})
+
+    async def _agent(self, request: web.Request) -> web.Response:
+        if (failure := await self._record(request)) is not None:
+            return failure
+        agent_id = request.match_info["agent_id"]
+        if agent_id not in self.agents:
+            return _error(404, "agent_not_found", f"Agent {agent_id} not found")
+        if request.method == "GET":
+            return web.json_response({"agent_id": agent_id, **self.created_agents.get(agent_id, {})})
+        if request.method == "PATCH":
+            self.created_agents[agent_id] = {**self.created_agents.get(agent_id, {}), **(self.calls[-1].body or {})}
+            return web.json_response({"agent_id": agent_id, **self.created_agents[agent_id]})
+        if request.method == "DELETE":
+            self.agents.discard(agent_id)
+            self.created_agents.pop(agent_id, None)
+            return web.Response(status=204)
+        return _error(405, "method_not_allowed", "Method not allowed")
 
     async def start(self) -> FakeElevenLabs:
         self.runner = web.AppRunner(self.app(), access_log=None)

@@ -1,0 +1,26 @@
+"""Status conditions: set one, keeping lastTransitionTime when its status did not change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str,
+                  generation: int | None) -> list[dict[str, Any]]:
+    value = "True" if status else "False"
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    changed = previous is None or previous.get("status") != value
+    condition = {"type": type_, "status": value, "reason": reason, "message": message[:1000],
+                 "lastTransitionTime": now() if changed else previous.get("lastTransitionTime", now())}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return [c for c in conditions if c.get("type") != type_] + [condition]
+
+
+def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)

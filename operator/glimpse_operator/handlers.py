@@ -1,0 +1,57 @@
+"""kopf handlers: small, each calls the Reconciler and hands kopf the status to write."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import config as k8s_config
+
+from . import GROUP, PLURAL, VERSION
+from .agents import ElevenLabsError
+from .cluster import Cluster
+from .reconcile import Reconciler
+
+RETRY_DELAY_SECONDS = 30
+DRIFT_INTERVAL_SECONDS = 300
+
+
+def reconciler() -> Reconciler:
+    return Reconciler(Cluster())
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = "glimpse.dev/cleanup"
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 8
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, **_: Any) -> None:
+    outcome = reconciler().reconcile(dict(body))
+    patch.status.update(outcome.status)  # written even when a retry follows
+    if outcome.retry_reason:
+        raise kopf.TemporaryError(outcome.retry_reason, delay=RETRY_DELAY_SECONDS)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL_SECONDS, initial_delay=DRIFT_INTERVAL_SECONDS, idle=60)
+def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, **_: Any) -> None:
+    """Re-apply the desired objects (server-side apply restores edited fields) and refresh the status."""
+    outcome = reconciler().reconcile(dict(body))
+    patch.status.update(outcome.status)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def clean_up(body: kopf.Body | dict[str, Any], **_: Any) -> None:
+    try:
+        reconciler().clean_up(dict(body))
+    except ElevenLabsError as exc:
+        raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=RETRY_DELAY_SECONDS) from exc

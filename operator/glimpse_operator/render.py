@@ -1,0 +1,200 @@
+"""Pure functions: a VoiceAgent (with defaults) in, the Kubernetes objects and ElevenLabs agent it wants out.
+
+Nothing here talks to an API; the handlers apply what these return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from . import GROUP, KIND, VERSION
+from .spec import public_url, upstream_base_url
+
+DEFAULT_PROXY_IMAGE = os.environ.get("GLIMPSE_PROXY_IMAGE", "glimpse/proxy:0.1.0")
+PORT = 8080
+SECRET_KEYS = ("customLlmKey", "signingSecret")
+PROXY_UID = 10001
+
+
+def object_name(agent_name: str) -> str:
+    return f"glimpse-{agent_name}"
+
+
+def labels(agent_name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "glimpse", "app.kubernetes.io/component": "proxy",
+            "app.kubernetes.io/instance": agent_name, "app.kubernetes.io/managed-by": "glimpse-operator"}
+
+
+def selector(agent_name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "glimpse", "app.kubernetes.io/instance": agent_name}
+
+
+def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": body["metadata"]["name"],
+            "uid": body["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _metadata(body: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    return {"name": object_name(name), "namespace": body["metadata"]["namespace"], "labels": labels(name),
+            "ownerReferences": [owner_reference(body)], **extra}
+
+
+def render_secret(body: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The generated secrets (custom-LLM bearer key, signing secret); `values` carries existing ones over."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(body), "type": "Opaque",
+            "stringData": {key: values[key] for key in SECRET_KEYS}}
+
+
+def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
+    images = spec["images"]
+    return {
+        "GLIMPSE_HOST": "0.0.0.0",  # noqa: S104 (a pod listens on its own interface)
+        "GLIMPSE_PORT": str(PORT),
+        "GLIMPSE_PUBLIC_BASE_URL": public_url(spec),
+        "GLIMPSE_UPSTREAM_BASE_URL": upstream_base_url(spec),
+        "GLIMPSE_UPSTREAM_MODEL": spec["llm"]["model"],
+        "GLIMPSE_STORE_URL": spec["proxy"]["store"] or "memory://",
+        "GLIMPSE_STORAGE_URL": images["storage"] or "file:///data/images",
+        "GLIMPSE_IMAGE_DELIVERY": images["delivery"],
+        "GLIMPSE_IMAGE_POLICY": images["policy"],
+        "GLIMPSE_IMAGE_DETAIL": images["detail"],
+        "GLIMPSE_IMAGE_MAX_BYTES": str(images["maxBytes"]),
+        "GLIMPSE_IMAGE_TTL_SECONDS": str(images["ttlSeconds"]),
+        "GLIMPSE_ELEVENLABS_AGENT_ID": agent_id,
+        "GLIMPSE_LOG_FORMAT": "json",
+    }
+
+
+def render_configmap(body: dict[str, Any], spec: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(body),
+            "data": proxy_environment(spec, agent_id)}
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    generated = object_name(name)
+    llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
+    config_hash = hashlib.sha256(json.dumps(proxy_environment(spec, agent_id), sort_keys=True).encode()).hexdigest()
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
+    if not spec["images"]["storage"]:
+        volumes.append({"name": "images", "emptyDir": {"sizeLimit": "2Gi"}})
+        mounts.append({"name": "images", "mountPath": "/data/images"})
+    replicas = spec["proxy"]["replicas"]
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": labels(name), "annotations": {"glimpse.dev/config-hash": config_hash[:16]}},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": PROXY_UID, "runAsGroup": PROXY_UID,
+                                    "fsGroup": PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "proxy",
+                    "image": spec["proxy"]["image"] or DEFAULT_PROXY_IMAGE,
+                    "args": ["serve"],
+                    "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                    "envFrom": [{"configMapRef": {"name": generated}}],
+                    "env": [
+                        _secret_env("GLIMPSE_UPSTREAM_API_KEY", llm_ref["name"], llm_ref["key"]),
+                        _secret_env("GLIMPSE_ELEVENLABS_API_KEY", el_ref["name"], el_ref["key"]),
+                        _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
+                        _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
+                    ],
+                    "livenessProbe": probe,
+                    "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                    "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
+                    "resources": spec["proxy"]["resources"] or {
+                        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": mounts,
+                }],
+                "volumes": volumes,
+            },
+        },
+    }
+    if not spec["proxy"]["autoscaling"]["enabled"]:
+        deployment_spec["replicas"] = replicas  # with an HPA, the HPA owns the replica count
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
+
+
+def render_service(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(body), "spec": {
+        "type": "ClusterIP", "selector": selector(body["metadata"]["name"]),
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    ingress = spec["ingress"]
+    rule = {"host": ingress["host"], "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": object_name(body["metadata"]["name"]), "port": {"name": "http"}}}}]}}
+    ingress_spec: dict[str, Any] = {"rules": [rule]}
+    if ingress["className"]:
+        ingress_spec["ingressClassName"] = ingress["className"]
+    if ingress["tlsSecretName"]:
+        ingress_spec["tls"] = [{"hosts": [ingress["host"]], "secretName": ingress["tlsSecretName"]}]
+    metadata = _metadata(body)
+    if ingress["annotations"]:
+        metadata["annotations"] = dict(ingress["annotations"])
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": ingress_spec}
+
+
+def render_pdb(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(body),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(body["metadata"]["name"])}}}
+
+
+def render_hpa(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    scaling = spec["proxy"]["autoscaling"]
+    if not scaling["enabled"]:
+        return None
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(body), "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                           "name": object_name(body["metadata"]["name"])},
+        "minReplicas": scaling["minReplicas"],
+        "maxReplicas": max(scaling["maxReplicas"], scaling["minReplicas"]),
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+            "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}]}}
+
+
+def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
+                 secret_values: dict[str, str]) -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order."""
+    objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
+               render_deployment(body, spec, agent_id), render_service(body), render_ingress(body, spec),
+               render_pdb(body)]
+    hpa = render_hpa(body, spec)
+    return objects + ([hpa] if hpa else [])
+
+
+def desired_agent(spec: dict[str, Any], workspace_secret_id: str) -> dict[str, Any]:
+    """The ElevenLabs agent body: its custom LLM is this VoiceAgent's proxy behind the ingress."""
+    agent = spec["agent"]
+    prompt: dict[str, Any] = {
+        "prompt": agent["prompt"],
+        "llm": "custom-llm",
+        "custom_llm": {"url": public_url(spec) + "/v1", "model_id": spec["llm"]["model"],
+                       "api_key": {"secret_id": workspace_secret_id}},
+    }
+    config: dict[str, Any] = {"agent": {"first_message": agent["firstMessage"], "language": agent["language"],
+                                        "prompt": prompt}}
+    if agent["voiceId"]:
+        config["tts"] = {"voice_id": agent["voiceId"]}
+    return {"name": agent["name"], "conversation_config": config, "tags": ["glimpse"]}
+
+
+def config_hash(document: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
