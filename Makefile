@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
-.PHONY: run test lint unit integration clean
+.PHONY: run run-operator test lint unit integration clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 ## run: install into .venv and start the proxy on 127.0.0.1:8080 (local disk, in-memory store)
 run: $(STAMP)
 	$(BIN)/glimpse serve
+
+## run-operator: run the operator locally against the current kubeconfig
+run-operator: $(STAMP)
+	$(BIN)/glimpse-operator
 
 ## test: install the test dependencies, lint, and run the whole suite
 test: $(TEST_STAMP)

@@ -64,13 +64,6 @@ class Cluster:
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._request("GET", resource_path(api_version, kind, namespace, name))
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        try:
-            self._request("DELETE", resource_path(api_version, kind, namespace, name))
-        except ClusterError as exc:
-            if exc.status != 404:
-                raise
-
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         secret = self.get("v1", "Secret", namespace, name)
         if secret is None:

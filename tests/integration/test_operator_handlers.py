@@ -1,0 +1,165 @@
+"""The kopf handlers, called with a real `kubernetes` client pointed at a fake API server on loopback
+and a fake ElevenLabs API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kopf
+import pytest
+from kubernetes import client as k8s
+
+from glimpse_operator import handlers
+from tests.fakes.elevenlabs_api import API_KEY, FakeElevenLabs
+from tests.fakes.kubernetes_api import FakeKubernetes
+from tests.unit.test_operator_render import voice_agent
+
+NS = "voice"
+GENERATED = "/api/v1/namespaces/voice/secrets/glimpse-museum-guide"
+DEPLOYMENT = "/apis/apps/v1/namespaces/voice/deployments/glimpse-museum-guide"
+
+
+def secret(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "data": {"apiKey": base64.b64encode(value.encode()).decode()}}
+
+
+@pytest.fixture
+async def cluster(monkeypatch: pytest.MonkeyPatch, elevenlabs: FakeElevenLabs) -> AsyncIterator[FakeKubernetes]:
+    fake = await FakeKubernetes().start()
+    configuration = k8s.Configuration(host=fake.base_url)
+    configuration.api_key = {"BearerToken": "Bearer test-token"}
+    monkeypatch.setattr(handlers, "reconciler", lambda: handlers.Reconciler(
+        handlers.Cluster(k8s.ApiClient(configuration))))
+    monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
+    fake.put("/api/v1/namespaces/voice/secrets/openai", secret("openai", "sk-openai-test"))
+    fake.put("/api/v1/namespaces/voice/secrets/elevenlabs", secret("elevenlabs", API_KEY))
+    yield fake
+    await fake.stop()
+
+
+async def run_reconcile(body: dict[str, Any]) -> tuple[kopf.Patch, Exception | None]:
+    patch = kopf.Patch()
+    try:
+        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, logger=logging.getLogger("test"))
+    except kopf.TemporaryError as exc:
+        return patch, exc
+    return patch, None
+
+
+def with_status(body: dict[str, Any], patch: kopf.Patch) -> dict[str, Any]:
+    updated = copy.deepcopy(body)
+    updated["status"] = {**updated.get("status", {}), **dict(patch["status"])}
+    return updated
+
+
+def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in patch["status"]["conditions"]}
+
+
+async def test_create_applies_objects_creates_agent_and_sets_status(cluster: FakeKubernetes,
+                                                                    elevenlabs: FakeElevenLabs) -> None:
+    body = voice_agent()
+    patch, error = await run_reconcile(body)
+    assert error is None
+    kinds = sorted(a.body["kind"] for a in cluster.applies)
+    assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
+    assert all(a.field_manager == "glimpse-operator" and a.force for a in cluster.applies)
+    status = patch["status"]
+    assert status["agentId"] in elevenlabs.created_agents and status["agentCreated"] is True
+    assert status["url"] == "https://voice.example.com/v1" and status["observedGeneration"] == 1
+    agent = elevenlabs.created_agents[status["agentId"]]
+    custom = agent["conversation_config"]["agent"]["prompt"]["custom_llm"]
+    assert custom["url"] == "https://voice.example.com/v1"
+    stored_key = base64.b64decode(cluster.objects[GENERATED]["data"]["customLlmKey"]).decode()
+    assert elevenlabs.workspace_secrets[custom["api_key"]["secret_id"]]["value"] == stored_key
+    config = cluster.objects["/api/v1/namespaces/voice/configmaps/glimpse-museum-guide"]["data"]
+    assert config["GLIMPSE_ELEVENLABS_AGENT_ID"] == status["agentId"]
+    found = conditions(patch)
+    assert found["AgentSynced"]["status"] == "True"
+    assert found["ProxyAvailable"]["status"] == "False" and found["Ready"]["status"] == "False"
+
+    # the pods come up: the next reconcile (a timer tick) reports Ready, with no ElevenLabs call
+    cluster.objects[DEPLOYMENT]["status"] = {"availableReplicas": 2}
+    calls_before = len(elevenlabs.management_calls())
+    patch2 = kopf.Patch()
+    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=patch2)
+    assert conditions(patch2)["Ready"]["status"] == "True"
+    assert len(elevenlabs.management_calls()) == calls_before
+    # the generated bearer key is kept across reconciles
+    assert base64.b64decode(cluster.objects[GENERATED]["data"]["customLlmKey"]).decode() == stored_key
+
+
+async def test_spec_change_patches_the_agent_once_and_no_change_calls_nothing(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    body = voice_agent()
+    patch, _ = await run_reconcile(body)
+    body = with_status(body, patch)
+    before = len(elevenlabs.management_calls())
+    patch, _ = await run_reconcile(body)
+    assert len(elevenlabs.management_calls()) == before  # nothing changed: no call
+    body = with_status(body, patch)
+    body["spec"]["agent"]["prompt"] = "You are a very patient guide."
+    body["metadata"]["generation"] = 2
+    patch, _ = await run_reconcile(body)
+    new_calls = elevenlabs.management_calls()[before:]
+    assert [(c.method, c.path.split("/")[-2]) for c in new_calls] == [("PATCH", "agents")]
+    agent_id = patch["status"]["agentId"]
+    assert elevenlabs.created_agents[agent_id]["conversation_config"]["agent"]["prompt"]["prompt"] == \
+        "You are a very patient guide."
+    assert patch["status"]["observedGeneration"] == 2
+
+
+async def test_delete_removes_created_agent_and_secret(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    body = voice_agent()
+    patch, _ = await run_reconcile(body)
+    body = with_status(body, patch)
+    agent_id, secret_id = body["status"]["agentId"], body["status"]["workspaceSecretId"]
+    await asyncio.to_thread(handlers.clean_up, body=body)
+    assert agent_id not in elevenlabs.agents and secret_id not in elevenlabs.workspace_secrets
+
+
+async def test_adopted_agent_is_patched_but_never_deleted(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    elevenlabs.agents.add("agent_existing")
+    body = voice_agent(elevenlabs__agentId="agent_existing")
+    patch, error = await run_reconcile(body)
+    assert error is None
+    assert patch["status"]["agentId"] == "agent_existing" and not patch["status"].get("agentCreated")
+    assert [c.method for c in elevenlabs.management_calls() if "agents" in c.path] == ["PATCH"]
+    await asyncio.to_thread(handlers.clean_up, body=with_status(body, patch))
+    assert "agent_existing" in elevenlabs.agents
+    assert elevenlabs.management_calls()[-1].method == "DELETE" and "secrets" in elevenlabs.management_calls()[-1].path
+
+
+async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(cluster: FakeKubernetes,
+                                                                   elevenlabs: FakeElevenLabs) -> None:
+    elevenlabs.fail_with = 500
+    patch, error = await run_reconcile(voice_agent())
+    assert isinstance(error, kopf.TemporaryError)
+    synced = conditions(patch)["AgentSynced"]
+    assert synced["status"] == "False" and synced["reason"] == "ElevenLabsError" and "500" in synced["message"]
+    assert API_KEY not in synced["message"]
+    assert any(a.body["kind"] == "Deployment" for a in cluster.applies)  # the proxy is still deployed
+
+
+async def test_missing_secret_is_a_clear_condition(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    del cluster.objects["/api/v1/namespaces/voice/secrets/openai"]
+    patch, error = await run_reconcile(voice_agent())
+    assert isinstance(error, kopf.TemporaryError)
+    synced = conditions(patch)["AgentSynced"]
+    assert synced["reason"] == "SecretMissing" and "voice/openai" in synced["message"]
+    assert conditions(patch)["Ready"]["status"] == "False"
+    assert cluster.applies == [] and elevenlabs.management_calls() == []
+
+
+async def test_drift_is_repaired_by_reapplying(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    body = voice_agent()
+    patch, _ = await run_reconcile(body)
+    cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
+    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=kopf.Patch())
+    assert cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == "glimpse/proxy:0.1.0"
