@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
-.PHONY: run run-operator test lint unit integration clean
+.PHONY: run run-operator test lint unit integration manifests clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run-operator: $(STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## manifests: regenerate manifests/install.yaml from the chart
+manifests: $(TEST_STAMP)
+	$(BIN)/python tools/render_install.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
