@@ -63,7 +63,8 @@ class Signer:
             raise ApiError(401, "An upload token is required: get one from GET /v1/session.",
                            code="missing_upload_token", type="authentication_error")
         expires, _, signature = token.partition(".")
-        if not (expires.isdigit() and signature and self._verify("upload", session_id, int(expires), signature)):
+        if not (expires.isascii() and expires.isdigit() and signature
+                and self._verify("upload", session_id, int(expires), signature)):
             raise ApiError(403, "The upload token is not valid for this session or has expired.",
                            code="invalid_upload_token")
 
@@ -72,6 +73,6 @@ class Signer:
         return SignedValue(f"expires={expires_at}&sig={self._mac('image', image_id, expires_at)}", expires_at)
 
     def image_signature_valid(self, image_id: str, expires: str | None, signature: str | None) -> bool:
-        if not (expires and expires.isdigit() and signature):
+        if not (expires and expires.isascii() and expires.isdigit() and signature):
             return False
         return self._verify("image", image_id, int(expires), signature)

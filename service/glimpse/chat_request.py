@@ -20,7 +20,8 @@ def validate_chat_request(body: dict[str, Any], max_messages: int) -> None:
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ApiError(400, f"messages[{index}] must be an object.", param=f"messages[{index}]")
-        if message.get("role") not in VALID_ROLES:
+        role = message.get("role")
+        if not isinstance(role, str) or role not in VALID_ROLES:
             raise ApiError(400, f"messages[{index}].role must be one of {', '.join(sorted(VALID_ROLES))}.",
                            param=f"messages[{index}].role")
     for name, kind, label in (("model", str, "a string"), ("stream", bool, "a boolean"),

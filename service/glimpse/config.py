@@ -37,12 +37,14 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     static_dir: str = ""
+    shutdown_grace_seconds: float = 25.0
 
     upstream_base_url: str = "https://api.openai.com/v1"
     upstream_api_key: str = field(default="", repr=False)
     upstream_model: str = ""
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 60.0
+    upstream_first_byte_timeout: float = 30.0
     upstream_max_retries: int = 2
     upstream_stream_usage: bool = True
 
@@ -114,6 +116,8 @@ class Settings:
                      "chat_max_messages", "images_per_conversation", "sweep_interval_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()}: must be positive")
+        if min(self.upstream_connect_timeout, self.upstream_read_timeout, self.upstream_first_byte_timeout) <= 0:
+            raise ConfigError("GLIMPSE_UPSTREAM_*_TIMEOUT: timeouts must be positive")
         if self.upstream_max_retries < 0:
             raise ConfigError("GLIMPSE_UPSTREAM_MAX_RETRIES: must be zero or more")
         if self.public_base_url and urlsplit(self.public_base_url).scheme not in ("http", "https"):

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(ApiError(413, f"Request body too large (limit {exc.max_size} bytes)."))
+    except HttpProcessingError as exc:  # a malformed body part or header met while reading the body
+        return error_response(ApiError(400, f"The request is malformed: {exc.message}"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -35,6 +36,19 @@ class Services:
     metrics: Metrics
     tracing: Tracing
     draining: bool = False
+    live_streams: int = 0
+    no_live_streams: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stream_started(self) -> None:
+        self.live_streams += 1
+        self.metrics.active_streams.inc()
+        self.no_live_streams.clear()
+
+    def stream_ended(self) -> None:
+        self.live_streams -= 1
+        self.metrics.active_streams.dec()
+        if self.live_streams == 0:
+            self.no_live_streams.set()
 
     def public_base_url(self, request: web.Request) -> str:
         return self.settings.public_base_url or f"{request.scheme}://{request.host}"

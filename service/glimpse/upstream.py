@@ -77,6 +77,17 @@ class UpstreamStream:
         self._response = response
         self._strip_usage_chunk = strip_usage_chunk
         self.state = RelayState()
+        self._events: AsyncIterator[bytes] | None = None
+
+    async def first_event(self) -> bytes | None:
+        """The first `data:` payload (None when the stream held none); `remaining_events` goes on from there."""
+        self._events = self.events()
+        return await anext(self._events, None)
+
+    async def remaining_events(self) -> AsyncIterator[bytes]:
+        assert self._events is not None, "call first_event() first"
+        async for payload in self._events:
+            yield payload
 
     async def read_json(self) -> bytes:
         body: bytes = await self._response.read()

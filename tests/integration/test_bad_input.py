@@ -36,6 +36,7 @@ async def assert_error(response: aiohttp.ClientResponse, status: int, code: str 
     (json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
      "application/json"),
     (json.dumps({"model": "gpt-4o-mini", "messages": ["hi"]}).encode(), "application/json"),
+    (json.dumps({"model": "", "messages": [{"role": {}}]}).encode(), "application/json"),  # found by schemathesis
     (json.dumps({"model": 42, "messages": [{"role": "user", "content": "x"}]}).encode(), "application/json"),
     (json.dumps({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}).encode(),
      "application/json"),

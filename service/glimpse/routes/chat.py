@@ -48,33 +48,56 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     observed.update(model=model, stream=stream, images=injected.image_count)
 
     with UpstreamSpan(services, payload, injected.image_count) as span:
-        upstream = await span.open(services.upstream.open(payload, extra_headers=span.headers()))
+        upstream, first = await _start(services, span, payload, stream)
         try:
             if not stream:
                 raw = await upstream.read_json()
                 span.finish(upstream.state)
                 return web.Response(body=raw, content_type="application/json")
-            return await _relay(request, services, upstream, span, model, arrived)
+            return await _relay(request, services, upstream, first, span, model, arrived)
         finally:
             await upstream.close()
 
 
-async def _relay(request: web.Request, services: Services, upstream: UpstreamStream, span: UpstreamSpan,
-                 model: str, arrived: float) -> web.StreamResponse:
+async def _start(services: Services, span: UpstreamSpan, payload: dict[str, object],
+                 stream: bool) -> tuple[UpstreamStream, bytes | None]:
+    """Open the upstream and, when streaming, wait for its first event before answering the caller:
+    until then every failure can still be a proper HTTP error instead of an in-band one."""
+    limit = services.settings.upstream_first_byte_timeout
+    upstream: UpstreamStream | None = None
+    try:
+        async with asyncio.timeout(limit):
+            upstream = await span.open(services.upstream.open(payload, extra_headers=span.headers()))
+            first = await upstream.first_event() if stream else None
+    except BaseException as exc:
+        if upstream is not None:
+            await upstream.close()
+        if isinstance(exc, TimeoutError):
+            span.finish(None, outcome="timeout")
+            raise ApiError(504, f"The upstream LLM sent nothing within {limit:g} s.") from None
+        if isinstance(exc, ApiError) or not isinstance(exc, Exception):
+            raise
+        log.warning("upstream failed before its first token: %s", exc)
+        span.finish(None, outcome="dropped")
+        raise ApiError(502, "The upstream LLM stream failed before its first token.") from None
+    return upstream, first
+
+
+async def _relay(request: web.Request, services: Services, upstream: UpstreamStream, first_payload: bytes | None,
+                 span: UpstreamSpan, model: str, arrived: float) -> web.StreamResponse:
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     metrics = services.metrics
-    metrics.active_streams.inc()
-    first = True
+    services.stream_started()
     try:
         try:
-            async for payload in upstream.events():
+            if first_payload is not None:
+                await response.write(b"data: " + first_payload + b"\n\n")
+                ttft = time.perf_counter() - arrived
+                metrics.ttft.labels(model).observe(ttft)
+                request[OBSERVED]["ttft_ms"] = round(ttft * 1000, 2)
+            async for payload in upstream.remaining_events():
                 await response.write(b"data: " + payload + b"\n\n")
-                if first:
-                    first = False
-                    ttft = time.perf_counter() - arrived
-                    metrics.ttft.labels(model).observe(ttft)
-                    request[OBSERVED]["ttft_ms"] = round(ttft * 1000, 2)
         except (asyncio.CancelledError, ConnectionResetError):
             span.finish(upstream.state, outcome="cancelled")
             raise
@@ -89,6 +112,6 @@ async def _relay(request: web.Request, services: Services, upstream: UpstreamStr
         await response.write(DONE_EVENT)
         await response.write_eof()
     finally:
-        metrics.active_streams.dec()
+        services.stream_ended()
     return response
 

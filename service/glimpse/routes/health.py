@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..errors import json_response
 from ..metrics import CONTENT_TYPE
+from ..openapi import DOCUMENT
 from ..services import SERVICES
 
 routes = web.RouteTableDef()
@@ -40,3 +41,8 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[SERVICES].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(DOCUMENT)

@@ -20,7 +20,10 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 def _token_from(request: web.Request, fields: dict[str, Any]) -> str | None:
-    return (request.headers.get("X-Upload-Token") or fields.get("upload_token") or fields.get("token")) or None
+    for value in (request.headers.get("X-Upload-Token"), fields.get("upload_token"), fields.get("token")):
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 @routes.post("/v1/images")
@@ -47,6 +50,13 @@ async def upload_image(request: web.Request) -> web.Response:
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
+    try:
+        return await _parse_upload(request, max_bytes)
+    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's words for a malformed body
+        raise ApiError(400, f"The multipart body is malformed ({exc}).") from None
+
+
+async def _parse_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
     if request.content_type == "application/x-www-form-urlencoded":
         return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}, None
     if not request.content_type.startswith("multipart/"):
@@ -78,7 +88,10 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
 async def images_ready(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        fields: dict[str, Any] = dict(await request.post())
+        try:
+            fields: dict[str, Any] = dict(await request.post())
+        except (ValueError, AssertionError, RuntimeError) as exc:
+            raise ApiError(400, f"The form body is malformed ({exc}).") from None
     else:
         fields = await read_json_object(request, 16 * 1024)
     session_id = require_session_id(fields.get("session_id") or fields.get("conversation_id"))

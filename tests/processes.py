@@ -1,0 +1,73 @@
+"""Real processes for tests that need them: `glimpse serve` and the fake upstream, on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback test URL)
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+class Process:
+    """A child process whose output goes to a log file next to its working directory (read it on failure)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix="glimpse-test-", suffix=".log")[1])
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> tuple[int, str]:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        self.popen.wait(timeout=timeout)
+        return self.popen.returncode, self.log_path.read_text(errors="replace")
+
+
+def start_fake_upstream(chunk_delay: float = 0.0) -> tuple[Process, str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = Process([sys.executable, "-m", "tests.fakes.serve_openai", str(port), str(chunk_delay)], env, ROOT)
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def start_glimpse(workdir: Path, **settings: str) -> tuple[Process, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIMPSE_", "OTEL_"))}
+    env.update({"GLIMPSE_PORT": str(port), "GLIMPSE_SIGNING_SECRET": "process-test-signing-secret-0123456789"})
+    env.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
+    process = Process([sys.executable, "-m", "glimpse", "serve"], env, workdir)
+    base = f"http://127.0.0.1:{port}"
+    wait_for_http(base + "/healthz")
+    return process, base
