@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
-.PHONY: run run-operator test lint unit integration manifests clean
+.PHONY: run run-operator test lint unit integration manifests soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(TEST_STAMP)
 ## manifests: regenerate manifests/install.yaml from the chart
 manifests: $(TEST_STAMP)
 	$(BIN)/python tools/render_install.py
+
+## soak: 1,000 streams over 5 minutes with faults, figures into docs/reliability.md (not in CI)
+soak: $(TEST_STAMP)
+	$(BIN)/python -m tests.reliability.soak
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -32,6 +32,15 @@ class Behaviour:
     retry_after: str | None = None
 
 
+# A caller in another process picks a fault by model name (the soak test does).
+FAULT_MODELS = {
+    "fault-500": Behaviour(status=500),
+    "fault-429": Behaviour(status=429, retry_after="0"),
+    "fault-drop": Behaviour(drop_after=2),
+    "fault-slow-first-byte": Behaviour(first_byte_delay=1.5),
+}
+
+
 @dataclass
 class Received:
     path: str
@@ -84,7 +93,7 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
-        behaviour = self.next.popleft() if self.next else self.default
+        behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
         if behaviour.first_byte_delay:
             await asyncio.sleep(behaviour.first_byte_delay)
         if behaviour.status:
