@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
-.PHONY: run run-operator test lint unit integration manifests soak clean
+.PHONY: run run-operator test lint unit integration manifests soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(TEST_STAMP)
 ## manifests: regenerate manifests/install.yaml from the chart
 manifests: $(TEST_STAMP)
 	$(BIN)/python tools/render_install.py
+
+## bench: TTFT overhead vs direct, LiteLLM and nginx at C=1,50,200,500; uploads (bench/README.md)
+bench: $(TEST_STAMP)
+	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light) || true
+	$(BIN)/python bench/run.py
 
 ## soak: 1,000 streams over 5 minutes with faults, figures into docs/reliability.md (not in CI)
 soak: $(TEST_STAMP)

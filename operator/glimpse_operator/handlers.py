@@ -13,7 +13,13 @@ from .agents import ElevenLabsError
 from .cluster import Cluster
 from .reconcile import Reconciler
 
-RETRY_DELAY_SECONDS = 30
+RETRY_DELAY_SECONDS = 15
+MAX_RETRY_DELAY_SECONDS = 600
+
+
+def backoff(retry: int) -> float:
+    """15 s, 30 s, 60 s … capped at 10 minutes: ElevenLabs outages and missing Secrets are retried gently."""
+    return float(min(MAX_RETRY_DELAY_SECONDS, RETRY_DELAY_SECONDS * 2 ** max(0, retry)))
 DRIFT_INTERVAL_SECONDS = 300
 
 
@@ -35,11 +41,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, **_: Any) -> None:
+def reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
     outcome = reconciler().reconcile(dict(body))
     patch.status.update(outcome.status)  # written even when a retry follows
     if outcome.retry_reason:
-        raise kopf.TemporaryError(outcome.retry_reason, delay=RETRY_DELAY_SECONDS)
+        raise kopf.TemporaryError(outcome.retry_reason, delay=backoff(retry))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL_SECONDS, initial_delay=DRIFT_INTERVAL_SECONDS, idle=60)
@@ -50,8 +56,8 @@ def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, **_: Any) 
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def clean_up(body: kopf.Body | dict[str, Any], **_: Any) -> None:
+def clean_up(body: kopf.Body | dict[str, Any], retry: int = 0, **_: Any) -> None:
     try:
         reconciler().clean_up(dict(body))
     except ElevenLabsError as exc:
-        raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=RETRY_DELAY_SECONDS) from exc
+        raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=backoff(retry)) from exc

@@ -145,6 +145,8 @@ async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(cluster: Fake
     assert synced["status"] == "False" and synced["reason"] == "ElevenLabsError" and "500" in synced["message"]
     assert API_KEY not in synced["message"]
     assert any(a.body["kind"] == "Deployment" for a in cluster.applies)  # the proxy is still deployed
+    assert error.delay == handlers.backoff(0) == 15
+    assert handlers.backoff(3) == 120 and handlers.backoff(20) == 600  # exponential, capped
 
 
 async def test_missing_secret_is_a_clear_condition(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:

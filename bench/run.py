@@ -1,0 +1,358 @@
+"""Glimpse benchmark: time-to-first-token overhead against a direct connection, LiteLLM and nginx, in one run.
+
+Targets, interleaved at each concurrency level so they share the machine's state:
+  direct  - the fake upstream itself (the physical limit)
+  glimpse - `glimpse serve` in front of it
+  litellm - LiteLLM proxy in front of it (a separate venv, bench/.venv-litellm; skipped when absent)
+  nginx   - nginx with proxy_buffering off (the floor any proxy costs; skipped when absent)
+Writes bench/results/latest.json and the table in bench/README.md.
+
+    python bench/run.py [--levels 1,50,200,500] [--requests 400] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results" / "latest.json"
+README = BENCH / "README.md"
+MARK = "<!-- results: written by bench/run.py -->"
+CHUNKS, CHUNK_DELAY_MS, FIRST_BYTE_MS = 20, 20, 20
+MESSAGES = [{"role": "system", "content": "You are a museum guide. Answer briefly."},
+            {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi! Show me something."},
+            {"role": "user", "content": "What is in this picture?"}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                queue += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return total
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str
+    pid: int | None  # the process whose CPU and memory are charged to this target
+    body_extra: dict[str, Any] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+
+def spawn(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL,  # noqa: S603
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def ensure_litellm() -> Path | None:
+    """LiteLLM lives in its own venv (its pins must not touch Glimpse's); made on first use."""
+    venv = BENCH / ".venv-litellm"
+    binary = venv / "bin" / "litellm"
+    if not binary.exists():
+        print("installing litellm[proxy] into bench/.venv-litellm (once)...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # noqa: S603
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)  # noqa: S603
+        except subprocess.CalledProcessError as exc:
+            print(f"LiteLLM could not be installed ({exc}); it is skipped", flush=True)
+            return None
+    return binary
+
+
+def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Target]:
+    targets = [Target("direct", upstream_url, None)]
+    if "glimpse" in want:
+        port = free_port()
+        glimpse_bin = Path(sys.executable).parent / "glimpse"
+        process = spawn([str(glimpse_bin), "serve"], cwd=workdir, env={
+            "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
+            "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef"})
+        wait_port(port)
+        targets.append(Target("glimpse", f"http://127.0.0.1:{port}/v1", process.pid,
+                              {"user_id": "bench-user", "elevenlabs_extra_body": {"session_id": "bench-session"}},
+                              process))
+    litellm = ensure_litellm() if "litellm" in want else None
+    if litellm is not None:
+        port = free_port()
+        config = workdir / "litellm.yaml"
+        config.write_text(json.dumps({"model_list": [{"model_name": "gpt-4o-mini", "litellm_params": {
+            "model": "openai/gpt-4o-mini", "api_base": upstream_url, "api_key": "sk-b"}}],
+            "litellm_settings": {"drop_params": True, "telemetry": False}}))
+        process = spawn([str(litellm), "--config", str(config), "--port", str(port), "--host", "127.0.0.1",
+                         "--num_workers", "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"})
+        wait_port(port, 180)
+        targets.append(Target("litellm", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
+    nginx = shutil.which("nginx")
+    if "nginx" in want and nginx:
+        port = free_port()
+        upstream_port = upstream_url.split(":")[2].split("/")[0]
+        (workdir / "logs").mkdir(exist_ok=True)
+        conf = workdir / "nginx.conf"
+        conf.write_text(f"""worker_processes 1; daemon off; error_log stderr error; pid {workdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{ access_log off; upstream fake {{ server 127.0.0.1:{upstream_port}; keepalive 512; }}
+  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://fake; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_buffering off; proxy_request_buffering off; }} }} }}""")
+        process = spawn([nginx, "-c", str(conf), "-p", str(workdir)])
+        wait_port(port)
+        targets.append(Target("nginx", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
+    return targets
+
+
+async def one_stream(http: aiohttp.ClientSession, target: Target) -> tuple[float, float, int] | None:
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True, "temperature": 0.5, **target.body_extra}
+    started = time.perf_counter()
+    first, chunks = None, 0
+    try:
+        async with http.post(target.base_url + "/chat/completions", json=body,
+                             headers={"Authorization": "Bearer sk-b"}) as response:
+            if response.status != 200:
+                await response.read()
+                return None
+            async for line in response.content:
+                if line.startswith(b"data: {"):
+                    if first is None and b'"content":"word' in line.replace(b": ", b":"):
+                        first = time.perf_counter() - started
+                    chunks += 1
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    if first is None:
+        return None
+    return first, time.perf_counter() - started, chunks
+
+
+async def run_level(target: Target, concurrency: int, requests: int) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    results: list[tuple[float, float, int]] = []
+    failures = 0
+    remaining = requests
+    peak_rss = 0
+    idle_rss = rss_kib(target.pid) if target.pid else 0
+    cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
+
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async def worker() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                result = await one_stream(http, target)
+                if result is None:
+                    failures += 1
+                else:
+                    results.append(result)
+
+        async def sample() -> None:
+            nonlocal peak_rss
+            while True:
+                if target.pid:
+                    peak_rss = max(peak_rss, rss_kib(target.pid))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        started = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        elapsed = time.perf_counter() - started
+        sampler.cancel()
+    ttfts = sorted(r[0] * 1000 for r in results)
+    chunks = sum(r[2] for r in results)
+    cpu = (cpu_seconds(target.pid) - cpu_before) if target.pid else None
+
+    def pct(q: float) -> float:
+        return round(ttfts[min(len(ttfts) - 1, int(len(ttfts) * q))], 2) if ttfts else float("nan")
+
+    return {"target": target.name, "concurrency": concurrency, "completed": len(results), "failed": failures,
+            "ttft_p50_ms": pct(0.5), "ttft_p95_ms": pct(0.95), "ttft_p99_ms": pct(0.99),
+            "total_p50_ms": round(statistics.median(r[1] for r in results) * 1000, 1) if results else None,
+            "streams_per_s": round(len(results) / elapsed, 1), "chunks_per_s": round(chunks / elapsed),
+            "cpu_s_per_1000_chunks": round(cpu / chunks * 1000, 4) if cpu is not None and chunks else None,
+            "idle_rss_mib": round(idle_rss / 1024, 1) if target.pid else None,
+            "peak_rss_mib": round(peak_rss / 1024, 1) if target.pid else None,
+            "rss_per_stream_kib": round((peak_rss - idle_rss) / concurrency, 1) if target.pid else None}
+
+
+async def upload_bench(glimpse: Target, samples: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    import io
+
+    from PIL import Image
+
+    from tests.images import noisy_jpeg
+
+    jpeg = noisy_jpeg(1800, 1400, quality=97)  # about 5 MB of photo-like noise
+    png_image = Image.effect_noise((5000, 4000), 64).convert("RGB")  # 20 megapixels
+    buffer = io.BytesIO()
+    png_image.save(buffer, format="PNG", compress_level=1)
+    png = buffer.getvalue()
+    base = glimpse.base_url.removesuffix("/v1")
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as http:
+        for label, data, name in (("jpeg_5mb", jpeg, "photo.jpg"), ("png_20mp", png, "big.png")):
+            timings = []
+            for _ in range(samples):
+                async with http.get(base + "/v1/session") as response:
+                    session = await response.json()
+                form = aiohttp.FormData()
+                form.add_field("file", data, filename=name)
+                form.add_field("session_id", session["session_id"])
+                started = time.perf_counter()
+                async with http.post(base + "/v1/images", data=form,
+                                     headers={"X-Upload-Token": session["upload_token"]}) as response:
+                    await response.read()
+                    ok = response.status == 201
+                if ok:
+                    timings.append((time.perf_counter() - started) * 1000)
+            timings.sort()
+            out[label] = {"bytes": len(data), "samples": len(timings),
+                          "p50_ms": round(statistics.median(timings), 1) if timings else None,
+                          "p95_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.95))], 1)
+                          if timings else None}
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    direct = {r["concurrency"]: r for r in rows if r["target"] == "direct"}
+    for row in rows:
+        base = direct.get(row["concurrency"])
+        if base and row["target"] != "direct":
+            for q in ("p50", "p99"):
+                row[f"overhead_{q}_ms"] = round(row[f"ttft_{q}_ms"] - base[f"ttft_{q}_ms"], 2)
+                row[f"ratio_{q}"] = round(row[f"ttft_{q}_ms"] / base[f"ttft_{q}_ms"], 3)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| C | target | TTFT p50 / p95 / p99 ms | overhead p50 / p99 ms (ratio p50) | streams/s | chunks/s "
+            "| CPU s / 1k chunks | peak RSS MiB | RSS / stream KiB | failed |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        overhead = (f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} (x{r['ratio_p50']})"
+                    if "overhead_p50_ms" in r else "—")
+        lines.append(f"| {r['concurrency']} | {r['target']} | {r['ttft_p50_ms']} / {r['ttft_p95_ms']} / "
+                     f"{r['ttft_p99_ms']} | {overhead} | {r['streams_per_s']} | {r['chunks_per_s']} | "
+                     f"{r['cpu_s_per_1000_chunks'] if r['cpu_s_per_1000_chunks'] is not None else '—'} | "
+                     f"{r['peak_rss_mib'] or '—'} | "
+                     f"{r['rss_per_stream_kib'] if r['rss_per_stream_kib'] is not None else '—'} | {r['failed']} |")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="glimpse-bench-"))
+    upstream_port = free_port()
+    upstream = spawn([sys.executable, str(BENCH / "upstream.py"), str(upstream_port), str(CHUNKS),
+                      str(CHUNK_DELAY_MS), str(FIRST_BYTE_MS)])
+    wait_port(upstream_port)
+    targets = start_targets(f"http://127.0.0.1:{upstream_port}/v1", workdir, set(args.targets.split(",")))
+    rows: list[dict[str, Any]] = []
+    try:
+        await asyncio.sleep(1)
+        for target in targets:  # warm-up: connections, imports, JIT-less caches
+            await run_level(target, 4, 20)
+        for level in [int(x) for x in args.levels.split(",")]:
+            requests = max(args.requests, level * 2)
+            for target in targets:
+                row = await run_level(target, level, requests)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        glimpse = next((t for t in targets if t.name == "glimpse"), None)
+        uploads = await upload_bench(glimpse, args.upload_samples) if glimpse else {}
+    finally:
+        for target in targets:
+            if target.process:
+                os.killpg(target.process.pid, signal.SIGTERM)
+        upstream.terminate()
+    return {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}", "upstream": {"chunks": CHUNKS, "chunk_delay_ms": CHUNK_DELAY_MS,
+                                                                "first_byte_delay_ms": FIRST_BYTE_MS},
+            "rows": summarise(rows), "uploads": uploads,
+            "skipped": sorted(set(args.targets.split(",")) - {t.name for t in targets})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--levels", default="1,50,200,500")
+    parser.add_argument("--requests", type=int, default=300, help="streams per target and level (at least 2 C)")
+    parser.add_argument("--targets", default="glimpse,litellm,nginx")
+    parser.add_argument("--upload-samples", type=int, default=15)
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results["rows"])
+    uploads = "\n".join(f"| {k} | {v['bytes']:,} | {v['p50_ms']} | {v['p95_ms']} |"
+                        for k, v in results["uploads"].items())
+    report = (f"{MARK}\n\nRun {results['date']} on {results['machine']}; upstream: {CHUNKS} chunks, "
+              f"{CHUNK_DELAY_MS} ms apart, first byte after {FIRST_BYTE_MS} ms. Skipped: "
+              f"{', '.join(results['skipped']) or 'none'}.\n\n{text}\n\n| upload | bytes | to URL p50 ms | p95 ms |\n"
+              f"|---|---|---|---|\n{uploads}\n")
+    print(report)
+    if README.exists():
+        README.write_text(README.read_text().split(MARK)[0] + report)
+
+
+if __name__ == "__main__":
+    main()
