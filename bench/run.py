@@ -37,6 +37,7 @@ RESULTS = BENCH / "results" / "latest.json"
 README = BENCH / "README.md"
 MARK = "<!-- results: written by bench/run.py -->"
 CHUNKS, CHUNK_DELAY_MS, FIRST_BYTE_MS = 20, 20, 20
+CALLER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"  # every proxy checks it, as in production
 MESSAGES = [{"role": "system", "content": "You are a museum guide. Answer briefly."},
             {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi! Show me something."},
             {"role": "user", "content": "What is in this picture?"}]
@@ -131,7 +132,8 @@ def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Targ
         glimpse_bin = Path(sys.executable).parent / "glimpse"
         process = spawn([str(glimpse_bin), "serve"], cwd=workdir, env={
             "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
-            "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef"})
+            "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef",
+            "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY})
         wait_port(port)
         targets.append(Target("glimpse", f"http://127.0.0.1:{port}/v1", process.pid,
                               {"user_id": "bench-user", "elevenlabs_extra_body": {"session_id": "bench-session"}},
@@ -144,7 +146,8 @@ def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Targ
             "model": "openai/gpt-4o-mini", "api_base": upstream_url, "api_key": "sk-b"}}],
             "litellm_settings": {"drop_params": True, "telemetry": False}}))
         process = spawn([str(litellm), "--config", str(config), "--port", str(port), "--host", "127.0.0.1",
-                         "--num_workers", "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"})
+                         "--num_workers", "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                                                          "LITELLM_MASTER_KEY": CALLER_KEY})
         wait_port(port, 180)
         targets.append(Target("litellm", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
     nginx = shutil.which("nginx")
@@ -170,7 +173,7 @@ async def one_stream(http: aiohttp.ClientSession, target: Target) -> tuple[float
     first, chunks = None, 0
     try:
         async with http.post(target.base_url + "/chat/completions", json=body,
-                             headers={"Authorization": "Bearer sk-b"}) as response:
+                             headers={"Authorization": f"Bearer {CALLER_KEY}"}) as response:
             if response.status != 200:
                 await response.read()
                 return None
