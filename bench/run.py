@@ -37,6 +37,7 @@ RESULTS = BENCH / "results" / "latest.json"
 README = BENCH / "README.md"
 MARK = "<!-- results: written by bench/run.py -->"
 CHUNKS, CHUNK_DELAY_MS, FIRST_BYTE_MS = 20, 20, 20
+STREAM_SECONDS = (FIRST_BYTE_MS + CHUNKS * CHUNK_DELAY_MS) / 1000
 CALLER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"  # every proxy checks it, as in production
 MESSAGES = [{"role": "system", "content": "You are a museum guide. Answer briefly."},
             {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi! Show me something."},
@@ -133,7 +134,7 @@ def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Targ
         process = spawn([str(glimpse_bin), "serve"], cwd=workdir, env={
             "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
             "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef",
-            "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY})
+            "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY, "GLIMPSE_IMAGE_MAX_BYTES": str(64 * 1024 * 1024)})
         wait_port(port)
         targets.append(Target("glimpse", f"http://127.0.0.1:{port}/v1", process.pid,
                               {"user_id": "bench-user", "elevenlabs_extra_body": {"session_id": "bench-session"}},
@@ -199,8 +200,11 @@ async def run_level(target: Target, concurrency: int, requests: int) -> dict[str
     cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
 
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        async def worker() -> None:
+        async def worker(index: int) -> None:
             nonlocal remaining, failures
+            # Spread the first requests over one stream's length: callers do not all speak at the same
+            # instant, and synchronised bursts would measure queueing in the load generator's own rhythm.
+            await asyncio.sleep(STREAM_SECONDS * index / concurrency)
             while remaining > 0:
                 remaining -= 1
                 result = await one_stream(http, target)
@@ -218,7 +222,7 @@ async def run_level(target: Target, concurrency: int, requests: int) -> dict[str
 
         sampler = asyncio.create_task(sample())
         started = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        await asyncio.gather(*[worker(i) for i in range(concurrency)])
         elapsed = time.perf_counter() - started
         sampler.cancel()
     ttfts = sorted(r[0] * 1000 for r in results)
@@ -246,7 +250,7 @@ async def upload_bench(glimpse: Target, samples: int) -> dict[str, Any]:
 
     from tests.images import noisy_jpeg
 
-    jpeg = noisy_jpeg(1800, 1400, quality=97)  # about 5 MB of photo-like noise
+    jpeg = noisy_jpeg(2100, 1600, quality=98)  # about 5 MB of photo-like noise
     png_image = Image.effect_noise((5000, 4000), 64).convert("RGB")  # 20 megapixels
     buffer = io.BytesIO()
     png_image.save(buffer, format="PNG", compress_level=1)
@@ -316,7 +320,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for target in targets:  # warm-up: connections, imports, JIT-less caches
             await run_level(target, 4, 20)
         for level in [int(x) for x in args.levels.split(",")]:
-            requests = max(args.requests, level * 2)
+            requests = max(level * 2, min(args.requests, level * 60))  # C=1: 60 sequential streams
             for target in targets:
                 row = await run_level(target, level, requests)
                 rows.append(row)
