@@ -19,7 +19,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,11 @@ import aiohttp
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.processes import wait_for_port  # noqa: E402  (the harness runs as a script)
+from tests.redis_server import free_port  # noqa: E402
+
 RESULTS = BENCH / "results" / "latest.json"
 README = BENCH / "README.md"
 MARK = "<!-- results: written by bench/run.py -->"
@@ -42,23 +46,6 @@ CALLER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"  # every proxy checks i
 MESSAGES = [{"role": "system", "content": "You are a museum guide. Answer briefly."},
             {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi! Show me something."},
             {"role": "user", "content": "What is in this picture?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} did not open")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -135,7 +122,7 @@ def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Targ
             "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
             "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef",
             "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY, "GLIMPSE_IMAGE_MAX_BYTES": str(64 * 1024 * 1024)})
-        wait_port(port)
+        wait_for_port(port)
         targets.append(Target("glimpse", f"http://127.0.0.1:{port}/v1", process.pid,
                               {"user_id": "bench-user", "elevenlabs_extra_body": {"session_id": "bench-session"}},
                               process))
@@ -149,7 +136,7 @@ def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Targ
         process = spawn([str(litellm), "--config", str(config), "--port", str(port), "--host", "127.0.0.1",
                          "--num_workers", "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
                                                           "LITELLM_MASTER_KEY": CALLER_KEY})
-        wait_port(port, 180)
+        wait_for_port(port, 180)
         targets.append(Target("litellm", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
     nginx = shutil.which("nginx")
     if "nginx" in want and nginx:
@@ -163,7 +150,7 @@ http {{ access_log off; upstream fake {{ server 127.0.0.1:{upstream_port}; keepa
   server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://fake; proxy_http_version 1.1;
     proxy_set_header Connection ""; proxy_buffering off; proxy_request_buffering off; }} }} }}""")
         process = spawn([nginx, "-c", str(conf), "-p", str(workdir)])
-        wait_port(port)
+        wait_for_port(port)
         targets.append(Target("nginx", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
     return targets
 
@@ -312,7 +299,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     upstream_port = free_port()
     upstream = spawn([sys.executable, str(BENCH / "upstream.py"), str(upstream_port), str(CHUNKS),
                       str(CHUNK_DELAY_MS), str(FIRST_BYTE_MS)])
-    wait_port(upstream_port)
+    wait_for_port(upstream_port)
     targets = start_targets(f"http://127.0.0.1:{upstream_port}/v1", workdir, set(args.targets.split(",")))
     rows: list[dict[str, Any]] = []
     try:

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_app
+
 API_KEY = "xi-test-key-0123456789"
 AGENT_ID = "agent_01testglimpse"
 
@@ -105,11 +107,8 @@ class FakeElevenLabs:
         return _error(405, "method_not_allowed", "Method not allowed")
 
     async def start(self) -> FakeElevenLabs:
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.runner, port = await serve_app(self.app())
+        self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_app
+
 
 @dataclass
 class Apply:
@@ -39,11 +41,8 @@ class FakeKubernetes:
     async def start(self) -> FakeKubernetes:
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.runner, port = await serve_app(app)
+        self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:

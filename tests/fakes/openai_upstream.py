@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_app
+
 DEFAULT_WORDS = ["The ", "picture ", "shows ", "a ", "red ", "bicycle", "."]
 
 
@@ -66,11 +68,7 @@ class FakeOpenAI:
         self.base_url = ""
 
     async def start(self) -> FakeOpenAI:
-        self.runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await serve_app(self.app)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         return self
 

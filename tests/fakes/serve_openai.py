@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from aiohttp import web
-
+from tests.fakes.loopback import serve_app
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 
 
 async def main(port: int, chunk_delay: float) -> None:
     fake = FakeOpenAI()
     fake.default = Behaviour(chunk_delay=chunk_delay)
-    runner = web.AppRunner(fake.app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await serve_app(fake.app, port)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
