@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -66,8 +66,6 @@ class RelayState:
     response_model: str | None = None
     usage: Usage | None = None
     chunks: int = 0
-    finished: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class UpstreamStream:
@@ -98,7 +96,6 @@ class UpstreamStream:
             self.state.response_model = data.get("model")
         except (orjson.JSONDecodeError, AttributeError):
             pass
-        self.state.finished = True
         return body
 
     async def events(self) -> AsyncIterator[bytes]:
@@ -114,7 +111,6 @@ class UpstreamStream:
                 if payload is None:
                     continue
                 if payload == DONE:
-                    self.state.finished = True
                     return
                 if self._keep(payload):
                     self.state.chunks += 1
@@ -122,7 +118,6 @@ class UpstreamStream:
         if buffer.strip():
             payload = _data_of(buffer)
             if payload == DONE:
-                self.state.finished = True
                 return
             if payload is not None and self._keep(payload):
                 yield payload
@@ -131,7 +126,7 @@ class UpstreamStream:
     def _keep(self, payload: bytes) -> bool:
         if self.state.response_model is None and b'"model"' in payload:
             self.state.response_model = _field(payload, "model")
-        if b'"usage":' not in payload and b'"usage" :' not in payload:
+        if not _may_carry_usage(payload):
             return True
         try:
             data = orjson.loads(payload)
@@ -150,6 +145,11 @@ class UpstreamStream:
 
 class UpstreamDropped(Exception):
     pass
+
+
+def _may_carry_usage(payload: bytes) -> bool:
+    """Cheap test before parsing: with include_usage, OpenAI sends `"usage":null` on every chunk."""
+    return b'"usage"' in payload and b'"usage":null' not in payload and b'"usage": null' not in payload
 
 
 def _data_of(block: bytes) -> bytes | None:

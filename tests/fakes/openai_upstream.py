@@ -140,6 +140,8 @@ class FakeOpenAI:
 
     def _chunks(self, completion_id: str, model: str, behaviour: Behaviour, body: dict[str, Any]):
         base = self._base(completion_id, model)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            base["usage"] = None  # as OpenAI does: every chunk carries "usage": null, the last one the numbers
 
         def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
