@@ -58,7 +58,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
                 span.set_attribute("http.request.method", request.method)
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
-            if route not in QUIET_ROUTES or status >= 400:
+            if (route not in QUIET_ROUTES or status >= 400) and log.isEnabledFor(logging.INFO):
                 trace_id = span.get_span_context().trace_id
                 log.info("%s %s %s", request.method, route, status, extra={
                     "route": route, "method": request.method, "status": status,

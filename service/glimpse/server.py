@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -32,6 +33,11 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
     runner, port = await start_server(app, settings.host, settings.port)
+    # Everything loaded so far lives for the whole process: keep it out of the garbage collector's
+    # full passes, which otherwise walk the SDKs' many objects and pause live streams.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)  # fewer young-generation passes: streams allocate many short-lived objects
     log.info("glimpse listening on http://%s:%d (store %s, storage %s, delivery %s, policy %s)",
              settings.host, port, settings.store_scheme, settings.storage_scheme, settings.image_delivery,
              settings.image_policy)
