@@ -34,8 +34,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import wait_for_port  # noqa: E402  (the harness runs as a script)
-from tests.redis_server import free_port  # noqa: E402
+from tests.processes import free_port, wait_for_port  # noqa: E402  (the harness runs as a script)
 
 RESULTS = BENCH / "results" / "latest.json"
 README = BENCH / "README.md"

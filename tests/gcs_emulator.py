@@ -11,7 +11,7 @@ from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from tests.redis_server import free_port
+from tests.processes import free_port
 
 BUCKET = "glimpse-test"
 SERVICE_ACCOUNT = "glimpse-proxy@glimpse-test.iam.gserviceaccount.com"

@@ -11,9 +11,20 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.redis_server import free_port
-
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any Glimpse or OpenTelemetry setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIMPSE_", "OTEL_")) and k != "OPENAI_API_KEY"}
+    env.update(extra)
+    return env
 
 
 def wait_for_http(url: str, timeout: float = 20.0) -> None:
@@ -64,8 +75,7 @@ def start_fake_upstream(chunk_delay: float = 0.0) -> tuple[Process, str]:
 
 def start_glimpse(workdir: Path, **settings: str) -> tuple[Process, str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIMPSE_", "OTEL_"))}
-    env.update({"GLIMPSE_PORT": str(port), "GLIMPSE_SIGNING_SECRET": "process-test-signing-secret-0123456789"})
+    env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_SIGNING_SECRET="process-test-signing-secret-0123456789")
     env.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
     process = Process([sys.executable, "-m", "glimpse", "serve"], env, workdir)
     base = f"http://127.0.0.1:{port}"

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -16,20 +14,9 @@ import aiohttp
 from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+from tests.processes import clean_env, free_port
 
 GLIMPSE = [sys.executable, "-m", "glimpse"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIMPSE_", "OTEL_")) and k != "OPENAI_API_KEY"}
-    env.update(extra)
-    return env
 
 
 async def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

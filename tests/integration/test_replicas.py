@@ -10,7 +10,7 @@ import aiohttp
 from tests.conftest import StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
-from tests.redis_server import free_port
+from tests.processes import free_port
 
 
 async def test_upload_through_one_replica_chat_through_another(start_proxy: StartProxy, upstream: FakeOpenAI,

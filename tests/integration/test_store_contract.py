@@ -69,7 +69,7 @@ async def test_redis_ttl_expires_state(redis_url: str) -> None:
 
 
 async def test_redis_unreachable_raises_store_error() -> None:
-    from tests.redis_server import free_port
+    from tests.processes import free_port
 
     store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", 60, 3)
     with pytest.raises(StoreError):

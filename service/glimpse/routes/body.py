@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -32,3 +34,12 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return body
+
+
+@contextlib.contextmanager
+def malformed_form_is_400() -> Iterator[None]:
+    """aiohttp reports a malformed multipart or urlencoded body as ValueError, AssertionError or RuntimeError."""
+    try:
+        yield
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise ApiError(400, f"The form body is malformed ({exc}).") from None

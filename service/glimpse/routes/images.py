@@ -10,7 +10,7 @@ from aiohttp import BodyPartReader, web
 from ..errors import ApiError, json_response
 from ..services import SERVICES
 from ..uploads import ImageUploads, require_session_id
-from .body import read_json_object
+from .body import malformed_form_is_400, read_json_object
 
 routes = web.RouteTableDef()
 
@@ -50,10 +50,8 @@ async def upload_image(request: web.Request) -> web.Response:
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
-    try:
+    with malformed_form_is_400():
         return await _parse_upload(request, max_bytes)
-    except (ValueError, AssertionError, RuntimeError) as exc:  # aiohttp's words for a malformed body
-        raise ApiError(400, f"The multipart body is malformed ({exc}).") from None
 
 
 async def _parse_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
@@ -88,10 +86,8 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
 async def images_ready(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        try:
+        with malformed_form_is_400():
             fields: dict[str, Any] = dict(await request.post())
-        except (ValueError, AssertionError, RuntimeError) as exc:
-            raise ApiError(400, f"The form body is malformed ({exc}).") from None
     else:
         fields = await read_json_object(request, 16 * 1024)
     session_id = require_session_id(fields.get("session_id") or fields.get("conversation_id"))

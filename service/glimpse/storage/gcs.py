@@ -99,14 +99,14 @@ class GcsStorage(ImageStorage):
 
     def _signing_arguments(self) -> dict[str, Any]:
         credentials = self._signing_credentials or self.client._credentials
-        if getattr(credentials, "signer_email", None) and hasattr(credentials, "sign_bytes"):
-            return {"credentials": credentials}  # a service-account key: sign locally
+        if _signs_locally(credentials):
+            return {"credentials": credentials}
         if not getattr(credentials, "service_account_email", None):
             import google.auth
 
             credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
             self._signing_credentials = credentials
-            if getattr(credentials, "signer_email", None) and hasattr(credentials, "sign_bytes"):
+            if _signs_locally(credentials):
                 return {"credentials": credentials}
         if not credentials.valid:
             credentials.refresh(Request())
@@ -139,3 +139,8 @@ class GcsStorage(ImageStorage):
                 except gexc.NotFound:
                     continue
         return removed
+
+
+def _signs_locally(credentials: Any) -> bool:
+    """A service-account key (not workload identity): V4 URLs can be signed without calling IAM."""
+    return bool(getattr(credentials, "signer_email", None)) and hasattr(credentials, "sign_bytes")
