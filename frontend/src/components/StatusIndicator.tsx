@@ -1,0 +1,26 @@
+import type { VoiceStatus } from "../lib/useVoiceSession";
+
+export const STATUS_LABELS: Record<VoiceStatus, string> = {
+  idle: "Not connected",
+  connecting: "Connecting…",
+  listening: "Listening",
+  speaking: "Agent is speaking",
+  error: "Something went wrong",
+};
+
+export function StatusIndicator({ status }: { status: VoiceStatus }) {
+  return (
+    <p className={`status status-${status}`} role="status" aria-live="polite" data-status={status}>
+      <span className="status-light" aria-hidden="true">
+        {status === "speaking" && (
+          <span className="speaking-bars">
+            <span />
+            <span />
+            <span />
+          </span>
+        )}
+      </span>
+      {STATUS_LABELS[status]}
+    </p>
+  );
+}

@@ -1,0 +1,34 @@
+import type { Transport } from "../lib/api";
+import { useImageUploads } from "../lib/useImageUploads";
+import { useVoiceSession } from "../lib/useVoiceSession";
+import { ConnectionControls } from "./ConnectionControls";
+import { ImagePanel } from "./ImagePanel";
+import { StatusIndicator } from "./StatusIndicator";
+import { Transcript } from "./Transcript";
+
+export function VoicePage({ transport }: { transport: Transport }) {
+  const voice = useVoiceSession(transport);
+  const uploads = useImageUploads(voice.session);
+  const live = voice.status === "listening" || voice.status === "speaking";
+
+  return (
+    <div className="page">
+      <header className="page-header">
+        <h1>Glimpse</h1>
+        <StatusIndicator status={voice.status} />
+      </header>
+      <main className="page-main">
+        <ConnectionControls
+          status={voice.status}
+          error={voice.error}
+          isMuted={voice.isMuted}
+          onConnect={voice.connect}
+          onDisconnect={voice.disconnect}
+          onMutedChange={voice.setMuted}
+        />
+        <ImagePanel images={uploads.images} live={live} onFiles={uploads.addFiles} onDismiss={uploads.dismiss} />
+        <Transcript entries={voice.transcript} agentSpeaking={voice.status === "speaking"} />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,121 @@
+// One voice conversation: microphone first, then a Glimpse session, then the ElevenLabs session.
+//
+// Lifecycle rules (StrictMode mounts, unmounts and remounts every component once in development):
+// - nothing starts on mount; a session starts only from `connect()`, and at most one attempt runs;
+// - unmount aborts an attempt still in flight and ends the live session;
+// - an aborted attempt never reaches `startSession`, so a late answer cannot open a second session.
+import { useConversation } from "@elevenlabs/react";
+import type { DisconnectionDetails, HookCallbacks } from "@elevenlabs/react";
+import { useCallback, useEffect, useRef, useState } from "react";
+
+import { fetchSession, type GlimpseSession, type Transport } from "./api";
+import { requestMicrophone } from "./microphone";
+
+export type VoiceStatus = "idle" | "connecting" | "listening" | "speaking" | "error";
+
+export interface TranscriptEntry {
+  id: number;
+  role: "user" | "agent";
+  text: string;
+}
+
+type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
+type Phase = "idle" | "connecting" | "connected" | "error";
+
+function messageOf(error: unknown): string {
+  return error instanceof Error && error.message ? error.message : "Something went wrong. Try again.";
+}
+
+export function describeDisconnect(details: DisconnectionDetails): string | null {
+  if (details.reason === "error") return `The voice connection was lost: ${details.message}`;
+  return null;
+}
+
+export function useVoiceSession(transport: Transport = "websocket") {
+  const [phase, setPhase] = useState<Phase>("idle");
+  const [error, setError] = useState<string | null>(null);
+  const [session, setSession] = useState<GlimpseSession | null>(null);
+  const [transcript, setTranscript] = useState<TranscriptEntry[]>([]);
+  const attemptRef = useRef<AbortController | null>(null);
+  const nextEntryId = useRef(0);
+
+  const fail = useCallback((message: string) => {
+    attemptRef.current = null;
+    setError(message);
+    setPhase("error");
+  }, []);
+
+  const conversation = useConversation({
+    onConnect: () => setPhase("connected"),
+    onMessage: ({ role, message }: MessagePayload) => {
+      if (!message.trim()) return;
+      const entry = { id: nextEntryId.current++, role, text: message };
+      setTranscript((entries) => [...entries, entry]);
+    },
+    onDisconnect: (details: DisconnectionDetails) => {
+      const problem = describeDisconnect(details);
+      if (problem) fail(problem);
+      else {
+        attemptRef.current = null;
+        setPhase((current) => (current === "error" ? current : "idle"));
+      }
+    },
+    onError: (message: string) => fail(message || "The voice connection failed."),
+  });
+  const { startSession, endSession, status: sdkStatus, isSpeaking } = conversation;
+
+  const connect = useCallback(async () => {
+    if (attemptRef.current) return;
+    const attempt = new AbortController();
+    attemptRef.current = attempt;
+    setError(null);
+    setPhase("connecting");
+    try {
+      await requestMicrophone();
+      if (attempt.signal.aborted) return;
+      const fresh = await fetchSession(transport, attempt.signal);
+      if (attempt.signal.aborted) return;
+      if (!fresh.signed_url && !fresh.conversation_token) {
+        throw new Error(fresh.warning ?? "The server did not return a way to reach the voice agent.");
+      }
+      setSession(fresh);
+      setTranscript([]);
+      const extraBody = { customLlmExtraBody: { session_id: fresh.session_id } };
+      if (fresh.conversation_token) {
+        startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...extraBody });
+      } else {
+        startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...extraBody });
+      }
+    } catch (problem) {
+      if (attempt.signal.aborted) return;
+      fail(messageOf(problem));
+    }
+  }, [transport, startSession, fail]);
+
+  const disconnect = useCallback(() => {
+    attemptRef.current?.abort();
+    attemptRef.current = null;
+    endSession();
+    setPhase("idle");
+  }, [endSession]);
+
+  useEffect(
+    () => () => {
+      attemptRef.current?.abort();
+      attemptRef.current = null;
+      endSession();
+    },
+    [endSession],
+  );
+
+  let status: VoiceStatus = "idle";
+  if (phase === "error") status = "error";
+  else if (phase === "connecting") status = "connecting";
+  else if (phase === "connected") {
+    if (sdkStatus !== "connected") status = "connecting";
+    else status = isSpeaking ? "speaking" : "listening";
+  }
+
+  return { status, error, session, transcript, connect, disconnect, setMuted: conversation.setMuted,
+           isMuted: conversation.isMuted };
+}

@@ -1,0 +1,147 @@
+import { act, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { StrictMode } from "react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import { App } from "../src/App";
+import { installFetch, installMicrophone, installXhr, SESSION, type SentUpload } from "./browserFakes";
+import { resetConversations, started, startSession } from "./fakeConversation";
+
+vi.mock("@elevenlabs/client", async (importOriginal) => ({
+  ...(await importOriginal<typeof import("@elevenlabs/client")>()),
+  Conversation: { startSession: (options: Record<string, unknown>) => startSession(options) },
+}));
+
+let uploads: SentUpload[];
+
+beforeEach(() => {
+  resetConversations();
+  installMicrophone("granted");
+  installFetch();
+  uploads = installXhr();
+  let next = 0;
+  vi.stubGlobal("URL", Object.assign(URL, {
+    createObjectURL: vi.fn(() => `blob:preview-${next++}`),
+    revokeObjectURL: vi.fn(),
+  }));
+});
+afterEach(() => vi.unstubAllGlobals());
+
+function photo(name = "bike.jpg", type = "image/jpeg") {
+  return new File([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])], name, { type });
+}
+
+async function connected() {
+  render(
+    <StrictMode>
+      <App transport="websocket" />
+    </StrictMode>,
+  );
+  await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+  await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+  act(() => started[0].connect());
+}
+
+const picker = () => screen.getByLabelText("Choose pictures") as HTMLInputElement;
+const shared = () => within(screen.getByRole("list", { name: "Shared pictures" }));
+
+describe("sharing pictures", () => {
+  it("uploads a chosen picture with the session id and upload token, showing progress then done", async () => {
+    await connected();
+    await userEvent.upload(picker(), photo());
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    const upload = uploads[0];
+    expect(upload.url).toBe("/v1/images");
+    expect(upload.headers["X-Upload-Token"]).toBe(SESSION.upload_token);
+    expect(upload.form.get("session_id")).toBe(SESSION.session_id);
+    expect((upload.form.get("file") as File).name).toBe("bike.jpg");
+
+    const thumbnail = shared().getByRole("img", { name: "bike.jpg" });
+    expect(thumbnail).toHaveAttribute("src", "blob:preview-0");
+    act(() => upload.progress(40, 100));
+    expect(shared().getByRole("progressbar", { name: "Uploading bike.jpg" })).toHaveAttribute("value", "40");
+    act(() => upload.respond(201, { image_id: "img1", url: "/v1/images/img1?sig=x", session_id: SESSION.session_id,
+                                    expires_at: 1 }));
+    expect(await shared().findByText("Shared with the agent")).toBeInTheDocument();
+  });
+
+  it("takes several pictures, by picker, drop and paste", async () => {
+    await connected();
+    await userEvent.upload(picker(), [photo("one.jpg"), photo("two.png", "image/png")]);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [photo("three.webp", "image/webp")] } });
+    const paste = new Event("paste", { bubbles: true }) as Event & { clipboardData: unknown };
+    paste.clipboardData = { files: [photo("image.png", "image/png")] };
+    act(() => {
+      document.dispatchEvent(paste);
+    });
+    await waitFor(() => expect(uploads).toHaveLength(4));
+    expect(uploads.map((u) => (u.form.get("file") as File).name)).toEqual(["one.jpg", "two.png", "three.webp",
+                                                                             "image.png"]);
+    expect(shared().getAllByRole("img")).toHaveLength(4);
+  });
+
+  it("offers the phone camera", () => {
+    render(<App transport="websocket" />);
+    const camera = screen.getByLabelText("Take a photo");
+    expect(camera).toHaveAttribute("capture", "environment");
+    expect(camera).toHaveAttribute("accept", "image/*");
+  });
+
+  it("shows the server's reason when an upload is refused", async () => {
+    await connected();
+    await userEvent.upload(picker(), photo("huge.jpg"));
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    act(() => uploads[0].respond(413, { error: { message: "The image is larger than 10 MB.", type: "invalid_request_error" } }));
+    expect(await shared().findByRole("alert")).toHaveTextContent("The image is larger than 10 MB.");
+    expect(shared().getByText("Not shared")).toBeInTheDocument();
+    await userEvent.click(shared().getByRole("button", { name: "Dismiss huge.jpg" }));
+    expect(screen.queryByRole("list", { name: "Shared pictures" })).not.toBeInTheDocument();
+  });
+
+  it("explains a status without a JSON body in words", async () => {
+    await connected();
+    await userEvent.upload(picker(), photo("cat.jpg"));
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    act(() => uploads[0].respond(503, "<html>Service Unavailable</html>"));
+    expect(await shared().findByRole("alert")).toHaveTextContent("The server is busy or restarting");
+  });
+
+  it("refuses a file that is not an image without sending it", async () => {
+    await connected();
+    fireEvent.drop(screen.getByTestId("dropzone"), {
+      dataTransfer: { files: [new File(["hello"], "notes.txt", { type: "text/plain" })] },
+    });
+    expect(await shared().findByRole("alert")).toHaveTextContent("notes.txt is not an image");
+    expect(uploads).toHaveLength(0);
+  });
+
+  it("holds pictures added before the conversation and sends them once it starts", async () => {
+    render(
+      <StrictMode>
+        <App transport="websocket" />
+      </StrictMode>,
+    );
+    await userEvent.upload(picker(), photo("early.jpg"));
+    expect(shared().getByText("Waiting for the conversation")).toBeInTheDocument();
+    expect(uploads).toHaveLength(0);
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    expect(uploads[0].form.get("session_id")).toBe(SESSION.session_id);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(uploads).toHaveLength(1); // StrictMode's double effects upload it once
+  });
+
+  it("a new conversation starts with no pictures from the last one", async () => {
+    await connected();
+    await userEvent.upload(picker(), photo("old.jpg"));
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    act(() => uploads[0].respond(201, { image_id: "i", url: "u", session_id: SESSION.session_id, expires_at: 1 }));
+    await shared().findByText("Shared with the agent");
+    installFetch(async () => new Response(JSON.stringify({ ...SESSION, session_id: "sess_second" })));
+    await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(2));
+    await waitFor(() => expect(screen.queryByRole("list", { name: "Shared pictures" })).not.toBeInTheDocument());
+    expect(URL.revokeObjectURL).toHaveBeenCalledWith("blob:preview-0");
+  });
+});
