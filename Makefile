@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
-.PHONY: run run-operator test lint unit integration manifests soak bench clean
+FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
+FRONTEND_BUILD := frontend/dist/index.html
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
+	frontend/tsconfig.json frontend/package.json
+
+.PHONY: run run-operator test lint unit integration frontend frontend-test e2e manifests soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +24,39 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## run: install into .venv and start the proxy on 127.0.0.1:8080 (local disk, in-memory store)
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(FRONTEND_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+
+## frontend: build the page into frontend/dist (the proxy serves it at /)
+frontend: $(FRONTEND_BUILD)
+
+## run: install into .venv, build the page if npm is here, start the proxy on 127.0.0.1:8080 (local disk, in-memory store)
 run: $(STAMP)
+	@command -v npm >/dev/null && $(MAKE) --no-print-directory $(FRONTEND_BUILD) \
+		|| echo "The page was not built (needs Node.js and npm): serving the API only."
 	$(BIN)/glimpse serve
 
 ## run-operator: run the operator locally against the current kubeconfig
 run-operator: $(STAMP)
 	$(BIN)/glimpse-operator
 
-## test: install the test dependencies, lint, and run the whole suite
-test: $(TEST_STAMP)
+## test: install the test dependencies, lint, type-check, build the page, run Vitest and the whole pytest suite
+test: $(TEST_STAMP) $(FRONTEND_BUILD)
 	$(BIN)/ruff check .
+	cd frontend && npm test
 	$(BIN)/python -m pytest
+
+## frontend-test: the page's Vitest suite only
+frontend-test: $(FRONTEND_DEPS)
+	cd frontend && npm test
+
+## e2e: the full-loop browser test only (Chromium at /usr/bin/chromium)
+e2e: $(TEST_STAMP) $(FRONTEND_BUILD)
+	$(BIN)/python -m pytest tests/e2e
 
 ## manifests: regenerate manifests/install.yaml from the chart
 manifests: $(TEST_STAMP)
@@ -55,4 +81,4 @@ integration: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/integration
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist

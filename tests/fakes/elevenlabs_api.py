@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.elevenlabs_conversation import FakeConversations
 from tests.fakes.loopback import serve_app
 
 API_KEY = "xi-test-key-0123456789"
@@ -36,6 +37,8 @@ class FakeElevenLabs:
     workspace_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     fail_with: int | None = None
     websocket_base: str = "wss://api.elevenlabs.io"
+    # With conversations, signed URLs point at this fake's own conversation WebSocket.
+    conversations: FakeConversations | None = None
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -47,6 +50,8 @@ class FakeElevenLabs:
         app.router.add_delete("/v1/convai/secrets/{secret_id}", self._delete_secret)
         app.router.add_post("/v1/convai/agents/create", self._create_agent)
         app.router.add_route("*", "/v1/convai/agents/{agent_id}", self._agent)
+        if self.conversations:
+            self.conversations.add_routes(app)
         return app
 
     def management_calls(self) -> list[Call]:
@@ -109,6 +114,8 @@ class FakeElevenLabs:
     async def start(self) -> FakeElevenLabs:
         self.runner, port = await serve_app(self.app())
         self.base_url = f"http://127.0.0.1:{port}"
+        if self.conversations:
+            self.websocket_base = f"ws://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:
@@ -131,7 +138,7 @@ class FakeElevenLabs:
         agent_id = self._check(request)
         if isinstance(agent_id, web.Response):
             return agent_id
-        signature = secrets.token_urlsafe(24)
+        signature = self.conversations.issue_signature() if self.conversations else secrets.token_urlsafe(24)
         return web.json_response({"signed_url": f"{self.websocket_base}/v1/convai/conversation?agent_id={agent_id}"
                                                 f"&conversation_signature={signature}"})
 

@@ -1,0 +1,114 @@
+// Drives the built page in headless Chromium for tests/e2e/test_full_loop.py, which starts the proxy
+// and the fakes and checks what they received. Prints one JSON line of what the page showed.
+//
+// Env: PAGE_URL, IMAGE_PATH, TURN_URL (the fake ElevenLabs' "the person said this" endpoint),
+// SAID (the sentence), EXPECT_ANSWER, ARTIFACTS_DIR, SECRETS (comma-separated, must never reach the page),
+// CHROMIUM (default /usr/bin/chromium), FRONTEND_DIR (where playwright-core is installed).
+import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+const env = process.env;
+const require = createRequire(path.join(env.FRONTEND_DIR, "package.json"));
+const { chromium } = require("playwright-core");
+
+const STEP_MS = 20_000;
+const secrets = (env.SECRETS ?? "").split(",").filter(Boolean);
+const leaks = [];
+const consoleLines = [];
+const steps = [];
+
+function step(name) {
+  steps.push(`${new Date().toISOString()} ${name}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+let exitCode = 0;
+const result = { steps };
+try {
+  // A phone-sized window: the page must work there.
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.message}`));
+  page.on("response", async (response) => {
+    if (!response.url().startsWith(env.PAGE_URL)) return;
+    try {
+      const body = await response.text();
+      for (const secret of secrets) if (body.includes(secret)) leaks.push(response.url());
+    } catch {
+      // bodies of redirects and aborted requests are not readable; nothing to check there
+    }
+  });
+
+  await page.goto(env.PAGE_URL);
+  step("page loaded");
+  const status = page.getByRole("status");
+  await status.getByText("Not connected").waitFor();
+
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await page.locator('[data-status="speaking"], [data-status="listening"]').waitFor();
+  step("connected");
+  // The first message is spoken: the agent's turn shows up and the speaking indicator with it.
+  await page.locator('.turn[data-role="agent"]').first().waitFor();
+  await page.locator('[data-status="listening"]').waitFor();
+  step("first message heard, listening");
+
+  await page.getByLabel("Choose pictures").setInputFiles(env.IMAGE_PATH);
+  await page.getByRole("list", { name: "Shared pictures" }).locator('.thumbnail[data-state="uploaded"]').waitFor();
+  step("image uploaded");
+
+  const turn = await fetch(env.TURN_URL, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text: env.SAID }),
+  });
+  result.turn = await turn.json();
+  if (!turn.ok) throw new Error(`the fake could not run the turn: ${JSON.stringify(result.turn)}`);
+  step("turn done at the fake");
+
+  await page.locator(".turn[data-role='user']", { hasText: env.SAID }).waitFor();
+  const answer = page.locator(".turn[data-role='agent']", { hasText: env.EXPECT_ANSWER });
+  await answer.waitFor();
+  step("answer in the transcript");
+  await page.locator('[data-status="speaking"]').waitFor();
+  step("agent speaking");
+
+  mkdirSync(env.ARTIFACTS_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(env.ARTIFACTS_DIR, "full-loop.png"), fullPage: true });
+
+  result.transcript = await page.locator(".turn").evaluateAll((turns) =>
+    turns.map((t) => ({ role: t.dataset.role, text: t.querySelector(".turn-text")?.textContent })));
+  result.thumbnailState = await page.locator(".thumbnail").first().getAttribute("data-state");
+  result.horizontalOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+
+  await page.getByRole("button", { name: "End conversation" }).click();
+  await status.getByText("Not connected").waitFor();
+  step("disconnected");
+  await context.close();
+} catch (error) {
+  exitCode = 1;
+  result.error = String(error?.stack ?? error);
+} finally {
+  await browser.close();
+}
+result.leaks = leaks;
+result.console = consoleLines;
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(exitCode);
