@@ -1,5 +1,11 @@
-# The Glimpse proxy. Build: docker build -t glimpse/proxy:0.1.0 .
-# (When frontend/ exists, its production build is served at / via GLIMPSE_STATIC_DIR.)
+# The Glimpse proxy and the page it serves at /. Build: docker build -t glimpse/proxy:0.1.0 .
+FROM node:20.19.5-bookworm-slim AS page
+WORKDIR /page
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
 FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,10 +19,12 @@ FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 glimpse \
     && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin glimpse
 COPY --from=build /opt/glimpse /opt/glimpse
+COPY --from=page /page/dist /opt/glimpse/page
 ENV PATH=/opt/glimpse/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     GLIMPSE_HOST=0.0.0.0 \
+    GLIMPSE_STATIC_DIR=/opt/glimpse/page \
     GLIMPSE_STORAGE_URL=file:///data/images
 WORKDIR /data
 USER 10001:10001

