@@ -20,7 +20,7 @@ function precompress(): Plugin {
         const data = readFileSync(path);
         if (data.length < 1024) continue;
         writeFileSync(`${path}.gz`, gzipSync(data, { level: 9 }));
-        writeFileSync(`${path}.br`, brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+        writeFileSync(`${path}.br`, brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: data.length > 1_000_000 ? 9 : 11 } }));
       }
     },
   };

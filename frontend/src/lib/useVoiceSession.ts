@@ -4,6 +4,9 @@
 // - nothing starts on mount; a session starts only from `connect()`, and at most one attempt runs;
 // - unmount aborts an attempt still in flight and ends the live session;
 // - an aborted attempt never reaches `startSession`, so a late answer cannot open a second session.
+// Browsers that cannot open the microphone at 16 kHz (Firefox) resample in a worklet the SDK would
+// otherwise fetch from a public CDN; the page ships its own copy instead.
+import libsampleratePath from "@alexanderolsen/libsamplerate-js/dist/libsamplerate.worklet.js?url";
 import { useConversation } from "@elevenlabs/react";
 import type { DisconnectionDetails, HookCallbacks } from "@elevenlabs/react";
 import { useCallback, useEffect, useRef, useState } from "react";
@@ -80,7 +83,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
       }
       setSession(fresh);
       setTranscript([]);
-      const extraBody = { customLlmExtraBody: { session_id: fresh.session_id } };
+      const extraBody = { customLlmExtraBody: { session_id: fresh.session_id }, libsampleratePath };
       if (fresh.conversation_token) {
         startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...extraBody });
       } else {
