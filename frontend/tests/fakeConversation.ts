@@ -22,6 +22,10 @@ export class FakeConversation {
   say(role: "user" | "agent", message: string) {
     this.call("onMessage", { role, source: role === "user" ? "user" : "ai", message, event_id: 1 });
   }
+  correct(original: string, corrected: string) {
+    this.call("onAgentResponseCorrection", { original_agent_response: original, corrected_agent_response: corrected,
+                                             event_id: 2 });
+  }
   mode(mode: "speaking" | "listening") {
     this.call("onModeChange", { mode });
   }

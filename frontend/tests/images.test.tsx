@@ -125,6 +125,9 @@ describe("sharing pictures", () => {
     expect(shared().getByText("Waiting for the conversation")).toBeInTheDocument();
     expect(uploads).toHaveLength(0);
     await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    expect(uploads).toHaveLength(0); // not before the conversation is actually on
+    act(() => started[0].connect());
     await waitFor(() => expect(uploads).toHaveLength(1));
     expect(uploads[0].form.get("session_id")).toBe(SESSION.session_id);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -139,9 +142,15 @@ describe("sharing pictures", () => {
     await shared().findByText("Shared with the agent");
     installFetch(async () => new Response(JSON.stringify({ ...SESSION, session_id: "sess_second" })));
     await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
+    await userEvent.upload(picker(), photo("between.jpg"));
+    expect(uploads).toHaveLength(1); // an ended conversation takes no more pictures
     await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
     await waitFor(() => expect(startSession).toHaveBeenCalledTimes(2));
-    await waitFor(() => expect(screen.queryByRole("list", { name: "Shared pictures" })).not.toBeInTheDocument());
+    act(() => started[1].connect());
+    await waitFor(() => expect(uploads).toHaveLength(2));
+    expect(uploads[1].form.get("session_id")).toBe("sess_second");
+    expect(shared().getByRole("img", { name: "between.jpg" })).toBeInTheDocument();
+    await waitFor(() => expect(shared().queryByRole("img", { name: "old.jpg" })).not.toBeInTheDocument());
     expect(URL.revokeObjectURL).toHaveBeenCalledWith("blob:preview-0");
   });
 });

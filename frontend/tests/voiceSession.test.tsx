@@ -196,4 +196,16 @@ describe("transcript", () => {
       ["agent", "AgentA red bicycle."],
     ]);
   });
+
+  it("keeps what the agent actually said when it was interrupted", async () => {
+    installFetch();
+    renderPage();
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    act(() => started[0].connect());
+    act(() => started[0].say("agent", "It is a red bicycle with a basket and a bell."));
+    act(() => started[0].correct("It is a red bicycle with a basket and a bell.", "It is a red bicycle..."));
+    expect(screen.getByText("It is a red bicycle...")).toBeInTheDocument();
+    expect(screen.queryByText(/basket/)).not.toBeInTheDocument();
+  });
 });

@@ -8,8 +8,9 @@ import { Transcript } from "./Transcript";
 
 export function VoicePage({ transport }: { transport: Transport }) {
   const voice = useVoiceSession(transport);
-  const uploads = useImageUploads(voice.session);
   const live = voice.status === "listening" || voice.status === "speaking";
+  // Pictures go to a conversation that is on; between conversations they wait for the next one.
+  const uploads = useImageUploads(live ? voice.session : null);
 
   return (
     <div className="page">

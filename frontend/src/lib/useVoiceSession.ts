@@ -23,6 +23,20 @@ export interface TranscriptEntry {
 }
 
 type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
+type Correction = Parameters<NonNullable<HookCallbacks["onAgentResponseCorrection"]>>[0];
+
+/** When the person interrupts, the transcript keeps what the agent actually said, not what it meant to. */
+export function applyCorrection(entries: TranscriptEntry[], correction: Correction): TranscriptEntry[] {
+  for (let index = entries.length - 1; index >= 0; index--) {
+    const entry = entries[index];
+    if (entry.role === "agent" && entry.text === correction.original_agent_response) {
+      const corrected = { ...entry, text: correction.corrected_agent_response };
+      return [...entries.slice(0, index), corrected, ...entries.slice(index + 1)];
+    }
+  }
+  return entries;
+}
+
 type Phase = "idle" | "connecting" | "connected" | "error";
 
 function messageOf(error: unknown): string {
@@ -55,6 +69,8 @@ export function useVoiceSession(transport: Transport = "websocket") {
       const entry = { id: nextEntryId.current++, role, text: message };
       setTranscript((entries) => [...entries, entry]);
     },
+    onAgentResponseCorrection: (correction: Correction) =>
+      setTranscript((entries) => applyCorrection(entries, correction)),
     onDisconnect: (details: DisconnectionDetails) => {
       const problem = describeDisconnect(details);
       if (problem) fail(problem);
