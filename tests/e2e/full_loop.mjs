@@ -1,6 +1,9 @@
 // Drives the built page in headless Chromium for tests/e2e/test_full_loop.py, which starts the proxy
 // and the fakes and checks what they received. Prints one JSON line of what the page showed.
 //
+// SCENARIO=full-loop (default) runs the whole conversation; SCENARIO=mic-refused starts Chromium
+// without the fake permission prompt, so the microphone is refused, and checks what the page says.
+//
 // Env: PAGE_URL, IMAGE_PATH, TURN_URL (the fake ElevenLabs' "the person said this" endpoint),
 // SAID (the sentence), EXPECT_ANSWER, ARTIFACTS_DIR, SECRETS (comma-separated, must never reach the page),
 // CHROMIUM (default /usr/bin/chromium), FRONTEND_DIR (where playwright-core is installed).
@@ -22,6 +25,8 @@ function step(name) {
   steps.push(`${new Date().toISOString()} ${name}`);
 }
 
+const scenario = env.SCENARIO ?? "full-loop";
+const result = { scenario, steps };
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
@@ -33,36 +38,20 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    // the fake prompt says yes; without it headless Chromium refuses the microphone like a person would
+    ...(scenario === "mic-refused" ? ["--deny-permission-prompts"] : ["--use-fake-ui-for-media-stream"]),
   ],
 });
-let exitCode = 0;
-const result = { steps };
-try {
-  // A phone-sized window: the page must work there.
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
-  page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
-  page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.message}`));
-  page.on("response", async (response) => {
-    if (!response.url().startsWith(env.PAGE_URL)) return;
-    try {
-      const body = await response.text();
-      for (const secret of secrets) if (body.includes(secret)) leaks.push(response.url());
-    } catch {
-      // bodies of redirects and aborted requests are not readable; nothing to check there
-    }
-  });
+async function micRefused(page) {
+  await page.getByRole("alert").waitFor();
+  result.alert = await page.getByRole("alert").textContent();
+  result.status = await page.getByRole("status").getAttribute("data-status");
+  await screenshot(page, "mic-refused.png");
+}
 
-  await page.goto(env.PAGE_URL);
-  step("page loaded");
-  const status = page.getByRole("status");
-  await status.getByText("Not connected").waitFor();
-
-  await page.getByRole("button", { name: "Start conversation" }).click();
+async function fullLoop(page) {
   await page.locator('[data-status="speaking"], [data-status="listening"]').waitFor();
   step("connected");
   // The first message is spoken: the agent's turn shows up and the speaking indicator with it.
@@ -84,14 +73,11 @@ try {
   step("turn done at the fake");
 
   await page.locator(".turn[data-role='user']", { hasText: env.SAID }).waitFor();
-  const answer = page.locator(".turn[data-role='agent']", { hasText: env.EXPECT_ANSWER });
-  await answer.waitFor();
+  await page.locator(".turn[data-role='agent']", { hasText: env.EXPECT_ANSWER }).waitFor();
   step("answer in the transcript");
   await page.locator('[data-status="speaking"]').waitFor();
   step("agent speaking");
-
-  mkdirSync(env.ARTIFACTS_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(env.ARTIFACTS_DIR, "full-loop.png"), fullPage: true });
+  await screenshot(page, "full-loop.png");
 
   result.transcript = await page.locator(".turn").evaluateAll((turns) =>
     turns.map((t) => ({ role: t.dataset.role, text: t.querySelector(".turn-text")?.textContent })));
@@ -99,8 +85,38 @@ try {
   result.horizontalOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
 
   await page.getByRole("button", { name: "End conversation" }).click();
-  await status.getByText("Not connected").waitFor();
+  await page.getByRole("status").getByText("Not connected").waitFor();
   step("disconnected");
+}
+
+async function screenshot(page, name) {
+  mkdirSync(env.ARTIFACTS_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(env.ARTIFACTS_DIR, name), fullPage: true });
+}
+
+let exitCode = 0;
+try {
+  // A phone-sized window: the page must work there.
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.message}`));
+  page.on("response", async (response) => {
+    if (!response.url().startsWith(env.PAGE_URL)) return;
+    try {
+      const body = await response.text();
+      for (const secret of secrets) if (body.includes(secret)) leaks.push(response.url());
+    } catch {
+      // bodies of redirects and aborted requests are not readable; nothing to check there
+    }
+  });
+
+  await page.goto(env.PAGE_URL);
+  step("page loaded");
+  await page.getByRole("status").getByText("Not connected").waitFor();
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await (scenario === "mic-refused" ? micRefused(page) : fullLoop(page));
   await context.close();
 } catch (error) {
   exitCode = 1;

@@ -140,3 +140,20 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     assert (ARTIFACTS / "full-loop.png").stat().st_size > 10_000
     errors = [line for line in report["console"] if line.startswith(("error", "pageerror"))]
     assert errors == [], errors
+
+
+async def test_a_refused_microphone_is_explained_and_starts_nothing(
+        start_proxy: StartProxy, upstream: FakeOpenAI, elevenlabs_with_conversations: FakeElevenLabs) -> None:
+    node = _require_browser_setup()
+    elevenlabs = elevenlabs_with_conversations
+    proxy = await start_proxy(static_dir=str(DIST), custom_llm_key=CUSTOM_LLM_KEY, elevenlabs_api_key=API_KEY,
+                              elevenlabs_agent_id=AGENT_ID, elevenlabs_base_url=elevenlabs.base_url)
+    code, report, stderr = await _drive_browser(node, {
+        "SCENARIO": "mic-refused", "PAGE_URL": proxy.url + "/", "ARTIFACTS_DIR": str(ARTIFACTS),
+        "CHROMIUM": CHROMIUM, "FRONTEND_DIR": str(FRONTEND),
+    })
+    assert code == 0, f"browser run failed: {json.dumps(report, indent=1)}\n{stderr[-3000:]}"
+    assert "Microphone access was refused" in report["alert"]
+    assert report["status"] == "error"
+    # Nothing was asked of ElevenLabs: no signed URL minted, no conversation opened.
+    assert elevenlabs.calls == [] and elevenlabs.conversations and elevenlabs.conversations.conversations == []
