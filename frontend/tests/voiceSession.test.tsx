@@ -22,6 +22,16 @@ function renderPage() {
 
 const status = () => screen.getByRole("status");
 
+/** The page with a conversation that the fake voice service has accepted. */
+async function startConnected() {
+  installFetch();
+  const page = renderPage();
+  await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+  await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+  act(() => started[0].connect());
+  return page;
+}
+
 beforeEach(() => {
   resetConversations();
   installMicrophone("granted");
@@ -90,11 +100,7 @@ describe("connecting", () => {
   });
 
   it("ends the session when the page unmounts", async () => {
-    installFetch();
-    const page = renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    act(() => started[0].connect());
+    const page = await startConnected();
     page.unmount();
     await waitFor(() => expect(started[0].ended).toBeGreaterThanOrEqual(1));
     expect(started).toHaveLength(1);
@@ -118,11 +124,7 @@ describe("connecting", () => {
   });
 
   it("End conversation ends the session and returns to idle; Start opens a new one", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    act(() => started[0].connect());
+    await startConnected();
     await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
     expect(started[0].endSession).toHaveBeenCalledTimes(1);
     expect(status()).toHaveTextContent("Not connected");
@@ -170,11 +172,7 @@ describe("failures in words", () => {
   });
 
   it("a dropped connection shows the reason", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    act(() => started[0].connect());
+    await startConnected();
     act(() => started[0].dropWithError("Connection closed unexpectedly"));
     expect(screen.getByRole("alert")).toHaveTextContent("The voice connection was lost: Connection closed unexpectedly");
     expect(status()).toHaveTextContent("Something went wrong");
@@ -183,11 +181,7 @@ describe("failures in words", () => {
 
 describe("transcript", () => {
   it("shows user and agent turns as they arrive", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    act(() => started[0].connect());
+    await startConnected();
     act(() => started[0].say("user", "What is in this picture?"));
     act(() => started[0].say("agent", "A red bicycle."));
     const turns = screen.getAllByRole("listitem").filter((item) => item.dataset.role);
@@ -198,11 +192,7 @@ describe("transcript", () => {
   });
 
   it("keeps what the agent actually said when it was interrupted", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    act(() => started[0].connect());
+    await startConnected();
     act(() => started[0].say("agent", "It is a red bicycle with a basket and a bell."));
     act(() => started[0].correct("It is a red bicycle with a basket and a bell.", "It is a red bicycle..."));
     expect(screen.getByText("It is a red bicycle...")).toBeInTheDocument();
