@@ -152,9 +152,9 @@ class FakeConversations:
         if not live:
             return web.json_response({"error": "no open conversation"}, status=409)
         conversation = live[-1]
-        # Hearing needs a microphone: the page must be streaming audio before anything is "said".
+        # Hearing needs a microphone: fresh audio must arrive from the page before anything is "said".
         try:
-            await asyncio.wait_for(conversation.audio_arrived.wait(), timeout=10)
+            await asyncio.wait_for(self._fresh_audio(conversation), timeout=10)
         except TimeoutError:
             return web.json_response({"error": "no microphone audio arrived"}, status=409)
         turn = Turn(body["text"])
@@ -168,6 +168,13 @@ class FakeConversations:
             await self._speak(conversation, turn.agent_response)
         return web.json_response({"conversation_id": conversation.conversation_id, "llm_status": turn.llm_status,
                                   "agent_response": turn.agent_response, "audio_chunks": conversation.audio_chunks})
+
+    @staticmethod
+    async def _fresh_audio(conversation: Conversation) -> None:
+        heard = conversation.audio_chunks
+        while conversation.audio_chunks <= heard:
+            conversation.audio_arrived.clear()
+            await conversation.audio_arrived.wait()
 
     async def _ask_custom_llm(self, conversation: Conversation, turn: Turn) -> None:
         """The request ElevenLabs makes to a custom LLM: OpenAI chat completions, streaming, bearer key."""
