@@ -49,6 +49,7 @@ async function micRefused(page) {
   result.alert = await page.getByRole("alert").textContent();
   result.status = await page.getByRole("status").getAttribute("data-status");
   await screenshot(page, "mic-refused.png");
+  await accessibility(page, "after the refusal");
 }
 
 async function fullLoop(page) {
@@ -78,6 +79,7 @@ async function fullLoop(page) {
   await page.locator('[data-status="speaking"]').waitFor();
   step("agent speaking");
   await screenshot(page, "full-loop.png");
+  await accessibility(page, "mid-conversation");
 
   result.transcript = await page.locator(".turn").evaluateAll((turns) =>
     turns.map((t) => ({ role: t.dataset.role, text: t.querySelector(".turn-text")?.textContent })));
@@ -87,6 +89,17 @@ async function fullLoop(page) {
   await page.getByRole("button", { name: "End conversation" }).click();
   await page.getByRole("status").getByText("Not connected").waitFor();
   step("disconnected");
+}
+
+// axe-core's WCAG rules on the page as it is now; serious and critical findings fail the run.
+async function accessibility(page, when) {
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  const found = await page.evaluate(async () => {
+    const report = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "best-practice"] });
+    return report.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  result.axe_runs = [...(result.axe_runs ?? []), when];
+  result.accessibility = [...(result.accessibility ?? []), ...found.map((v) => ({ when, ...v }))];
 }
 
 async function screenshot(page, name) {
@@ -115,6 +128,7 @@ try {
   await page.goto(env.PAGE_URL);
   step("page loaded");
   await page.getByRole("status").getByText("Not connected").waitFor();
+  await accessibility(page, "before connecting");
   await page.getByRole("button", { name: "Start conversation" }).click();
   await (scenario === "mic-refused" ? micRefused(page) : fullLoop(page));
   await context.close();

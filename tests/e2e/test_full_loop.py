@@ -140,6 +140,14 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     assert (ARTIFACTS / "full-loop.png").stat().st_size > 10_000
     errors = [line for line in report["console"] if line.startswith(("error", "pageerror"))]
     assert errors == [], errors
+    _assert_accessible(report)
+
+
+def _assert_accessible(report: dict[str, Any]) -> None:
+    """axe-core ran in the page before connecting and mid-conversation (or after a refusal)."""
+    assert len(report["axe_runs"]) == 2
+    serious = [v for v in report["accessibility"] if v["impact"] in ("serious", "critical")]
+    assert serious == [], json.dumps(serious, indent=1)
 
 
 async def test_a_refused_microphone_is_explained_and_starts_nothing(
@@ -155,5 +163,6 @@ async def test_a_refused_microphone_is_explained_and_starts_nothing(
     assert code == 0, f"browser run failed: {json.dumps(report, indent=1)}\n{stderr[-3000:]}"
     assert "Microphone access was refused" in report["alert"]
     assert report["status"] == "error"
+    _assert_accessible(report)
     # Nothing was asked of ElevenLabs: no signed URL minted, no conversation opened.
     assert elevenlabs.calls == [] and elevenlabs.conversations and elevenlabs.conversations.conversations == []

@@ -67,11 +67,14 @@ export function ImagePanel({ images, live, onFiles, onDismiss }: Props) {
           </label>
           <input id={pickerId} className="visually-hidden" type="file" accept="image/*" multiple
                  onChange={fromInput} data-testid="image-picker" />
-          <label htmlFor={cameraId} className="button button-quiet camera-button">
-            Take a photo
-          </label>
-          <input id={cameraId} className="visually-hidden" type="file" accept="image/*" capture="environment"
-                 onChange={fromInput} />
+          {/* Phones only: where the pointer is a mouse, the whole option (label and input) is hidden. */}
+          <span className="camera-option">
+            <label htmlFor={cameraId} className="button button-quiet">
+              Take a photo
+            </label>
+            <input id={cameraId} className="visually-hidden" type="file" accept="image/*" capture="environment"
+                   onChange={fromInput} />
+          </span>
         </div>
         <p className="hint">
           {live
