@@ -133,6 +133,35 @@ describe("connecting", () => {
   });
 });
 
+describe("keyboard", () => {
+  it("starts, mutes and ends a conversation without a mouse", async () => {
+    installFetch();
+    renderPage();
+    await userEvent.tab();
+    expect(screen.getByRole("button", { name: "Start conversation" })).toHaveFocus();
+    await userEvent.keyboard("{Enter}");
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    act(() => started[0].connect());
+    await userEvent.tab();
+    expect(screen.getByRole("button", { name: "Mute microphone" })).toHaveFocus();
+    await userEvent.keyboard(" ");
+    expect(started[0].setMicMuted).toHaveBeenCalledWith(true);
+    expect(screen.getByRole("button", { name: "Unmute microphone" })).toHaveAttribute("aria-pressed", "true");
+    await userEvent.tab({ shift: true });
+    expect(screen.getByRole("button", { name: "End conversation" })).toHaveFocus();
+    await userEvent.keyboard("{Enter}");
+    expect(started[0].endSession).toHaveBeenCalledTimes(1);
+  });
+
+  it("reaches the picture picker from the keyboard", async () => {
+    installFetch();
+    renderPage();
+    await userEvent.tab();
+    await userEvent.tab();
+    expect(screen.getByLabelText("Choose pictures")).toHaveFocus();
+  });
+});
+
 describe("failures in words", () => {
   it("a refused microphone says so and asks nothing of the server", async () => {
     const fetchMock = installFetch();
