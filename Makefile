@@ -7,6 +7,8 @@ TEST_STAMP := $(VENV)/.glimpse-test-installed
 
 FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
 FRONTEND_BUILD := frontend/dist/index.html
+# React's development build, where StrictMode really mounts twice: the browser test runs the loop on it too
+FRONTEND_DEV_BUILD := frontend/dist-dev/index.html
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package.json
 
@@ -31,6 +33,9 @@ $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
 $(FRONTEND_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
 	cd frontend && npm run build
 
+$(FRONTEND_DEV_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && npm run build:dev
+
 ## frontend: build the page into frontend/dist (the proxy serves it at /)
 frontend: $(FRONTEND_BUILD)
 
@@ -45,7 +50,7 @@ run-operator: $(STAMP)
 	$(BIN)/glimpse-operator
 
 ## test: install the test dependencies, lint, type-check, build the page, run Vitest and the whole pytest suite
-test: $(TEST_STAMP) $(FRONTEND_BUILD)
+test: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
 	cd frontend && npm test
 	$(BIN)/python -m pytest
@@ -55,7 +60,7 @@ frontend-test: $(FRONTEND_DEPS)
 	cd frontend && npm test
 
 ## e2e: the full-loop browser test only (Chromium at /usr/bin/chromium)
-e2e: $(TEST_STAMP) $(FRONTEND_BUILD)
+e2e: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/python -m pytest tests/e2e
 
 ## manifests: regenerate manifests/install.yaml from the chart
@@ -81,4 +86,4 @@ integration: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/integration
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev

@@ -12,7 +12,7 @@ import { defineConfig, type Plugin } from "vite";
 function precompress(): Plugin {
   return {
     name: "glimpse-precompress",
-    apply: "build",
+    apply: (_config, { mode }) => mode === "production",
     writeBundle(options, bundle) {
       for (const fileName of Object.keys(bundle)) {
         if (!/\.(js|css|html|svg|json)$/.test(fileName)) continue;

@@ -31,6 +31,7 @@ from tests.processes import ROOT
 
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist"
+DEV_DIST = FRONTEND / "dist-dev"  # React's development build: StrictMode mounts, unmounts and remounts
 DRIVER = Path(__file__).with_name("full_loop.mjs")
 ARTIFACTS = Path(__file__).with_name("artifacts")
 CHROMIUM = os.environ.get("GLIMPSE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -41,13 +42,13 @@ ANSWER = "".join(DEFAULT_WORDS)
 PHOTO_SIZE = (3200, 2400)  # a phone photo; the page sends it at most 1600 px on the long edge
 
 
-def _require_browser_setup() -> str:
+def _require_browser_setup(dist: Path = DIST) -> str:
     node = shutil.which("node")
     missing = [what for what, ok in (
         ("node", node is not None),
         ("chromium", Path(CHROMIUM).exists()),
         ("frontend/node_modules (npm ci)", (FRONTEND / "node_modules" / "playwright-core").is_dir()),
-        ("frontend/dist (npm run build)", (DIST / "index.html").is_file()),
+        (f"frontend/{dist.name} (make test builds it)", (dist / "index.html").is_file()),
     ) if not ok]
     if missing:
         message = f"the browser test needs {', '.join(missing)}; `make test` builds the page, `.ci/run` installs them"
@@ -85,12 +86,15 @@ async def _drive_browser(node: str, env: dict[str, str]) -> tuple[int, dict[str,
     return process.returncode or 0, report, stderr.decode(errors="replace")
 
 
+@pytest.mark.parametrize("dist", [DIST, DEV_DIST], ids=["production-build", "development-build-strict-mode"])
 async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream: FakeOpenAI,
                                               elevenlabs_with_conversations: FakeElevenLabs,
-                                              tmp_path: Path) -> None:
-    node = _require_browser_setup()
+                                              tmp_path: Path, dist: Path) -> None:
+    node = _require_browser_setup(dist)
+    if dist == DEV_DIST:
+        assert any("runWithFiberInDEV" in script.read_text() for script in (dist / "assets").glob("index-*.js"))
     elevenlabs = elevenlabs_with_conversations
-    proxy = await start_proxy(static_dir=str(DIST), custom_llm_key=CUSTOM_LLM_KEY,
+    proxy = await start_proxy(static_dir=str(dist), custom_llm_key=CUSTOM_LLM_KEY,
                               elevenlabs_api_key=API_KEY, elevenlabs_agent_id=AGENT_ID,
                               elevenlabs_base_url=elevenlabs.base_url)
     conversations = elevenlabs.conversations
@@ -101,7 +105,7 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
 
     code, report, stderr = await _drive_browser(node, {
         "PAGE_URL": proxy.url + "/", "IMAGE_PATH": str(photo), "TURN_URL": elevenlabs.base_url + "/_fake/turn",
-        "SAID": SAID, "EXPECT_ANSWER": ANSWER, "ARTIFACTS_DIR": str(ARTIFACTS), "CHROMIUM": CHROMIUM,
+        "SAID": SAID, "EXPECT_ANSWER": ANSWER, "ARTIFACTS_DIR": str(ARTIFACTS / dist.name), "CHROMIUM": CHROMIUM,
         "FRONTEND_DIR": str(FRONTEND), "SECRETS": ",".join((API_KEY, CUSTOM_LLM_KEY, UPSTREAM_KEY)),
     })
     assert code == 0, f"browser run failed: {json.dumps(report, indent=1)}\n{stderr[-3000:]}"
@@ -137,7 +141,7 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     assert report["thumbnailState"] == "uploaded"
     assert report["leaks"] == []
     assert report["horizontalOverflow"] is False
-    assert (ARTIFACTS / "full-loop.png").stat().st_size > 10_000
+    assert (ARTIFACTS / dist.name / "full-loop.png").stat().st_size > 10_000
     errors = [line for line in report["console"] if line.startswith(("error", "pageerror"))]
     assert errors == [], errors
     _assert_accessible(report)
