@@ -29,6 +29,9 @@ export class FakeConversation {
   mode(mode: "speaking" | "listening") {
     this.call("onModeChange", { mode });
   }
+  serverError(message: string) {
+    this.call("onError", `Server error: ${message}`, { errorType: "internal" });
+  }
   dropWithError(message: string) {
     this.call("onStatusChange", { status: "disconnected" });
     this.call("onDisconnect", { reason: "error", message, context: new Event("error") });

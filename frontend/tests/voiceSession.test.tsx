@@ -200,6 +200,16 @@ describe("failures in words", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent(/No ElevenLabs agent is configured/);
   });
 
+  it("an error reported mid-conversation is shown while the conversation goes on", async () => {
+    await startConnected();
+    act(() => started[0].serverError("transcription hiccup"));
+    expect(screen.getByRole("alert")).toHaveTextContent("Server error: transcription hiccup");
+    expect(status()).toHaveTextContent("Listening");
+    await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
+    expect(started[0].endSession).toHaveBeenCalledTimes(1);
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
+  });
+
   it("a dropped connection shows the reason", async () => {
     await startConnected();
     act(() => started[0].dropWithError("Connection closed unexpectedly"));

@@ -54,16 +54,21 @@ export function useVoiceSession(transport: Transport = "websocket") {
   const [session, setSession] = useState<GlimpseSession | null>(null);
   const [transcript, setTranscript] = useState<TranscriptEntry[]>([]);
   const attemptRef = useRef<AbortController | null>(null);
+  const liveRef = useRef(false);
   const nextEntryId = useRef(0);
 
   const fail = useCallback((message: string) => {
     attemptRef.current = null;
+    liveRef.current = false;
     setError(message);
     setPhase("error");
   }, []);
 
   const conversation = useConversation({
-    onConnect: () => setPhase("connected"),
+    onConnect: () => {
+      liveRef.current = true;
+      setPhase("connected");
+    },
     onMessage: ({ role, message }: MessagePayload) => {
       if (!message.trim()) return;
       const entry = { id: nextEntryId.current++, role, text: message };
@@ -76,10 +81,16 @@ export function useVoiceSession(transport: Transport = "websocket") {
       if (problem) fail(problem);
       else {
         attemptRef.current = null;
+        liveRef.current = false;
         setPhase((current) => (current === "error" ? current : "idle"));
       }
     },
-    onError: (message: string) => fail(message || "The voice connection failed."),
+    // An error the service reports mid-conversation is shown, but the conversation goes on until it ends.
+    onError: (message: string) => {
+      const text = message || "The voice connection failed.";
+      if (liveRef.current) setError(text);
+      else fail(text);
+    },
   });
   const { startSession, endSession, status: sdkStatus, isSpeaking } = conversation;
 
@@ -99,11 +110,11 @@ export function useVoiceSession(transport: Transport = "websocket") {
       }
       setSession(fresh);
       setTranscript([]);
-      const extraBody = { customLlmExtraBody: { session_id: fresh.session_id }, libsampleratePath };
+      const options = { customLlmExtraBody: { session_id: fresh.session_id }, libsampleratePath };
       if (fresh.conversation_token) {
-        startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...extraBody });
+        startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
       } else {
-        startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...extraBody });
+        startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...options });
       }
     } catch (problem) {
       if (attempt.signal.aborted) return;
@@ -114,7 +125,9 @@ export function useVoiceSession(transport: Transport = "websocket") {
   const disconnect = useCallback(() => {
     attemptRef.current?.abort();
     attemptRef.current = null;
+    liveRef.current = false;
     endSession();
+    setError(null);
     setPhase("idle");
   }, [endSession]);
 
@@ -131,7 +144,8 @@ export function useVoiceSession(transport: Transport = "websocket") {
   if (phase === "error") status = "error";
   else if (phase === "connecting") status = "connecting";
   else if (phase === "connected") {
-    if (sdkStatus !== "connected") status = "connecting";
+    // The SDK's own status turns "error" on any reported error, even one the conversation survives.
+    if (sdkStatus === "connecting") status = "connecting";
     else status = isSpeaking ? "speaking" : "listening";
   }
 
