@@ -80,6 +80,35 @@ describe("sharing pictures", () => {
     expect(shared().getAllByRole("img")).toHaveLength(4);
   });
 
+  it("takes a drop anywhere on the page, so a missed drop never opens the file instead", async () => {
+    await connected();
+    const drop = new Event("drop", { bubbles: true, cancelable: true }) as Event & { dataTransfer: unknown };
+    drop.dataTransfer = { files: [photo("missed.jpg")], types: ["Files"] };
+    act(() => {
+      screen.getByRole("heading", { name: "Transcript" }).dispatchEvent(drop);
+    });
+    expect(drop.defaultPrevented).toBe(true);
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    expect((uploads[0].form.get("file") as File).name).toBe("missed.jpg");
+  });
+
+  it("shows where to drop while files are dragged over the page", async () => {
+    render(<App transport="websocket" />);
+    const enter = new Event("dragenter", { bubbles: true }) as Event & { dataTransfer: unknown };
+    enter.dataTransfer = { types: ["Files"] };
+    act(() => {
+      document.body.dispatchEvent(enter);
+    });
+    expect(screen.getByTestId("dropzone")).toHaveClass("dropzone-active");
+    expect(screen.getByText("Drop to share")).toBeInTheDocument();
+    const leave = new Event("dragleave", { bubbles: true }) as Event & { dataTransfer: unknown };
+    leave.dataTransfer = { types: ["Files"] };
+    act(() => {
+      document.body.dispatchEvent(leave);
+    });
+    expect(screen.getByTestId("dropzone")).not.toHaveClass("dropzone-active");
+  });
+
   it("offers the phone camera", () => {
     render(<App transport="websocket" />);
     const camera = screen.getByLabelText("Take a photo");

@@ -61,8 +61,25 @@ async function fullLoop(page) {
   step("first message heard, listening");
 
   await page.getByLabel("Choose pictures").setInputFiles(env.IMAGE_PATH);
-  await page.getByRole("list", { name: "Shared pictures" }).locator('.thumbnail[data-state="uploaded"]').waitFor();
-  step("image uploaded");
+  const uploaded = page.getByRole("list", { name: "Shared pictures" }).locator('.thumbnail[data-state="uploaded"]');
+  await uploaded.first().waitFor();
+  step("photo uploaded");
+  // A second picture, dragged in and dropped off target (on the transcript): the page still takes it.
+  await page.evaluate(async () => {
+    const canvas = Object.assign(document.createElement("canvas"), { width: 400, height: 300 });
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#1eb41e";
+    context.fillRect(0, 0, 400, 300);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    const dataTransfer = new DataTransfer();
+    dataTransfer.items.add(new File([blob], "green.png", { type: "image/png" }));
+    const target = document.querySelector(".transcript");
+    for (const type of ["dragenter", "dragover", "drop"]) {
+      target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer }));
+    }
+  });
+  await uploaded.nth(1).waitFor();
+  step("dropped picture uploaded");
 
   const turn = await fetch(env.TURN_URL, {
     method: "POST",
@@ -83,7 +100,7 @@ async function fullLoop(page) {
 
   result.transcript = await page.locator(".turn").evaluateAll((turns) =>
     turns.map((t) => ({ role: t.dataset.role, text: t.querySelector(".turn-text")?.textContent })));
-  result.thumbnailState = await page.locator(".thumbnail").first().getAttribute("data-state");
+  result.thumbnailStates = await page.locator(".thumbnail").evaluateAll((items) => items.map((i) => i.dataset.state));
   result.horizontalOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
 
   await page.getByRole("button", { name: "End conversation" }).click();

@@ -1,10 +1,11 @@
 """The whole seed flow in a real browser: speak → ElevenLabs → proxy with the image → LLM → voice back.
 
 The proxy serves the built page over real HTTP; Chromium (fake microphone) opens it, starts a
-conversation through `/v1/session` and the fake ElevenLabs' signed URL, uploads a photo, and the fake
+conversation through `/v1/session` and the fake ElevenLabs' signed URL, uploads a photo (picker) and a
+picture dropped off target, and the fake
 ElevenLabs, having "heard" a question on the microphone stream, calls the proxy's
-`/v1/chat/completions` the way ElevenLabs does. The fake OpenAI upstream must receive the photo
-(downscaled in the browser), and the page must show the answer and the agent speaking.
+`/v1/chat/completions` the way ElevenLabs does. The fake OpenAI upstream must receive both pictures
+(the photo downscaled in the browser), and the page must show the answer and the agent speaking.
 """
 
 from __future__ import annotations
@@ -127,24 +128,31 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     [chat] = upstream.chat_requests
     assert chat.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert chat.body["messages"][-1] == {"role": "user", "content": SAID}
-    [(_, part)] = image_parts(chat.body["messages"])
-    data_url = part["image_url"]["url"]
-    assert data_url.startswith("data:image/jpeg;base64,")
-    received = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+    photo_part, dropped_part = (part for _, part in image_parts(chat.body["messages"]))
+    received = _decode(photo_part)
     assert received.size == (1600, 1200), "the page should have downscaled the 3200x2400 photo"
     red, blue = received.getpixel((400, 600)), received.getpixel((1200, 600))
     assert red[0] > 180 and red[2] < 80 and blue[2] > 180 and blue[0] < 80  # the same picture, the right way round
+    dropped = _decode(dropped_part)
+    assert dropped.size == (400, 300)  # small enough to go as it was
+    assert dropped.getpixel((200, 150)) == (30, 180, 30)
 
     # What the person saw: their words, the answer, the picture shared, no secret anywhere, no sideways scroll.
     assert {"role": "user", "text": SAID} in report["transcript"]
     assert {"role": "agent", "text": ANSWER} in report["transcript"]
-    assert report["thumbnailState"] == "uploaded"
+    assert report["thumbnailStates"] == ["uploaded", "uploaded"]
     assert report["leaks"] == []
     assert report["horizontalOverflow"] is False
     assert (ARTIFACTS / dist.name / "full-loop.png").stat().st_size > 10_000
     errors = [line for line in report["console"] if line.startswith(("error", "pageerror"))]
     assert errors == [], errors
     _assert_accessible(report)
+
+
+def _decode(part: dict[str, Any]) -> Image.Image:
+    data_url = part["image_url"]["url"]
+    assert data_url.startswith("data:image/"), data_url[:40]
+    return Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
 
 
 def _assert_accessible(report: dict[str, Any]) -> None:

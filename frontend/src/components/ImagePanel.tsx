@@ -1,6 +1,7 @@
-import { useEffect, useId, useState, type ChangeEvent, type DragEvent } from "react";
+import { useId, type ChangeEvent } from "react";
 
 import type { SharedImage } from "../lib/useImageUploads";
+import { filesFrom, usePageImageInput } from "../lib/usePageImageInput";
 import { Thumbnail } from "./Thumbnail";
 
 interface Props {
@@ -10,57 +11,22 @@ interface Props {
   onDismiss: (id: number) => void;
 }
 
-function filesFrom(list: FileList | null | undefined): File[] {
-  return list ? Array.from(list) : [];
-}
-
 export function ImagePanel({ images, live, onFiles, onDismiss }: Props) {
-  const [dragging, setDragging] = useState(false);
+  const dragging = usePageImageInput(onFiles);
   const pickerId = useId();
   const cameraId = useId();
-
-  // Paste anywhere on the page: a screenshot from the clipboard is the quickest way to share one.
-  useEffect(() => {
-    const onPaste = (event: ClipboardEvent) => {
-      const pasted = filesFrom(event.clipboardData?.files).filter((file) => file.type.startsWith("image/"));
-      if (pasted.length === 0) return;
-      event.preventDefault();
-      onFiles(pasted);
-    };
-    document.addEventListener("paste", onPaste);
-    return () => document.removeEventListener("paste", onPaste);
-  }, [onFiles]);
 
   const fromInput = (event: ChangeEvent<HTMLInputElement>) => {
     const chosen = filesFrom(event.target.files);
     event.target.value = ""; // choosing the same file again still fires change
     if (chosen.length) onFiles(chosen);
   };
-  const onDrop = (event: DragEvent<HTMLElement>) => {
-    event.preventDefault();
-    setDragging(false);
-    const dropped = filesFrom(event.dataTransfer?.files);
-    if (dropped.length) onFiles(dropped);
-  };
-  const onDragOver = (event: DragEvent<HTMLElement>) => {
-    event.preventDefault();
-    if (!dragging) setDragging(true);
-  };
 
   return (
     <section className="images" aria-labelledby="images-heading">
       <h2 id="images-heading">Pictures</h2>
-      <div
-        className={`dropzone${dragging ? " dropzone-active" : ""}`}
-        data-testid="dropzone"
-        onDragOver={onDragOver}
-        onDragEnter={onDragOver}
-        onDragLeave={() => setDragging(false)}
-        onDrop={onDrop}
-      >
-        <p>
-          Drop pictures here, paste one, or
-        </p>
+      <div className={`dropzone${dragging ? " dropzone-active" : ""}`} data-testid="dropzone">
+        <p>{dragging ? "Drop to share" : "Drop pictures here, paste one, or"}</p>
         <div className="dropzone-buttons">
           <label htmlFor={pickerId} className="button button-quiet">
             Choose pictures
