@@ -21,7 +21,6 @@ export function fitWithin({ width, height }: Size, maxEdge: number = MAX_EDGE): 
 export interface PreparedImage {
   blob: Blob;
   fileName: string;
-  resized: boolean;
 }
 
 function jpegName(name: string): string {
@@ -35,7 +34,7 @@ function jpegName(name: string): string {
  * most desktops) is sent unchanged and the server decides.
  */
 export async function prepareImage(file: File, maxEdge: number = MAX_EDGE): Promise<PreparedImage> {
-  const original = { blob: file as Blob, fileName: file.name || "image", resized: false };
+  const original = { blob: file as Blob, fileName: file.name || "image" };
   if (typeof createImageBitmap !== "function") return original;
   let bitmap: ImageBitmap;
   try {
@@ -58,7 +57,7 @@ export async function prepareImage(file: File, maxEdge: number = MAX_EDGE): Prom
     context.drawImage(bitmap, 0, 0, target.width, target.height);
     const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     if (!blob) return original;
-    return { blob, fileName: jpegName(file.name), resized: true };
+    return { blob, fileName: jpegName(file.name) };
   } finally {
     bitmap.close();
   }
