@@ -3,8 +3,9 @@
 The proxy serves the built page over real HTTP; Chromium (fake microphone) opens it, starts a
 conversation through `/v1/session` and the fake ElevenLabs' signed URL, uploads a photo (picker) and
 a picture dropped off target, and the fake ElevenLabs, having "heard" a question on the microphone
-stream, calls the proxy's `/v1/chat/completions` the way ElevenLabs does. The fake OpenAI upstream must receive both pictures
-(the photo downscaled in the browser), and the page must show the answer and the agent speaking.
+stream, calls the proxy's `/v1/chat/completions` the way ElevenLabs does. The fake OpenAI upstream
+must receive both pictures (the photo downscaled in the browser), and the page must show the answer
+and the agent speaking.
 """
 
 from __future__ import annotations
