@@ -1,4 +1,4 @@
-import type { VoiceStatus } from "../lib/useVoiceSession";
+import { isLive, type VoiceStatus } from "../lib/useVoiceSession";
 
 interface Props {
   status: VoiceStatus;
@@ -10,7 +10,7 @@ interface Props {
 }
 
 export function ConnectionControls({ status, error, isMuted, onConnect, onDisconnect, onMutedChange }: Props) {
-  const live = status === "listening" || status === "speaking";
+  const live = isLive(status);
   const busy = status === "connecting";
   return (
     <section className="controls" aria-label="Conversation">

@@ -1,6 +1,6 @@
 import type { Transport } from "../lib/api";
 import { useImageUploads } from "../lib/useImageUploads";
-import { useVoiceSession } from "../lib/useVoiceSession";
+import { isLive, useVoiceSession } from "../lib/useVoiceSession";
 import { ConnectionControls } from "./ConnectionControls";
 import { ImagePanel } from "./ImagePanel";
 import { StatusIndicator } from "./StatusIndicator";
@@ -8,7 +8,7 @@ import { Transcript } from "./Transcript";
 
 export function VoicePage({ transport }: { transport: Transport }) {
   const voice = useVoiceSession(transport);
-  const live = voice.status === "listening" || voice.status === "speaking";
+  const live = isLive(voice.status);
   // Pictures go to a conversation that is on; between conversations they wait for the next one.
   const uploads = useImageUploads(live ? voice.session : null);
 

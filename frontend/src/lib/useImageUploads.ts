@@ -14,7 +14,6 @@ export interface SharedImage {
   state: ImageState;
   progress: number;
   error?: string;
-  sessionId?: string;
 }
 
 export interface UploadTarget {
@@ -35,7 +34,7 @@ export function useImageUploads(target: UploadTarget | null) {
   const started = useRef(new Set<number>());
   const inFlight = useRef(new Map<number, AbortController>());
   const previews = useRef(new Map<number, string>());
-  const sessionOf = useRef(new Map<number, string>());
+  const sessionOf = useRef(new Map<number, string>()); // which conversation each started upload went to
   const nextId = useRef(0);
 
   const update = useCallback((id: number, change: Partial<SharedImage>) => {
@@ -50,7 +49,7 @@ export function useImageUploads(target: UploadTarget | null) {
       sessionOf.current.set(id, to.session_id);
       const controller = new AbortController();
       inFlight.current.set(id, controller);
-      update(id, { state: "preparing", sessionId: to.session_id, error: undefined });
+      update(id, { state: "preparing", error: undefined });
       try {
         const prepared = await prepareImage(file);
         if (controller.signal.aborted) return;

@@ -16,6 +16,11 @@ import { requestMicrophone } from "./microphone";
 
 export type VoiceStatus = "idle" | "connecting" | "listening" | "speaking" | "error";
 
+/** A conversation that is on: the person can talk and share pictures. */
+export function isLive(status: VoiceStatus): boolean {
+  return status === "listening" || status === "speaking";
+}
+
 export interface TranscriptEntry {
   id: number;
   role: "user" | "agent";
