@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.conftest import StartProxy
+from tests.conftest import Proxy, StartProxy
 from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.elevenlabs_conversation import CustomLlm, FakeConversations
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
@@ -73,6 +73,12 @@ async def elevenlabs_with_conversations() -> AsyncIterator[FakeElevenLabs]:
     await fake.stop()
 
 
+async def _voice_proxy(start_proxy: StartProxy, elevenlabs: FakeElevenLabs, dist: Path) -> Proxy:
+    """The proxy serving the built page, with an agent on the fake ElevenLabs and a custom-LLM key."""
+    return await start_proxy(static_dir=str(dist), custom_llm_key=CUSTOM_LLM_KEY, elevenlabs_api_key=API_KEY,
+                             elevenlabs_agent_id=AGENT_ID, elevenlabs_base_url=elevenlabs.base_url)
+
+
 async def _drive_browser(node: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
     process = await asyncio.create_subprocess_exec(
         node, str(DRIVER), env={**os.environ, **env},
@@ -95,9 +101,7 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     if dist == DEV_DIST:
         assert any("runWithFiberInDEV" in script.read_text() for script in (dist / "assets").glob("index-*.js"))
     elevenlabs = elevenlabs_with_conversations
-    proxy = await start_proxy(static_dir=str(dist), custom_llm_key=CUSTOM_LLM_KEY,
-                              elevenlabs_api_key=API_KEY, elevenlabs_agent_id=AGENT_ID,
-                              elevenlabs_base_url=elevenlabs.base_url)
+    proxy = await _voice_proxy(start_proxy, elevenlabs, dist)
     conversations = elevenlabs.conversations
     assert conversations is not None
     conversations.custom_llm = CustomLlm(url=proxy.v1, api_key=CUSTOM_LLM_KEY)
@@ -166,8 +170,7 @@ async def test_a_refused_microphone_is_explained_and_starts_nothing(
         start_proxy: StartProxy, upstream: FakeOpenAI, elevenlabs_with_conversations: FakeElevenLabs) -> None:
     node = _require_browser_setup()
     elevenlabs = elevenlabs_with_conversations
-    proxy = await start_proxy(static_dir=str(DIST), custom_llm_key=CUSTOM_LLM_KEY, elevenlabs_api_key=API_KEY,
-                              elevenlabs_agent_id=AGENT_ID, elevenlabs_base_url=elevenlabs.base_url)
+    proxy = await _voice_proxy(start_proxy, elevenlabs, DIST)
     code, report, stderr = await _drive_browser(node, {
         "SCENARIO": "mic-refused", "PAGE_URL": proxy.url + "/", "ARTIFACTS_DIR": str(ARTIFACTS),
         "CHROMIUM": CHROMIUM, "FRONTEND_DIR": str(FRONTEND),
