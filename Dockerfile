@@ -13,7 +13,7 @@ RUN python -m venv /opt/glimpse
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY operator ./operator
-RUN /opt/glimpse/bin/pip install '.[otlp]'
+RUN /opt/glimpse/bin/pip install '.[proxy,otlp]'
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 glimpse \

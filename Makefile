@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.glimpse-installed
+STAMP := $(VENV)/.glimpse-proxy-installed
+OPERATOR_STAMP := $(VENV)/.glimpse-operator-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 
 FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
@@ -19,7 +20,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[proxy]'
+	touch $@
+
+$(OPERATOR_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[operator]'
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
@@ -46,12 +51,13 @@ run: $(STAMP)
 	$(BIN)/glimpse serve
 
 ## run-operator: run the operator locally against the current kubeconfig
-run-operator: $(STAMP)
+run-operator: $(OPERATOR_STAMP)
 	$(BIN)/glimpse-operator
 
 ## test: install the test dependencies, lint, type-check, build the page, run Vitest and the whole pytest suite
 test: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	cd frontend && npm test
 	$(BIN)/python -m pytest
 
@@ -76,8 +82,10 @@ bench: $(TEST_STAMP)
 soak: $(TEST_STAMP)
 	$(BIN)/python -m tests.reliability.soak
 
+## lint: ruff, and mypy (strict) on service/ and operator/
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/unit

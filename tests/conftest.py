@@ -11,9 +11,14 @@ import pytest
 from aiohttp import web
 
 from glimpse.app import create_app
+from glimpse.auth import Signer
 from glimpse.config import Settings
+from glimpse.conversation.store import ConversationStore
+from glimpse.images.storage import ImageStorage
+from glimpse.observability.metrics import Metrics
+from glimpse.observability.tracing import Tracing
+from glimpse.resources import CONVERSATIONS, IMAGE_STORAGE, METRICS, SIGNER
 from glimpse.server import start_server
-from glimpse.services import SERVICES, Services
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.redis_server import RedisServer
@@ -28,8 +33,20 @@ class Proxy:
     runner: web.AppRunner
 
     @property
-    def services(self) -> Services:
-        return self.app[SERVICES]
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    @property
+    def signer(self) -> Signer:
+        return self.app[SIGNER]
+
+    @property
+    def storage(self) -> ImageStorage:
+        return self.app[IMAGE_STORAGE]
+
+    @property
+    def store(self) -> ConversationStore:
+        return self.app[CONVERSATIONS]
 
     @property
     def v1(self) -> str:
@@ -67,8 +84,8 @@ StartProxy = Callable[..., Awaitable[Proxy]]
 async def start_proxy(upstream: FakeOpenAI, tmp_path: Any) -> AsyncIterator[StartProxy]:
     runners: list[web.AppRunner] = []
 
-    async def start(services: Services | None = None, **overrides: Any) -> Proxy:
-        app = create_app(proxy_settings(upstream, tmp_path, **overrides), services=services)
+    async def start(tracing: Tracing | None = None, **overrides: Any) -> Proxy:
+        app = create_app(proxy_settings(upstream, tmp_path, **overrides), tracing=tracing)
         runner, port = await start_server(app, "127.0.0.1", 0)
         runners.append(runner)
         return Proxy(f"http://127.0.0.1:{port}", app, runner)

@@ -32,7 +32,7 @@ function photo(name = "bike.jpg", type = "image/jpeg") {
 }
 
 async function connected() {
-  render(
+  const page = render(
     <StrictMode>
       <App transport="websocket" />
     </StrictMode>,
@@ -40,6 +40,17 @@ async function connected() {
   await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
   await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
   act(() => started[0].connect());
+  return page;
+}
+
+/** Pastes onto the page as a browser does; the event tells whether the page took it. */
+function paste(files: File[]) {
+  const event = new Event("paste", { bubbles: true, cancelable: true }) as Event & { clipboardData: unknown };
+  event.clipboardData = { files };
+  act(() => {
+    document.dispatchEvent(event);
+  });
+  return event;
 }
 
 const picker = () => screen.getByLabelText("Choose pictures") as HTMLInputElement;
@@ -69,15 +80,27 @@ describe("sharing pictures", () => {
     await connected();
     await userEvent.upload(picker(), [photo("one.jpg"), photo("two.png", "image/png")]);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [photo("three.webp", "image/webp")] } });
-    const paste = new Event("paste", { bubbles: true }) as Event & { clipboardData: unknown };
-    paste.clipboardData = { files: [photo("image.png", "image/png")] };
-    act(() => {
-      document.dispatchEvent(paste);
-    });
+    paste([photo("image.png", "image/png")]);
     await waitFor(() => expect(uploads).toHaveLength(4));
     expect(uploads.map((u) => (u.form.get("file") as File).name)).toEqual(["one.jpg", "two.png", "three.webp",
                                                                              "image.png"]);
     expect(shared().getAllByRole("img")).toHaveLength(4);
+  });
+
+  it("takes a pasted file without a type, as it does a picked or dropped one", async () => {
+    await connected();
+    expect(paste([photo("IMG_0001", "")]).defaultPrevented).toBe(true);
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    expect((uploads[0].form.get("file") as File).name).toBe("IMG_0001");
+    expect(shared().getByRole("img", { name: "IMG_0001" })).toBeInTheDocument();
+  });
+
+  it("leaves a paste without pictures to the page, so pasting text into a field still works", async () => {
+    await connected();
+    expect(paste([]).defaultPrevented).toBe(false);
+    expect(paste([new File(["hello"], "notes.txt", { type: "text/plain" })]).defaultPrevented).toBe(false);
+    expect(screen.queryByRole("list", { name: "Shared pictures" })).not.toBeInTheDocument();
+    expect(uploads).toHaveLength(0);
   });
 
   it("takes a drop anywhere on the page, so a missed drop never opens the file instead", async () => {
@@ -181,5 +204,18 @@ describe("sharing pictures", () => {
     expect(shared().getByRole("img", { name: "between.jpg" })).toBeInTheDocument();
     await waitFor(() => expect(shared().queryByRole("img", { name: "old.jpg" })).not.toBeInTheDocument());
     expect(URL.revokeObjectURL).toHaveBeenCalledWith("blob:preview-0");
+  });
+
+  it("leaving the page cancels the uploads under way and releases every preview", async () => {
+    const page = await connected();
+    await userEvent.upload(picker(), [photo("sent.jpg"), photo("sending.jpg")]);
+    await waitFor(() => expect(uploads).toHaveLength(2));
+    act(() => uploads[0].respond(201, { image_id: "i", url: "u", session_id: SESSION.session_id, expires_at: 1 }));
+    await shared().findByText("Shared with the agent");
+    page.unmount();
+    expect(uploads[0].aborted).toBe(false);
+    expect(uploads[1].aborted).toBe(true);
+    expect(URL.revokeObjectURL).toHaveBeenCalledWith("blob:preview-0");
+    expect(URL.revokeObjectURL).toHaveBeenCalledWith("blob:preview-1");
   });
 });

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 
 import { errorFromResponse } from "../src/lib/api";
 import { fitWithin, MAX_EDGE } from "../src/lib/downscale";
+import { isImageFile } from "../src/lib/imageFiles";
 import { describeMicrophoneFailure } from "../src/lib/microphone";
-import { isImageFile } from "../src/lib/useImageUploads";
 
 describe("fitWithin", () => {
   it("shrinks the longer edge to the limit and keeps the aspect ratio", () => {

@@ -6,7 +6,10 @@ from typing import Any
 
 import requests
 
-DEFAULT_BASE_URL = "https://api.elevenlabs.io"
+from glimpse.elevenlabs.errors import error_detail
+
+from .settings import DEFAULT_ELEVENLABS_BASE_URL
+
 TIMEOUT = (5, 20)
 
 
@@ -17,7 +20,8 @@ class ElevenLabsError(Exception):
 
 
 class AgentsClient:
-    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, session: requests.Session | None = None) -> None:
+    def __init__(self, api_key: str, base_url: str = DEFAULT_ELEVENLABS_BASE_URL,
+                 session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session or requests.Session()
         self._headers = {"xi-api-key": api_key, "Content-Type": "application/json"}
@@ -30,7 +34,7 @@ class AgentsClient:
             raise ElevenLabsError(f"ElevenLabs unreachable: {type(exc).__name__}") from None
         if response.status_code >= 400:
             raise ElevenLabsError(f"ElevenLabs {method} {path.split('?')[0]} failed with {response.status_code}: "
-                                  f"{_detail(response)}", response.status_code)
+                                  f"{error_detail(response.text)}", response.status_code)
         if not response.content:
             return {}
         data = response.json()
@@ -62,12 +66,3 @@ class AgentsClient:
             if exc.status != 404:
                 raise
 
-
-def _detail(response: requests.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.text[:200]
-    if isinstance(detail, dict):
-        return str(detail.get("message") or detail)[:200]
-    return str(detail)[:200]

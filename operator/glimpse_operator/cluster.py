@@ -46,12 +46,13 @@ class Cluster:
             header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
             auth_settings=["BearerToken"])
         response = self.api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=(5, 30))
-        raw = response.read()
+        raw: bytes = response.read()  # type: ignore[no-untyped-call]
         if response.status == 404 and method == "GET":
             return None
         if response.status >= 400:
             raise ClusterError(response.status, _message(raw))
-        return json.loads(raw) if raw else {}
+        result: dict[str, Any] = json.loads(raw) if raw else {}
+        return result
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns the fields it sets, and nothing else."""

@@ -14,9 +14,12 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, re
                   generation: int | None) -> list[dict[str, Any]]:
     value = "True" if status else "False"
     previous = next((c for c in conditions if c.get("type") == type_), None)
-    changed = previous is None or previous.get("status") != value
+    if previous is not None and previous.get("status") == value:
+        transition = previous.get("lastTransitionTime", now())
+    else:
+        transition = now()
     condition = {"type": type_, "status": value, "reason": reason, "message": message[:1000],
-                 "lastTransitionTime": now() if changed else previous.get("lastTransitionTime", now())}
+                 "lastTransitionTime": transition}
     if generation is not None:
         condition["observedGeneration"] = generation
     return [c for c in conditions if c.get("type") != type_] + [condition]

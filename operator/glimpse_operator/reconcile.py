@@ -7,16 +7,16 @@ anywhere and an ElevenLabs client pointed at a fake.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .agents import DEFAULT_BASE_URL, AgentsClient, ElevenLabsError
+from .agents import AgentsClient, ElevenLabsError
 from .cluster import Cluster
 from .conditions import is_true, set_condition
 from .render import SECRET_KEYS, config_hash, desired_agent, object_name, render_proxy
+from .settings import OperatorSettings
 from .spec import InvalidSpec, public_url, upstream_base_url, with_defaults
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,15 @@ class Outcome:
     retry_reason: str | None = None  # set: ask kopf to retry later
 
 
-def elevenlabs_base_url() -> str:
-    return os.environ.get("GLIMPSE_ELEVENLABS_BASE_URL", DEFAULT_BASE_URL)
-
-
 class Reconciler:
-    def __init__(self, cluster: Cluster, agents: Callable[[str], AgentsClient] | None = None) -> None:
+    """One per operator (kopf's `memo.reconciler`), built at startup from the settings."""
+
+    def __init__(self, cluster: Cluster, settings: OperatorSettings,
+                 agents: Callable[[str], AgentsClient] | None = None) -> None:
         self.cluster = cluster
-        self.agents = agents or (lambda key: AgentsClient(key, elevenlabs_base_url()))
+        self.proxy_image = settings.proxy_image
+        base_url = settings.elevenlabs_base_url
+        self.agents: Callable[[str], AgentsClient] = agents or (lambda key: AgentsClient(key, base_url))
 
     def reconcile(self, body: dict[str, Any]) -> Outcome:
         meta = body["metadata"]
@@ -80,7 +81,7 @@ class Reconciler:
             condition("AgentSynced", False, "ElevenLabsError", str(exc))
             retry = str(exc)
 
-        for obj in render_proxy(body, spec, status.get("agentId", ""), generated):
+        for obj in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image):
             self.cluster.apply(obj)
         deployment = self.cluster.get("apps/v1", "Deployment", namespace, object_name(name)) or {}
         available = int((deployment.get("status") or {}).get("availableReplicas") or 0)

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any
 
 from . import GROUP, KIND, VERSION
 from .spec import public_url, upstream_base_url
 
-DEFAULT_PROXY_IMAGE = os.environ.get("GLIMPSE_PROXY_IMAGE", "glimpse/proxy:0.1.0")
 PORT = 8080
 SECRET_KEYS = ("customLlmKey", "signingSecret")
 PROXY_UID = 10001
@@ -78,7 +76,8 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str) -> dict[str, Any]:
+def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str, proxy_image: str) -> dict[str, Any]:
+    """The proxy's pods; `proxy_image` (the operator's GLIMPSE_PROXY_IMAGE) unless the spec names an image."""
     name = body["metadata"]["name"]
     generated = object_name(name)
     llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
@@ -103,7 +102,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str)
                                     "fsGroup": PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "proxy",
-                    "image": spec["proxy"]["image"] or DEFAULT_PROXY_IMAGE,
+                    "image": spec["proxy"]["image"] or proxy_image,
                     "args": ["serve"],
                     "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                     "envFrom": [{"configMapRef": {"name": generated}}],
@@ -170,12 +169,12 @@ def render_hpa(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | N
             "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}]}}
 
 
-def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
-                 secret_values: dict[str, str]) -> list[dict[str, Any]]:
-    """Every namespaced object of one VoiceAgent, in apply order."""
+def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
+                 proxy_image: str) -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image."""
     objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
-               render_deployment(body, spec, agent_id), render_service(body), render_ingress(body, spec),
-               render_pdb(body)]
+               render_deployment(body, spec, agent_id, proxy_image), render_service(body),
+               render_ingress(body, spec), render_pdb(body)]
     hpa = render_hpa(body, spec)
     return objects + ([hpa] if hpa else [])
 

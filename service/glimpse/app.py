@@ -1,69 +1,43 @@
-"""The aiohttp application factory."""
+"""The aiohttp application factory, and how the application must be run."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from .config import Settings
-from .cors import cors_middleware
-from .errors import error_middleware
-from .observe import observe_middleware
-from .services import SERVICES, Services, build_services
+from .observability.tracing import Tracing
+from .resources import add_resources
+from .web.cors import cors_middleware
+from .web.errors import error_middleware
+from .web.observe import observe_middleware
+from .web.routes import chat, health, images, models, page, session
 
-log = logging.getLogger(__name__)
 
-
-def create_app(settings: Settings | None = None, services: Services | None = None) -> web.Application:
-    from .routes import chat, health, images, models, session, static
-
-    services = services or build_services(settings or Settings.load())
-    settings = services.settings
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> web.Application:
+    settings = settings or Settings.load()
     app = web.Application(
         middlewares=[observe_middleware, cors_middleware, error_middleware],
         client_max_size=max(settings.chat_max_body_bytes, settings.image_max_bytes + 256 * 1024),
     )
-    app[SERVICES] = services
+    add_resources(app, settings, tracing=tracing)
     for module in (chat, models, images, session, health):
         app.router.add_routes(module.routes)
-    static.add_frontend(app, _frontend_dir(settings))
-    app.cleanup_ctx.append(_lifecycle)
+    page.add_page(app, _page_dir(settings))
     return app
 
 
-def _frontend_dir(settings: Settings) -> Path | None:
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """What `web.AppRunner` needs for this app. handler_cancellation: a caller that hangs up cancels its
+    handler at once, and with it the upstream request (chat.py relies on it), instead of on the next write.
+    The request log is written by `web/observe.py`, not aiohttp's access logger."""
+    return {"handler_cancellation": True, "access_log": None, "shutdown_timeout": settings.shutdown_grace_seconds}
+
+
+def _page_dir(settings: Settings) -> Path | None:
     if settings.static_dir:
         return Path(settings.static_dir)
     candidate = Path(__file__).resolve().parents[2] / "frontend" / "dist"
     return candidate if candidate.is_dir() else None
-
-
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    sweeper = asyncio.create_task(_sweep_forever(services), name="glimpse-sweeper")
-    yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
-    await services.upstream.close()
-    await services.elevenlabs.close()
-    await services.store.close()
-    await services.storage.close()
-
-
-async def _sweep_forever(services: Services) -> None:
-    """Delete images older than their TTL (the conversation store expires its own keys)."""
-    interval = services.settings.sweep_interval_seconds
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            removed = await services.storage.sweep(services.settings.image_ttl_seconds)
-            if removed:
-                log.info("swept %d expired images", removed)
-        except Exception as exc:
-            log.warning("image sweep failed: %s", exc)

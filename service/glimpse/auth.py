@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ApiError
+from .errors import NotAuthenticated, NotPermitted
 
 
 def _b64(data: bytes) -> str:
@@ -21,13 +21,12 @@ def _b64(data: bytes) -> str:
 
 
 def check_bearer(authorization: str | None, expected_key: str) -> None:
-    """Raise 401 unless `Authorization: Bearer <expected_key>`; no key configured means open."""
+    """NotAuthenticated unless `Authorization: Bearer <expected_key>`; no key configured means open."""
     if not expected_key:
         return
     scheme, _, presented = (authorization or "").partition(" ")
     if not (scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected_key.encode())):
-        raise ApiError(401, "Missing or invalid bearer token for the custom LLM endpoint.",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise NotAuthenticated("Missing or invalid bearer token for the custom LLM endpoint.", challenge="Bearer")
 
 
 @dataclass(frozen=True)
@@ -58,15 +57,15 @@ class Signer:
         return SignedValue(f"{expires_at}.{self._mac('upload', session_id, expires_at)}", expires_at)
 
     def check_upload_token(self, session_id: str, token: str | None) -> None:
-        """403 for a token of another session, a forged one or an expired one; 401 when absent."""
+        """NotPermitted for a token of another session, a forged one or an expired one; NotAuthenticated when absent."""
         if not token:
-            raise ApiError(401, "An upload token is required: get one from GET /v1/session.",
-                           code="missing_upload_token", type="authentication_error")
+            raise NotAuthenticated("An upload token is required: get one from GET /v1/session.",
+                                   code="missing_upload_token")
         expires, _, signature = token.partition(".")
         if not (expires.isascii() and expires.isdigit() and signature
                 and self._verify("upload", session_id, int(expires), signature)):
-            raise ApiError(403, "The upload token is not valid for this session or has expired.",
-                           code="invalid_upload_token")
+            raise NotPermitted("The upload token is not valid for this session or has expired.",
+                               code="invalid_upload_token")
 
     def image_query(self, image_id: str, ttl_seconds: int) -> SignedValue:
         expires_at = int(self._now()) + ttl_seconds

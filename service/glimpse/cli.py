@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from . import __version__
 from .config import ConfigError, Settings
-from .logs import configure_logging
+from .observability.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:

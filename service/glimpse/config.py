@@ -1,8 +1,9 @@
 """Settings from `GLIMPSE_*` environment variables, an optional config file, and embedded defaults.
 
-Precedence: environment, then the `--config` file (TOML or JSON, same keys with or without the
-`GLIMPSE_` prefix, any case), then the defaults below. Every problem is a `ConfigError` whose message
-names the key, so `glimpse serve` can print one clear line instead of a traceback.
+Parsed and checked by pydantic-settings. Precedence: explicit overrides (command-line flags), the
+environment, the `--config` file (TOML or JSON, the same keys with or without the `GLIMPSE_` prefix, any
+case), `OPENAI_API_KEY` for the upstream key, then the defaults below. Every problem is a `ConfigError`
+whose one-line message names the variable, so `glimpse serve` prints that instead of a traceback.
 """
 
 from __future__ import annotations
@@ -11,10 +12,22 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 PREFIX = "GLIMPSE_"
 
@@ -23,54 +36,58 @@ Policy = Literal["sticky", "once"]
 Detail = Literal["auto", "low", "high"]
 LogFormat = Literal["json", "text"]
 
+Positive = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(gt=0)]
+
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or inconsistent."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, hide_input_in_errors=True)
+
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, gt=0, lt=65536)
     public_base_url: str = ""
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     static_dir: str = ""
-    shutdown_grace_seconds: float = 25.0
+    shutdown_grace_seconds: float = Field(25.0, ge=0)
 
     upstream_base_url: str = "https://api.openai.com/v1"
-    upstream_api_key: str = field(default="", repr=False)
+    upstream_api_key: SecretStr = SecretStr("")
     upstream_model: str = ""
-    upstream_connect_timeout: float = 5.0
-    upstream_read_timeout: float = 60.0
-    upstream_first_byte_timeout: float = 30.0
-    upstream_max_retries: int = 2
+    upstream_connect_timeout: Seconds = 5.0
+    upstream_read_timeout: Seconds = 60.0
+    upstream_first_byte_timeout: Seconds = 30.0
+    upstream_max_retries: int = Field(2, ge=0)
     upstream_stream_usage: bool = True
 
     store_url: str = "memory://"
     storage_url: str = "file://./data/images"
 
-    custom_llm_key: str = field(default="", repr=False)
-    signing_secret: str = field(default="", repr=False)
-    elevenlabs_api_key: str = field(default="", repr=False)
+    custom_llm_key: SecretStr = SecretStr("")
+    signing_secret: SecretStr = SecretStr("")
+    elevenlabs_api_key: SecretStr = SecretStr("")
     elevenlabs_agent_id: str = ""
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
-    upload_token_ttl_seconds: int = 3600
+    upload_token_ttl_seconds: Positive = 3600
 
     image_delivery: Delivery = "inline"
     image_policy: Policy = "sticky"
     image_detail: Detail = "auto"
-    image_max_bytes: int = 10 * 1024 * 1024
-    image_max_pixels: int = 50_000_000
-    image_max_edge: int = 2048
-    image_ttl_seconds: int = 3600
-    image_url_ttl_seconds: int = 900
-    images_per_conversation: int = 8
-    sweep_interval_seconds: int = 60
+    image_max_bytes: Positive = 10 * 1024 * 1024
+    image_max_pixels: Positive = 50_000_000
+    image_max_edge: Positive = 2048
+    image_ttl_seconds: Positive = 3600
+    image_url_ttl_seconds: Positive = 900
+    images_per_conversation: Positive = 8
+    sweep_interval_seconds: Positive = 60
 
-    chat_max_body_bytes: int = 4 * 1024 * 1024
-    chat_max_messages: int = 5000
+    chat_max_body_bytes: Positive = 4 * 1024 * 1024
+    chat_max_messages: Positive = 5000
 
     @property
     def store_scheme(self) -> str:
@@ -83,48 +100,131 @@ class Settings:
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, config_file: str | os.PathLike[str] | None = None,
              **overrides: Any) -> Settings:
-        env = os.environ if env is None else env
-        from_file = _read_config_file(Path(config_file)) if config_file else {}
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(PREFIX + f.name.upper())
-            if raw is None:
-                raw = from_file.get(f.name)
-            if raw is None and f.name == "upstream_api_key":
-                raw = env.get("OPENAI_API_KEY")
-            if raw is not None:
-                values[f.name] = _coerce(f.name, raw, hints[f.name])
-        values.update(overrides)
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        """Settings from `env` (default: the process environment), `config_file` and `overrides`."""
+        inputs = _Inputs(os.environ if env is None else env,
+                         _read_config_file(Path(config_file)) if config_file else {})
+        token = _INPUTS.set(inputs)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, PREFIX)) from None
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        finally:
+            _INPUTS.reset(token)
 
-    def validate(self) -> None:
-        if self.store_scheme not in ("memory", "redis", "rediss", "unix"):
-            raise ConfigError(f"GLIMPSE_STORE_URL: unknown scheme {self.store_scheme!r} "
-                              "(use memory:// or redis://host:port/db)")
-        if self.storage_scheme not in ("file", "gs"):
-            raise ConfigError(f"GLIMPSE_STORAGE_URL: unknown scheme {self.storage_scheme!r} "
-                              "(use file:///path or gs://bucket/prefix)")
-        if self.storage_scheme == "gs" and not urlsplit(self.storage_url).netloc:
-            raise ConfigError("GLIMPSE_STORAGE_URL: gs:// needs a bucket name, e.g. gs://my-bucket/glimpse")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"GLIMPSE_PORT: {self.port} is not a TCP port")
-        for name in ("image_max_bytes", "image_max_pixels", "image_max_edge", "image_ttl_seconds",
-                     "image_url_ttl_seconds", "upload_token_ttl_seconds", "chat_max_body_bytes",
-                     "chat_max_messages", "images_per_conversation", "sweep_interval_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{PREFIX}{name.upper()}: must be positive")
-        if min(self.upstream_connect_timeout, self.upstream_read_timeout, self.upstream_first_byte_timeout) <= 0:
-            raise ConfigError("GLIMPSE_UPSTREAM_*_TIMEOUT: timeouts must be positive")
-        if self.upstream_max_retries < 0:
-            raise ConfigError("GLIMPSE_UPSTREAM_MAX_RETRIES: must be zero or more")
-        if self.public_base_url and urlsplit(self.public_base_url).scheme not in ("http", "https"):
-            raise ConfigError("GLIMPSE_PUBLIC_BASE_URL: must start with http:// or https://")
-        upstream = urlsplit(self.upstream_base_url)
-        if upstream.scheme not in ("http", "https") or not upstream.netloc:
-            raise ConfigError("GLIMPSE_UPSTREAM_BASE_URL: must be an http(s) URL such as https://api.openai.com/v1")
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        inputs = _INPUTS.get() or _Inputs()
+        return (init_settings, _Environment(settings_cls, inputs.environment),
+                _Values(settings_cls, inputs.config_file),
+                _Values(settings_cls, {"upstream_api_key": inputs.environment["OPENAI_API_KEY"]}
+                        if inputs.environment.get("OPENAI_API_KEY") else {}))
+
+    @field_validator("image_delivery", "image_policy", "image_detail", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return items
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("memory", "redis", "rediss", "unix"):
+            raise ValueError(f"unknown scheme {scheme!r} (use memory:// or redis://host:port/db)")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme not in ("file", "gs"):
+            raise ValueError(f"unknown scheme {url.scheme!r} (use file:///path or gs://bucket/prefix)")
+        if url.scheme == "gs" and not url.netloc:
+            raise ValueError("gs:// needs a bucket name, e.g. gs://my-bucket/glimpse")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("upstream_base_url")
+    @classmethod
+    def _upstream_base_url(cls, value: str) -> str:
+        return http_url(value, example="https://api.openai.com/v1")
+
+    @field_validator("elevenlabs_base_url")
+    @classmethod
+    def _elevenlabs_base_url(cls, value: str) -> str:
+        return http_url(value, example="https://api.elevenlabs.io")
+
+
+def http_url(value: str, *, example: str) -> str:
+    """`value` when it is an http(s) URL with a host; a ValueError pydantic reports against the setting."""
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"must be an http(s) URL such as {example}")
+    return value
+
+
+def describe(error: ValidationError, prefix: str = PREFIX) -> str:
+    """One line naming each offending variable, e.g. `GLIMPSE_PORT: Input should be less than 65536`.
+    Input values are left out: a wrong value may be a secret pasted into the wrong variable."""
+    problems = []
+    for problem in error.errors(include_input=False, include_url=False):
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{prefix}{name.upper()}: {message}" if name else message)
+    return "; ".join(problems)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    environment: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    config_file: dict[str, Any] = field(default_factory=dict)
+
+
+_INPUTS: ContextVar[_Inputs | None] = ContextVar("glimpse_settings_inputs", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """The `GLIMPSE_*` variables of a given mapping (the process environment unless a caller passes another)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str]) -> None:
+        self._environment = environment
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environment.items()}
+
+
+class _Values(PydanticBaseSettingsSource):
+    """Values already keyed by field name (the config file, the OPENAI_API_KEY fallback)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -132,43 +232,17 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot read ({exc.strerror})") from None
+    kind = "JSON" if path.suffix == ".json" else "TOML"
     try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") \
-            from None
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError both are
+        raise ConfigError(f"--config {path}: not valid {kind}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: must hold a table of settings")
-    known = {f.name for f in fields(Settings)}
     result: dict[str, Any] = {}
     for key, value in data.items():
         name = key.lower().removeprefix(PREFIX.lower())
-        if name not in known:
+        if name not in Settings.model_fields:
             raise ConfigError(f"--config {path}: unknown setting {key!r}")
         result[name] = value
     return result
-
-
-def _coerce(name: str, raw: Any, hint: Any) -> Any:
-    label = PREFIX + name.upper()
-    choices = get_args(hint) if getattr(hint, "__origin__", None) is Literal else ()
-    try:
-        if choices:
-            value = str(raw).strip().lower()
-            if value not in choices:
-                raise ConfigError(f"{label}: {raw!r} is not one of {', '.join(choices)}")
-            return value
-        if hint is bool:
-            return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
-        if hint is int:
-            return int(raw)
-        if hint is float:
-            return float(raw)
-        if hint == tuple[str, ...]:
-            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-            return tuple(item.strip() for item in items if str(item).strip())
-        return str(raw)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{label}: {raw!r} is not a valid {getattr(hint, '__name__', hint)}") from None

@@ -1,102 +1,86 @@
-"""OpenAI-style errors: `{"error": {"message", "type", "code", "param"}}` with the right status.
+"""Domain errors: why a request cannot be served, in the service's own terms.
 
-Handlers raise `ApiError`; the middleware turns it, aiohttp's own HTTP exceptions and anything
-unexpected into that JSON shape. Nothing reaches the caller as a stack trace.
+Services and pure modules raise these; they know nothing of HTTP. One middleware (`web/errors.py`) maps
+each kind to its status and an OpenAI-style body, so that mapping lives in one table.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+class GlimpseError(Exception):
+    """A request that cannot be served. `code` and `param` go into the OpenAI-style error body;
+    `retry_after` (seconds) tells the caller when trying again makes sense."""
 
-log = logging.getLogger(__name__)
-
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
-}
-
-_CODE_BY_STATUS = {
-    401: "invalid_api_key",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limit_exceeded",
-    502: "bad_gateway",
-    503: "unavailable",
-    504: "timeout",
-}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str | None = None, type: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 retry_after: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
-        self.code = code or _CODE_BY_STATUS.get(status)
-        self.type = type or _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        self.code = code
         self.param = param
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.message, type=self.type, code=self.code, param=self.param)
+        self.retry_after = retry_after
 
 
-def error_body(message: str, *, type: str = "server_error", code: str | None = None,
-               param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "code": code, "param": param}}
+class InvalidRequest(GlimpseError):
+    """The request itself is wrong: a missing field, a malformed body, an image that is not one."""
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json",
-                        headers=headers)
+class TooLarge(InvalidRequest):
+    """A body, an image or a field over its limit."""
 
 
-def error_response(error: ApiError) -> web.Response:
-    return json_response(error.body(), status=error.status, headers=error.headers)
+class UnsupportedMedia(InvalidRequest):
+    """A body or a file of a kind the proxy does not take."""
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+class NotAuthenticated(GlimpseError):
+    """No credentials, or wrong ones. `challenge` is the scheme a client should answer with, if any."""
+
+    def __init__(self, message: str, *, code: str | None = None, challenge: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.challenge = challenge
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(ApiError(413, f"Request body too large (limit {exc.max_size} bytes)."))
-    except HttpProcessingError as exc:  # a malformed body part or header met while reading the body
-        return error_response(ApiError(400, f"The request is malformed: {exc.message}"))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = {404: f"No route for {request.method} {request.path}.",
-                   405: f"Method {request.method} is not allowed on {request.path}."}.get(exc.status, exc.reason)
-        return error_response(ApiError(exc.status, message, headers=_allow_header(exc)))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "Internal server error.", type="server_error", code="internal_error"))
+class NotPermitted(GlimpseError):
+    """Credentials that do not allow this: another session's upload token, an expired image signature."""
 
 
-def _allow_header(exc: web.HTTPException) -> dict[str, str]:
-    allow = exc.headers.get("Allow")
-    return {"Allow": allow} if allow else {}
+class NotFound(GlimpseError):
+    """No such route or image."""
+
+
+class Unavailable(GlimpseError):
+    """A dependency (conversation store, image storage, ElevenLabs settings) is missing or down, or the
+    server is shutting down."""
+
+
+class ElevenLabsFailed(GlimpseError):
+    """ElevenLabs could not be reached or refused what the proxy asked of it."""
+
+
+class UpstreamError(GlimpseError):
+    """The upstream LLM failed the request (unreachable, refused credentials, 5xx, a broken stream).
+    `outcome` is the word metrics and spans record for it."""
+
+    outcome = "error"
+
+
+class UpstreamTimedOut(UpstreamError):
+    """The upstream sent nothing in time."""
+
+    outcome = "timeout"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream is rate limiting the proxy; `retry_after` is what it asked for."""
+
+    outcome = "rate_limited"
+
+
+class UpstreamRejectedRequest(UpstreamError):
+    """The upstream refused the request as invalid; `upstream_status` is what it answered (400, 404, 409, 422)."""
+
+    outcome = "rejected"
+
+    def __init__(self, message: str, *, upstream_status: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.upstream_status = upstream_status

@@ -106,7 +106,7 @@ async def test_upload_token_rules(proxy: Proxy, http: aiohttp.ClientSession) -> 
                        "missing_upload_token")
     await assert_error(await upload(http, proxy.url, mine, token=theirs["upload_token"]), 403, "invalid_upload_token")
     await assert_error(await upload(http, proxy.url, mine, token="9999999999.forged"), 403)
-    expired = proxy.services.signer.upload_token(mine["session_id"], -10)
+    expired = proxy.signer.upload_token(mine["session_id"], -10)
     await assert_error(await upload(http, proxy.url, mine, token=expired.value), 403)
     async with http.post(proxy.v1 + "/images/ready", json={"session_id": mine["session_id"]},
                          headers={"X-Upload-Token": theirs["upload_token"]}) as response:
@@ -127,7 +127,7 @@ async def test_bad_images_are_rejected_and_nothing_is_stored(proxy: Proxy, upstr
     session = await new_session(http, proxy.url)
     response = await upload(http, proxy.url, session, data, filename=filename)
     await assert_error(response, status)
-    root = proxy.services.storage.root  # type: ignore[attr-defined]
+    root = proxy.storage.root  # type: ignore[attr-defined]
     assert not root.exists() or list(root.iterdir()) == []
     async with http.post(proxy.v1 + "/chat/completions",
                          json=elevenlabs_body(session["session_id"], conversation("hi"))) as r:
@@ -150,13 +150,26 @@ async def test_upload_must_be_multipart(proxy: Proxy, http: aiohttp.ClientSessio
         await assert_error(response, 415)
 
 
+async def test_ready_flag_takes_boolean_words_only(proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    form = aiohttp.FormData()
+    form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
+    form.add_field("session_id", session["session_id"])
+    form.add_field("ready", "maybe")
+    async with http.post(proxy.v1 + "/images", data=form, headers={"X-Upload-Token": session["upload_token"]}) as r:
+        assert (await assert_error(r, 400))["param"] == "ready"
+    assert not proxy.storage.root.exists() or list(proxy.storage.root.iterdir()) == []  # type: ignore[attr-defined]
+    staged = await upload(http, proxy.url, session, ready=False)
+    assert (await staged.json())["status"] == "staged"
+
+
 async def test_image_limit_per_conversation(start_proxy: StartProxy, http: aiohttp.ClientSession) -> None:
     proxy = await start_proxy(images_per_conversation=2)
     session = await new_session(http, proxy.url)
     assert (await upload(http, proxy.url, session)).status == 201
     assert (await upload(http, proxy.url, session)).status == 201
     await assert_error(await upload(http, proxy.url, session), 400, "too_many_images")
-    assert len(list(proxy.services.storage.root.iterdir())) == 2  # type: ignore[attr-defined]
+    assert len(list(proxy.storage.root.iterdir())) == 2  # type: ignore[attr-defined]
 
 
 # --- serving ---------------------------------------------------------------------------------------
@@ -176,7 +189,7 @@ async def test_image_urls_need_a_valid_unexpired_signature(proxy: Proxy, http: a
         await assert_error(response, 403)
     async with http.get(url.replace("sig=", "sig=x")) as response:
         await assert_error(response, 403)
-    expired = proxy.services.signer.image_query(image_id, -1).value
+    expired = proxy.signer.image_query(image_id, -1).value
     async with http.get(f"{base}?{expired}") as response:
         await assert_error(response, 403)
     from glimpse.auth import Signer

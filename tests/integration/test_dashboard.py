@@ -42,7 +42,7 @@ async def test_every_expression_names_exported_metrics(proxy: Proxy, upstream: F
     async with http.get(proxy.url + "/metrics") as response:
         exported = {s.name for f in text_string_to_metric_families(await response.text()) for s in f.samples}
     # series that appear only once something happened (an upload, a store error) are declared families
-    families = {f.name for f in text_string_to_metric_families(proxy.services.metrics.exposition().decode())}
+    families = {f.name for f in text_string_to_metric_families(proxy.metrics.exposition().decode())}
     declared = exported | {f + suffix for f in families for suffix in ("", "_total", "_bucket", "_count", "_sum")}
     dashboard = json.loads(DASHBOARD.read_text())
     used = set().union(*(metric_names(e) for e in expressions(dashboard)))

@@ -16,7 +16,7 @@ async def test_local_images_and_state_expire(start_proxy: StartProxy, upstream: 
     proxy = await start_proxy(image_ttl_seconds=1, sweep_interval_seconds=1)
     session = await new_session(http, proxy.url)
     result = await (await upload(http, proxy.url, session)).json()
-    root = proxy.services.storage.root  # type: ignore[attr-defined]
+    root = proxy.storage.root  # type: ignore[attr-defined]
     assert len(list(root.iterdir())) == 1
     await asyncio.sleep(2.6)
     assert list(root.iterdir()) == []

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from google.oauth2 import service_account
 
-from glimpse.storage import ImageNotFound, StorageError
-from glimpse.storage.gcs import GcsStorage
+from glimpse.images.gcs import GcsStorage
+from glimpse.images.storage import ImageNotFound, ImageStorageError
 from tests.conftest import StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gcs_emulator import BUCKET, SERVICE_ACCOUNT, GcsEmulator, service_account_key
@@ -89,9 +89,9 @@ async def test_v4_signed_url_fields_and_signature(emulator: GcsEmulator, sa_key)
 async def test_emulator_down_is_a_storage_error(emulator: GcsEmulator, sa_key) -> None:
     storage = storage_for(emulator, sa_key)
     emulator.stop()
-    with pytest.raises(StorageError):
+    with pytest.raises(ImageStorageError):
         await storage.put("glimpse/s/x.jpg", b"data", "image/jpeg")
-    with pytest.raises(StorageError):
+    with pytest.raises(ImageStorageError):
         await storage.check()
 
 
@@ -145,4 +145,4 @@ async def test_gcs_down_upload_is_503_and_leaves_no_state(start_proxy: StartProx
         assert r.status == 200
         await r.read()
     assert image_parts(upstream.last_messages()) == []
-    assert await proxy.services.store.take_turn(session["session_id"], attach=True, policy="sticky") == []
+    assert await proxy.store.take_turn(session["session_id"], attach=True, policy="sticky") == []

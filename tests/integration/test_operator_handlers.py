@@ -15,6 +15,9 @@ import pytest
 from kubernetes import client as k8s
 
 from glimpse_operator import handlers
+from glimpse_operator.cluster import Cluster
+from glimpse_operator.reconcile import Reconciler
+from glimpse_operator.settings import OperatorSettings
 from tests.fakes.elevenlabs_api import API_KEY, FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
 from tests.unit.test_operator_render import voice_agent
@@ -30,23 +33,30 @@ def secret(name: str, value: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def cluster(monkeypatch: pytest.MonkeyPatch, elevenlabs: FakeElevenLabs) -> AsyncIterator[FakeKubernetes]:
+async def cluster() -> AsyncIterator[FakeKubernetes]:
     fake = await FakeKubernetes().start()
-    configuration = k8s.Configuration(host=fake.base_url)
-    configuration.api_key = {"BearerToken": "Bearer test-token"}
-    monkeypatch.setattr(handlers, "reconciler", lambda: handlers.Reconciler(
-        handlers.Cluster(k8s.ApiClient(configuration))))
-    monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
     fake.put("/api/v1/namespaces/voice/secrets/openai", secret("openai", "sk-openai-test"))
     fake.put("/api/v1/namespaces/voice/secrets/elevenlabs", secret("elevenlabs", API_KEY))
     yield fake
     await fake.stop()
 
 
-async def run_reconcile(body: dict[str, Any]) -> tuple[kopf.Patch, Exception | None]:
+@pytest.fixture
+def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+    """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes."""
+    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)  # the default proxy image, whatever the shell has
+    configuration = k8s.Configuration(host=cluster.base_url)
+    configuration.api_key = {"BearerToken": "Bearer test-token"}
+    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
+    memo = kopf.Memo()
+    memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
+    return memo
+
+
+async def run_reconcile(body: dict[str, Any], memo: kopf.Memo) -> tuple[kopf.Patch, Exception | None]:
     patch = kopf.Patch()
     try:
-        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, logger=logging.getLogger("test"))
+        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, memo=memo, logger=logging.getLogger("test"))
     except kopf.TemporaryError as exc:
         return patch, exc
     return patch, None
@@ -62,10 +72,10 @@ def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in patch["status"]["conditions"]}
 
 
-async def test_create_applies_objects_creates_agent_and_sets_status(cluster: FakeKubernetes,
-                                                                    elevenlabs: FakeElevenLabs) -> None:
+async def test_create_applies_objects_creates_agent_and_sets_status(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, error = await run_reconcile(body)
+    patch, error = await run_reconcile(body, memo)
     assert error is None
     kinds = sorted(a.body["kind"] for a in cluster.applies)
     assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
@@ -88,7 +98,7 @@ async def test_create_applies_objects_creates_agent_and_sets_status(cluster: Fak
     cluster.objects[DEPLOYMENT]["status"] = {"availableReplicas": 2}
     calls_before = len(elevenlabs.management_calls())
     patch2 = kopf.Patch()
-    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=patch2)
+    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=patch2, memo=memo)
     assert conditions(patch2)["Ready"]["status"] == "True"
     assert len(elevenlabs.management_calls()) == calls_before
     # the generated bearer key is kept across reconciles
@@ -96,17 +106,17 @@ async def test_create_applies_objects_creates_agent_and_sets_status(cluster: Fak
 
 
 async def test_spec_change_patches_the_agent_once_and_no_change_calls_nothing(
-        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body)
+    patch, _ = await run_reconcile(body, memo)
     body = with_status(body, patch)
     before = len(elevenlabs.management_calls())
-    patch, _ = await run_reconcile(body)
+    patch, _ = await run_reconcile(body, memo)
     assert len(elevenlabs.management_calls()) == before  # nothing changed: no call
     body = with_status(body, patch)
     body["spec"]["agent"]["prompt"] = "You are a very patient guide."
     body["metadata"]["generation"] = 2
-    patch, _ = await run_reconcile(body)
+    patch, _ = await run_reconcile(body, memo)
     new_calls = elevenlabs.management_calls()[before:]
     assert [(c.method, c.path.split("/")[-2]) for c in new_calls] == [("PATCH", "agents")]
     agent_id = patch["status"]["agentId"]
@@ -115,31 +125,33 @@ async def test_spec_change_patches_the_agent_once_and_no_change_calls_nothing(
     assert patch["status"]["observedGeneration"] == 2
 
 
-async def test_delete_removes_created_agent_and_secret(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+async def test_delete_removes_created_agent_and_secret(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body)
+    patch, _ = await run_reconcile(body, memo)
     body = with_status(body, patch)
     agent_id, secret_id = body["status"]["agentId"], body["status"]["workspaceSecretId"]
-    await asyncio.to_thread(handlers.clean_up, body=body)
+    await asyncio.to_thread(handlers.clean_up, body=body, memo=memo)
     assert agent_id not in elevenlabs.agents and secret_id not in elevenlabs.workspace_secrets
 
 
-async def test_adopted_agent_is_patched_but_never_deleted(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+async def test_adopted_agent_is_patched_but_never_deleted(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     elevenlabs.agents.add("agent_existing")
     body = voice_agent(elevenlabs__agentId="agent_existing")
-    patch, error = await run_reconcile(body)
+    patch, error = await run_reconcile(body, memo)
     assert error is None
     assert patch["status"]["agentId"] == "agent_existing" and not patch["status"].get("agentCreated")
     assert [c.method for c in elevenlabs.management_calls() if "agents" in c.path] == ["PATCH"]
-    await asyncio.to_thread(handlers.clean_up, body=with_status(body, patch))
+    await asyncio.to_thread(handlers.clean_up, body=with_status(body, patch), memo=memo)
     assert "agent_existing" in elevenlabs.agents
     assert elevenlabs.management_calls()[-1].method == "DELETE" and "secrets" in elevenlabs.management_calls()[-1].path
 
 
-async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(cluster: FakeKubernetes,
-                                                                   elevenlabs: FakeElevenLabs) -> None:
+async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     elevenlabs.fail_with = 500
-    patch, error = await run_reconcile(voice_agent())
+    patch, error = await run_reconcile(voice_agent(), memo)
     assert isinstance(error, kopf.TemporaryError)
     synced = conditions(patch)["AgentSynced"]
     assert synced["status"] == "False" and synced["reason"] == "ElevenLabsError" and "500" in synced["message"]
@@ -149,9 +161,10 @@ async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(cluster: Fake
     assert handlers.backoff(3) == 120 and handlers.backoff(20) == 600  # exponential, capped
 
 
-async def test_missing_secret_is_a_clear_condition(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+async def test_missing_secret_is_a_clear_condition(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     del cluster.objects["/api/v1/namespaces/voice/secrets/openai"]
-    patch, error = await run_reconcile(voice_agent())
+    patch, error = await run_reconcile(voice_agent(), memo)
     assert isinstance(error, kopf.TemporaryError)
     synced = conditions(patch)["AgentSynced"]
     assert synced["reason"] == "SecretMissing" and "voice/openai" in synced["message"]
@@ -159,9 +172,10 @@ async def test_missing_secret_is_a_clear_condition(cluster: FakeKubernetes, elev
     assert cluster.applies == [] and elevenlabs.management_calls() == []
 
 
-async def test_drift_is_repaired_by_reapplying(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+async def test_drift_is_repaired_by_reapplying(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body)
+    patch, _ = await run_reconcile(body, memo)
     cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
-    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=kopf.Patch())
+    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=kopf.Patch(), memo=memo)
     assert cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == "glimpse/proxy:0.1.0"

@@ -62,7 +62,7 @@ async def test_redis_down_chat_still_streams_and_readyz_fails(start_proxy: Start
     response = await upload(http, proxy.url, session)
     assert response.status == 503
     assert "conversation store" in json.loads(await response.text())["error"]["message"]
-    assert list(proxy.services.storage.root.iterdir()) == []  # type: ignore[attr-defined]
+    assert list(proxy.storage.root.iterdir()) == []  # type: ignore[attr-defined]
     async with http.get(proxy.url + "/metrics") as response:
         text = await response.text()
     assert 'glimpse_store_errors_total{op="take_turn"} 1.0' in text

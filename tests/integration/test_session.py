@@ -28,7 +28,7 @@ async def test_signed_url_session(start_proxy: StartProxy, elevenlabs: FakeEleve
     body = json.loads(raw)
     assert body["signed_url"].startswith("wss://") and f"agent_id={AGENT_ID}" in body["signed_url"]
     assert body["agent_id"] == AGENT_ID and body["session_id"] and body["upload_token"]
-    proxy.services.signer.check_upload_token(body["session_id"], body["upload_token"])
+    proxy.signer.check_upload_token(body["session_id"], body["upload_token"])
     assert elevenlabs.calls[-1].headers["xi-api-key"] == API_KEY
     assert elevenlabs.calls[-1].query == {"agent_id": AGENT_ID}
     assert API_KEY not in raw and API_KEY not in caplog.text

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from glimpse.store import ConversationStore, StoredImage, StoreError, TooManyImages
-from glimpse.store.memory import MemoryStore
-from glimpse.store.redis import RedisStore
+from glimpse.conversation.memory import MemoryStore
+from glimpse.conversation.redis import RedisStore
+from glimpse.conversation.store import ConversationStore, ConversationStoreError, StoredImage, TooManyImages
 
 
 def image(n: int) -> StoredImage:
@@ -72,8 +72,8 @@ async def test_redis_unreachable_raises_store_error() -> None:
     from tests.processes import free_port
 
     store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", 60, 3)
-    with pytest.raises(StoreError):
+    with pytest.raises(ConversationStoreError):
         await store.ping()
-    with pytest.raises(StoreError):
+    with pytest.raises(ConversationStoreError):
         await store.take_turn("c1", attach=True, policy="sticky")
     await store.close()

@@ -7,9 +7,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from glimpse.services import build_services
-from glimpse.tracing import Tracing
-from tests.conftest import Proxy, StartProxy, proxy_settings
+from glimpse.observability.tracing import Tracing
+from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
 
@@ -17,8 +16,7 @@ from tests.helpers import conversation, elevenlabs_body, new_session, upload
 async def traced_proxy(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path) -> tuple[Proxy, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
-    services = build_services(proxy_settings(upstream, tmp_path), tracing=tracing)
-    return await start_proxy(services=services), exporter
+    return await start_proxy(tracing=tracing), exporter
 
 
 async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,

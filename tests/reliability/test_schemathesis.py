@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from glimpse.openapi import DOCUMENT
+from glimpse.web.openapi import DOCUMENT
 from tests.processes import start_fake_upstream, start_glimpse
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)

@@ -18,7 +18,8 @@ def test_embedded_defaults() -> None:
 def test_environment_and_openai_key_fallback() -> None:
     settings = Settings.load(env={"GLIMPSE_PORT": "9000", "OPENAI_API_KEY": "sk-x", "GLIMPSE_IMAGE_POLICY": "ONCE",
                                   "GLIMPSE_CORS_ORIGINS": "https://a.example, https://b.example"})
-    assert settings.port == 9000 and settings.upstream_api_key == "sk-x" and settings.image_policy == "once"
+    assert settings.port == 9000 and settings.upstream_api_key.get_secret_value() == "sk-x"
+    assert settings.image_policy == "once"
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert "sk-x" not in repr(settings)
 
@@ -54,3 +55,28 @@ def test_unknown_key_in_file(tmp_path: Path) -> None:
     path.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings.load(env={}, config_file=path)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("off", False), ("YES", True)])
+def test_booleans_take_the_usual_words(raw: str, expected: bool) -> None:
+    assert Settings.load(env={"GLIMPSE_UPSTREAM_STREAM_USAGE": raw}).upstream_stream_usage is expected
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_a_misspelt_boolean_is_an_error_not_false(source: str, tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.toml"
+    path.write_text('upstream_stream_usage = "flase"\n')
+    with pytest.raises(ConfigError) as info:
+        if source == "env":
+            Settings.load(env={"GLIMPSE_UPSTREAM_STREAM_USAGE": "flase"})
+        else:
+            Settings.load(env={}, config_file=path)
+    assert "GLIMPSE_UPSTREAM_STREAM_USAGE" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_errors_are_one_line_and_never_echo_a_value() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.load(env={"GLIMPSE_PORT": "sk-live-pasted-key", "GLIMPSE_IMAGE_TTL_SECONDS": "-5"})
+    message = str(info.value)
+    assert "GLIMPSE_PORT" in message and "GLIMPSE_IMAGE_TTL_SECONDS" in message
+    assert "sk-live-pasted-key" not in message and "\n" not in message

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from glimpse.conversations import conversation_id_of, is_valid_session_id, last_message_is_from_user
+from glimpse.conversation.ids import conversation_id_of, is_valid_session_id, last_message_is_from_user
 
 
 def test_precedence_follows_design() -> None:

@@ -5,8 +5,9 @@ import io
 import pytest
 from PIL import Image
 
-from glimpse.errors import ApiError
-from glimpse.images import normalise_image
+from glimpse.errors import GlimpseError
+from glimpse.images.normalise import normalise_image
+from glimpse.web.errors import status_for
 from tests.images import decompression_bomb_png, jpeg, png, truncated_jpeg
 
 
@@ -37,6 +38,6 @@ def test_alpha_kept_as_png() -> None:
 @pytest.mark.parametrize(("raw", "status"), [(b"hello", 415), (truncated_jpeg(), 400),
                                              (decompression_bomb_png(), 400), (b"", 400)])
 def test_rejections(raw: bytes, status: int) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(GlimpseError) as info:
         normalise_image(raw, max_pixels=50_000_000, max_edge=2048)
-    assert info.value.status == status
+    assert status_for(info.value) == status

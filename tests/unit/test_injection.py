@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glimpse.injection import image_note, insert_image_message, insertion_index
+from glimpse.conversation.injection import image_note, insert_image_message, insertion_index
 
 roles = st.sampled_from(["system", "developer", "user", "assistant", "tool"])
 messages_strategy = st.lists(

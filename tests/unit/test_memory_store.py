@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from glimpse.store import StoredImage, TooManyImages
-from glimpse.store.memory import MemoryStore
+from glimpse.conversation.memory import MemoryStore
+from glimpse.conversation.store import StoredImage, TooManyImages
 
 
 class Clock:

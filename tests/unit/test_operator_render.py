@@ -42,6 +42,7 @@ def voice_agent(**spec_changes: Any) -> dict[str, Any]:
 
 
 SECRETS = {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}
+PROXY_IMAGE = "registry.test/glimpse/proxy:1.2.3"
 MATRIX = {
     "minimal": {},
     "gcs-redis-tls": {"images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
@@ -60,7 +61,7 @@ MATRIX = {
 def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     body = voice_agent(**MATRIX[case])
     jsonschema.validate(body, crd_schema())
-    objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS)
+    objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)
     kinds = [o["kind"] for o in objects]
     assert kinds[:6] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
@@ -73,7 +74,8 @@ def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
 
 def test_deployment_is_locked_down_and_wired() -> None:
     body = voice_agent(**MATRIX["gcs-redis-tls"])
-    objects = {o["kind"]: o for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS)}
+    objects = {o["kind"]: o
+               for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)}
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False
@@ -94,12 +96,21 @@ def test_deployment_is_locked_down_and_wired() -> None:
 
 def test_config_change_rolls_the_pods() -> None:
     body = voice_agent()
-    first = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS)[2]
+    first = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
     changed = voice_agent(images__policy="once")
-    second = render_proxy(changed, with_defaults(changed["spec"]), "agent_1", SECRETS)[2]
+    second = render_proxy(changed, with_defaults(changed["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
     key = "glimpse.dev/config-hash"
     assert first["spec"]["template"]["metadata"]["annotations"][key] != \
         second["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_proxy_image_is_the_operators_unless_the_spec_names_one() -> None:
+    def image(body: dict[str, Any]) -> str:
+        deployment = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
+        return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image(voice_agent()) == PROXY_IMAGE
+    assert image(voice_agent(proxy__image="registry.local/glimpse:dev")) == "registry.local/glimpse:dev"
 
 
 def test_desired_agent_points_at_the_ingress() -> None:

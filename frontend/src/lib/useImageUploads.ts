@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 
 import { uploadImage } from "./api";
 import { prepareImage } from "./downscale";
+import { isImageFile } from "./imageFiles";
 
 export type ImageState = "waiting" | "preparing" | "uploading" | "uploaded" | "failed";
 
@@ -21,20 +22,18 @@ export interface UploadTarget {
   upload_token: string;
 }
 
-const ACCEPTED = /^image\//;
-
-export function isImageFile(file: File): boolean {
-  // Some phones hand over camera files without a type; the server checks the content anyway.
-  return ACCEPTED.test(file.type) || file.type === "";
+/** A picture the hook took; a file refused as not an image is only shown, never kept. */
+interface Upload {
+  file?: File; // until it is uploaded
+  started: boolean;
+  controller?: AbortController; // while it is being prepared and sent
+  previewUrl: string;
+  sessionId?: string; // the conversation it went to, once started
 }
 
 export function useImageUploads(target: UploadTarget | null) {
   const [images, setImages] = useState<SharedImage[]>([]);
-  const files = useRef(new Map<number, File>());
-  const started = useRef(new Set<number>());
-  const inFlight = useRef(new Map<number, AbortController>());
-  const previews = useRef(new Map<number, string>());
-  const sessionOf = useRef(new Map<number, string>()); // which conversation each started upload went to
+  const uploads = useRef(new Map<number, Upload>());
   const nextId = useRef(0);
 
   const update = useCallback((id: number, change: Partial<SharedImage>) => {
@@ -43,12 +42,13 @@ export function useImageUploads(target: UploadTarget | null) {
 
   const start = useCallback(
     async (id: number, to: UploadTarget) => {
-      const file = files.current.get(id);
-      if (!file || started.current.has(id)) return;
-      started.current.add(id);
-      sessionOf.current.set(id, to.session_id);
+      const upload = uploads.current.get(id);
+      if (!upload?.file || upload.started) return;
+      const file = upload.file;
+      upload.started = true;
+      upload.sessionId = to.session_id;
       const controller = new AbortController();
-      inFlight.current.set(id, controller);
+      upload.controller = controller;
       update(id, { state: "preparing", error: undefined });
       try {
         const prepared = await prepareImage(file);
@@ -63,12 +63,12 @@ export function useImageUploads(target: UploadTarget | null) {
           onProgress: (progress) => update(id, { progress }),
         });
         update(id, { state: "uploaded", progress: 1 });
-        files.current.delete(id);
+        upload.file = undefined;
       } catch (error) {
         if (controller.signal.aborted) return;
         update(id, { state: "failed", error: error instanceof Error ? error.message : "The upload failed." });
       } finally {
-        inFlight.current.delete(id);
+        upload.controller = undefined;
       }
     },
     [update],
@@ -86,8 +86,7 @@ export function useImageUploads(target: UploadTarget | null) {
           continue;
         }
         const previewUrl = URL.createObjectURL(file);
-        previews.current.set(id, previewUrl);
-        files.current.set(id, file);
+        uploads.current.set(id, { file, started: false, previewUrl });
         added.push({ id, name, previewUrl, state: "waiting", progress: 0 });
       }
       setImages((current) => [...current, ...added]);
@@ -97,12 +96,11 @@ export function useImageUploads(target: UploadTarget | null) {
   );
 
   const forget = useCallback((id: number) => {
-    inFlight.current.get(id)?.abort();
-    files.current.delete(id);
-    sessionOf.current.delete(id);
-    const preview = previews.current.get(id);
-    if (preview) URL.revokeObjectURL(preview);
-    previews.current.delete(id);
+    const upload = uploads.current.get(id);
+    if (!upload) return;
+    upload.controller?.abort();
+    URL.revokeObjectURL(upload.previewUrl);
+    uploads.current.delete(id);
   }, []);
 
   const dismiss = useCallback(
@@ -116,20 +114,21 @@ export function useImageUploads(target: UploadTarget | null) {
   // A new conversation: what belonged to the previous one goes, what was waiting goes to the new one.
   useEffect(() => {
     if (!target) return;
-    const stale = [...sessionOf.current].filter(([, session]) => session !== target.session_id).map(([id]) => id);
+    const stale = [...uploads.current]
+      .filter(([, upload]) => upload.started && upload.sessionId !== target.session_id)
+      .map(([id]) => id);
     for (const id of stale) forget(id);
     if (stale.length) setImages((current) => current.filter((image) => !stale.includes(image.id)));
-    for (const [id] of files.current) if (!started.current.has(id)) void start(id, target);
+    for (const [id, upload] of uploads.current) if (!upload.started) void start(id, target);
   }, [target, start, forget]);
 
   useEffect(() => {
-    const controllers = inFlight.current;
-    const urls = previews.current;
+    const all = uploads.current;
     return () => {
-      for (const controller of controllers.values()) controller.abort();
-      for (const url of urls.values()) URL.revokeObjectURL(url);
-      controllers.clear();
-      urls.clear();
+      for (const upload of all.values()) {
+        upload.controller?.abort();
+        URL.revokeObjectURL(upload.previewUrl);
+      }
     };
   }, []);
 

@@ -2,6 +2,8 @@
 // A file drop the page does not take makes the browser open the file instead, ending the conversation.
 import { useEffect, useState } from "react";
 
+import { isImageFile } from "./imageFiles";
+
 export function filesFrom(list: FileList | File[] | null | undefined): File[] {
   return list ? Array.from(list) : [];
 }
@@ -38,7 +40,7 @@ export function usePageImageInput(onFiles: (files: File[]) => void): boolean {
       onFiles(dropped);
     };
     const onPaste = (event: ClipboardEvent) => {
-      const pasted = filesFrom(event.clipboardData?.files).filter((file) => file.type.startsWith("image/"));
+      const pasted = filesFrom(event.clipboardData?.files).filter(isImageFile);
       if (pasted.length === 0) return; // pasting text into a field stays as it is
       event.preventDefault();
       onFiles(pasted);

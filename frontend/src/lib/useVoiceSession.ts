@@ -62,12 +62,22 @@ export function useVoiceSession(transport: Transport = "websocket") {
   const liveRef = useRef(false);
   const nextEntryId = useRef(0);
 
-  const fail = useCallback((message: string) => {
+  // The attempt, and the conversation it opened, are over. `abort` cancels an attempt still under way;
+  // `keepLive` leaves liveRef as it is (unmount's endSession brings an onDisconnect that clears it).
+  const forgetAttempt = useCallback(({ abort = false, keepLive = false } = {}) => {
+    if (abort) attemptRef.current?.abort();
     attemptRef.current = null;
-    liveRef.current = false;
-    setError(message);
-    setPhase("error");
+    if (!keepLive) liveRef.current = false;
   }, []);
+
+  const fail = useCallback(
+    (message: string) => {
+      forgetAttempt();
+      setError(message);
+      setPhase("error");
+    },
+    [forgetAttempt],
+  );
 
   const conversation = useConversation({
     onConnect: () => {
@@ -85,8 +95,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
       const problem = describeDisconnect(details);
       if (problem) fail(problem);
       else {
-        attemptRef.current = null;
-        liveRef.current = false;
+        forgetAttempt();
         setPhase((current) => (current === "error" ? current : "idle"));
       }
     },
@@ -128,21 +137,18 @@ export function useVoiceSession(transport: Transport = "websocket") {
   }, [transport, startSession, fail]);
 
   const disconnect = useCallback(() => {
-    attemptRef.current?.abort();
-    attemptRef.current = null;
-    liveRef.current = false;
+    forgetAttempt({ abort: true });
     endSession();
     setError(null);
     setPhase("idle");
-  }, [endSession]);
+  }, [forgetAttempt, endSession]);
 
   useEffect(
     () => () => {
-      attemptRef.current?.abort();
-      attemptRef.current = null;
+      forgetAttempt({ abort: true, keepLive: true });
       endSession();
     },
-    [endSession],
+    [forgetAttempt, endSession],
   );
 
   let status: VoiceStatus = "idle";

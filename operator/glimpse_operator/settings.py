@@ -1,0 +1,58 @@
+"""The operator's settings, from `GLIMPSE_*` environment variables, parsed and checked by pydantic-settings.
+
+Read once per process (`load_settings`), then handed to what needs them: the startup handler puts a
+`Reconciler` built with them into kopf's `memo`; the render functions get the proxy image as an argument.
+Every problem is a `ConfigError` whose one-line message names the variable, so `glimpse-operator` prints
+that instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from glimpse.config import PREFIX, ConfigError, describe, http_url
+
+__all__ = ["ConfigError", "OperatorSettings", "load_settings"]
+
+DEFAULT_PROXY_IMAGE = "glimpse/proxy:0.1.0"
+DEFAULT_ELEVENLABS_BASE_URL = "https://api.elevenlabs.io"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, hide_input_in_errors=True)
+
+    proxy_image: str = DEFAULT_PROXY_IMAGE  # for VoiceAgents without spec.proxy.image
+    elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
+
+    @field_validator("proxy_image")
+    @classmethod
+    def _proxy_image(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name an image, e.g. glimpse/proxy:0.1.0")
+        return value
+
+    @field_validator("elevenlabs_base_url")
+    @classmethod
+    def _elevenlabs_base_url(cls, value: str) -> str:
+        return http_url(value, example=DEFAULT_ELEVENLABS_BASE_URL)
+
+    @classmethod
+    def from_environment(cls) -> OperatorSettings:
+        """The settings from the process environment; a `ConfigError` naming the variable if one is bad."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+@functools.cache
+def load_settings() -> OperatorSettings:
+    """The process's settings, read on first use: `glimpse-operator` reads them before starting kopf (to fail
+    fast with a one-line error), and the startup handler gets the same object."""
+    return OperatorSettings.from_environment()
+

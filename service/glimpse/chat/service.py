@@ -1,0 +1,129 @@
+"""Starting a chat turn: check the request, inject the conversation's images, open the upstream.
+
+`ChatCompletions.start` returns a `ChatTurn` whose upstream has already answered (for a stream: sent its
+first event), so every failure before the first token is still a proper error for the caller, never an
+in-band one. The turn then hands its events to the HTTP layer and records how the call ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..conversation.injection import ImageInjector
+from ..errors import UpstreamError, UpstreamTimedOut
+from ..observability.metrics import Metrics
+from ..upstream.client import Upstream
+from ..upstream.span import UpstreamSpan, UpstreamSpans
+from ..upstream.stream import UpstreamStream
+from .translation import upstream_request, validate_chat_request
+
+log = logging.getLogger(__name__)
+
+
+class StreamInterrupted(UpstreamError):
+    """The upstream failed after the first token reached the caller: the HTTP layer says so in-band."""
+
+    outcome = "dropped"
+
+
+class ChatTurn:
+    """One upstream call with its span. Close it when done, whatever happened (`close` is idempotent)."""
+
+    def __init__(self, payload: dict[str, Any], model: str, images: int, span: UpstreamSpan, metrics: Metrics,
+                 log_fields: dict[str, Any]) -> None:
+        self.payload = payload
+        self.model = model
+        self.stream = bool(payload.get("stream"))
+        self.images = images
+        self.first_event: bytes | None = None
+        self._span = span
+        self._metrics = metrics
+        self._log_fields = log_fields
+        self._upstream: UpstreamStream | None = None
+        self._closed = False
+
+    async def open(self, upstream: Upstream, first_byte_timeout: float) -> None:
+        try:
+            async with asyncio.timeout(first_byte_timeout):
+                self._upstream = await upstream.open(self.payload, extra_headers=self._span.headers())
+                if self.stream:
+                    self.first_event = await self._upstream.first_event()
+        except TimeoutError:
+            self._span.finish(None, outcome="timeout")
+            raise UpstreamTimedOut(f"The upstream LLM sent nothing within {first_byte_timeout:g} s.") from None
+        except UpstreamError as exc:
+            self._span.finish(None, outcome=exc.outcome)
+            raise
+        except Exception as exc:
+            log.warning("upstream failed before its first token: %s", exc)
+            self._span.finish(None, outcome="dropped")
+            raise UpstreamError("The upstream LLM stream failed before its first token.") from None
+
+    async def read_body(self) -> bytes:
+        """The whole JSON answer of a non-streamed turn, as the upstream sent it."""
+        assert self._upstream is not None
+        body = await self._upstream.read_json()
+        self._span.finish(self._upstream.state)
+        return body
+
+    def first_token_sent(self, arrived: float) -> None:
+        """The caller has the first event: record the time to first token from the request's arrival."""
+        ttft = time.perf_counter() - arrived
+        self._metrics.ttft.labels(self.model).observe(ttft)
+        self._log_fields["ttft_ms"] = round(ttft * 1000, 2)
+
+    async def remaining_events(self) -> AsyncIterator[bytes]:
+        """The events after the first; an upstream failure on the way raises StreamInterrupted."""
+        assert self._upstream is not None
+        try:
+            async for payload in self._upstream.remaining_events():
+                yield payload
+        except Exception as exc:
+            log.warning("upstream stream broke after %d chunks: %s", self._upstream.state.chunks, exc)
+            self._span.finish(self._upstream.state, outcome=StreamInterrupted.outcome)
+            raise StreamInterrupted("The upstream LLM stream ended unexpectedly.", code="stream_interrupted") \
+                from None
+        self._span.finish(self._upstream.state)
+
+    async def close(self) -> None:
+        """Release the upstream response; a turn closed before it finished was abandoned by its caller."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._upstream is not None:
+                await self._upstream.close()
+        finally:
+            self._span.end(self._upstream.state if self._upstream is not None else None)
+
+
+class ChatCompletions:
+    def __init__(self, injector: ImageInjector, upstream: Upstream, spans: UpstreamSpans, metrics: Metrics, *,
+                 default_model: str, max_messages: int, first_byte_timeout: float) -> None:
+        self._injector = injector
+        self._upstream = upstream
+        self._spans = spans
+        self._metrics = metrics
+        self._default_model = default_model
+        self._max_messages = max_messages
+        self._first_byte_timeout = first_byte_timeout
+
+    async def start(self, body: dict[str, Any], public_base_url: str, log_fields: dict[str, Any]) -> ChatTurn:
+        """A turn whose upstream has answered. `log_fields` gains the model, stream flag and image count."""
+        validate_chat_request(body, self._max_messages)
+        injected = await self._injector.apply(body, public_base_url)
+        payload = upstream_request(body, injected.messages, self._default_model)
+        model = self._metrics.model_label(payload["model"])
+        turn = ChatTurn(payload, model, injected.image_count, self._spans.start(payload, model, injected.image_count),
+                        self._metrics, log_fields)
+        log_fields.update(model=model, stream=turn.stream, images=turn.images)
+        try:
+            await turn.open(self._upstream, self._first_byte_timeout)
+        except BaseException:
+            await turn.close()
+            raise
+        return turn

@@ -1,0 +1,59 @@
+"""What ElevenLabs sends a custom LLM, translated into what the upstream gets.
+
+ElevenLabs' request is OpenAI Chat Completions plus its own fields (`user_id`, `elevenlabs_extra_body`,
+…). Here: the shape checks before anything is forwarded, and the translation: OpenAI fields only,
+`user_id` mapped to `user`, the conversation's images in `messages`, a default model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequest
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_ROLES = frozenset(ROLES)
+
+# Request fields of OpenAI Chat Completions; anything else (elevenlabs_extra_body, user_id, …) is dropped.
+OPENAI_CHAT_FIELDS = frozenset({
+    "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format",
+    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+    "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+})
+
+
+def validate_chat_request(body: dict[str, Any], max_messages: int) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("`messages` is required.", param="messages", code="missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty array.", param="messages")
+    if len(messages) > max_messages:
+        raise InvalidRequest(f"Too many messages ({len(messages)}; limit {max_messages}).", param="messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"messages[{index}] must be an object.", param=f"messages[{index}]")
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise InvalidRequest(f"messages[{index}].role must be one of {', '.join(sorted(_ROLES))}.",
+                                 param=f"messages[{index}].role")
+    for name, kind, label in (("model", str, "a string"), ("stream", bool, "a boolean"),
+                              ("tools", list, "an array"), ("user_id", str | int, "a string")):
+        if name in body and body[name] is not None and not isinstance(body[name], kind):
+            raise InvalidRequest(f"`{name}` must be {label}.", param=name)
+
+
+def upstream_request(body: dict[str, Any], messages: list[Any], default_model: str) -> dict[str, Any]:
+    """The request to forward: OpenAI fields only, `user_id` mapped to `user`, `messages` with the images."""
+    payload = {key: value for key, value in body.items() if key in OPENAI_CHAT_FIELDS}
+    payload["messages"] = messages
+    user_id = body.get("user_id")
+    if user_id is not None and "user" not in payload:
+        payload["user"] = str(user_id)
+    if not payload.get("model"):
+        if not default_model:
+            raise InvalidRequest("`model` is required (or set GLIMPSE_UPSTREAM_MODEL).", param="model")
+        payload["model"] = default_model
+    return payload

@@ -1,0 +1,49 @@
+"""Which conversation a chat request belongs to, and which ids a client may use for one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import InvalidRequest
+
+SESSION_ID_REGEX = r"^[A-Za-z0-9_.:-]{1,128}$"
+_SESSION_ID = re.compile(SESSION_ID_REGEX)
+
+
+def is_valid_session_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_SESSION_ID.match(value)) and value not in (".", "..")
+
+
+def require_session_id(value: object) -> str:
+    if not is_valid_session_id(value):
+        raise InvalidRequest("`session_id` is required: 1-128 characters of letters, digits, '-', '_', '.', ':'.",
+                             param="session_id")
+    return str(value)
+
+
+def conversation_id_of(body: dict[str, Any]) -> str | None:
+    """The first usable id, in this order; None means: forward without injection.
+
+    1. `elevenlabs_extra_body.session_id` (the page's session, via `customLlmExtraBody`)
+    2. `elevenlabs_extra_body.conversation_id`
+    3. the `system__conversation_id` dynamic variable
+    4. `user_id`
+    """
+    extra = body.get("elevenlabs_extra_body")
+    extra = extra if isinstance(extra, dict) else {}
+    candidates = [extra.get("session_id"), extra.get("conversation_id")]
+    for holder in (extra, body):
+        variables = holder.get("dynamic_variables")
+        if isinstance(variables, dict):
+            candidates.append(variables.get("system__conversation_id"))
+    candidates.append(body.get("system__conversation_id"))
+    candidates.append(body.get("user_id"))
+    for candidate in candidates:
+        if is_valid_session_id(candidate):
+            return str(candidate)
+    return None
+
+
+def last_message_is_from_user(messages: list[Any]) -> bool:
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "user"

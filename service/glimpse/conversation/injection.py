@@ -1,0 +1,137 @@
+"""Putting a conversation's images into the `messages` the upstream LLM sees.
+
+`insert_image_message` is the pure rule (where, and what shape); `ImageInjector` applies it to one
+chat request using the conversation store and the image storage.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Delivery, Detail, Policy
+from ..images.storage import ImageStorage
+from ..images.urls import ImageUrls
+from ..observability.metrics import Metrics
+from .ids import conversation_id_of, last_message_is_from_user
+from .store import ConversationStore, StoredImage
+
+log = logging.getLogger(__name__)
+
+LEADING_ROLES = frozenset({"system", "developer"})
+
+IMAGE_NOTE_ONE = ("(System note: the user has shared an image in this conversation. Use it to answer "
+                  "their questions about what they are showing you.)")
+IMAGE_NOTE_MANY = ("(System note: the user has shared {count} images in this conversation, oldest first. "
+                   "Use them to answer their questions about what they are showing you.)")
+
+
+def image_note(count: int) -> str:
+    return IMAGE_NOTE_ONE if count == 1 else IMAGE_NOTE_MANY.format(count=count)
+
+
+def insertion_index(messages: list[Any]) -> int:
+    """Right after the leading system/developer message(s)."""
+    index = 0
+    while index < len(messages) and isinstance(messages[index], dict) \
+            and messages[index].get("role") in LEADING_ROLES:
+        index += 1
+    return index
+
+
+def insert_image_message(messages: list[Any], image_urls: list[str], detail: str) -> list[Any]:
+    """A new list with one user message carrying a note and the images; the caller's messages are
+    neither changed, reordered, duplicated nor dropped."""
+    if not image_urls:
+        return list(messages)
+    content: list[dict[str, Any]] = [{"type": "text", "text": image_note(len(image_urls))}]
+    content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in image_urls]
+    index = insertion_index(messages)
+    return [*messages[:index], {"role": "user", "content": content}, *messages[index:]]
+
+
+@dataclass(frozen=True)
+class InjectionResult:
+    messages: list[Any]
+    conversation_id: str | None
+    image_count: int
+    store_failed: bool = False
+
+
+class _DataUrlCache:
+    """Recently injected images as data: URLs, so sticky turns do not re-read and re-encode them."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: str) -> None:
+        if len(value) > self._max_bytes:
+            return
+        old = self._items.pop(key, None)
+        self._bytes += len(value) - (len(old) if old else 0)
+        self._items[key] = value
+        while self._bytes > self._max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self._bytes -= len(evicted)
+
+
+class ImageInjector:
+    def __init__(self, store: ConversationStore, storage: ImageStorage, urls: ImageUrls, metrics: Metrics, *,
+                 delivery: Delivery, policy: Policy, detail: Detail) -> None:
+        self.store = store
+        self.storage = storage
+        self.urls = urls
+        self.metrics = metrics
+        self.delivery = delivery
+        self.policy = policy
+        self.detail = detail
+        self._data_urls = _DataUrlCache(max_bytes=64 * 1024 * 1024)
+
+    async def apply(self, body: dict[str, Any], public_base_url: str) -> InjectionResult:
+        messages = body.get("messages") or []
+        conversation_id = conversation_id_of(body)
+        if conversation_id is None:
+            return InjectionResult(messages, None, 0)
+        try:
+            images = await self.store.take_turn(conversation_id, attach=last_message_is_from_user(messages),
+                                                policy=self.policy)
+        except Exception as exc:  # the store is optional for a turn: answer without images
+            log.warning("conversation store failed, answering without images: %s", exc)
+            self.metrics.store_errors.labels("take_turn").inc()
+            return InjectionResult(messages, conversation_id, 0, store_failed=True)
+        if not images:
+            return InjectionResult(messages, conversation_id, 0)
+        urls = [url for url in [await self._url_for(image, public_base_url) for image in images] if url]
+        self.metrics.images_injected.labels(self.policy).inc(len(urls))
+        return InjectionResult(insert_image_message(messages, urls, self.detail),
+                               conversation_id, len(urls))
+
+    async def _url_for(self, image: StoredImage, public_base_url: str) -> str | None:
+        if self.delivery == "url":
+            try:
+                return (await self.urls.url_for(image, public_base_url)).value
+            except Exception as exc:
+                log.warning("no URL could be signed for image %s: %s", image.image_id, exc)
+                return None
+        cached = self._data_urls.get(image.key)
+        if cached is not None:
+            return cached
+        try:
+            data = await self.storage.get(image.key)
+        except Exception as exc:
+            log.warning("image %s could not be read for inline delivery: %s", image.image_id, exc)
+            return None
+        url = f"data:{image.content_type};base64,{base64.b64encode(data).decode()}"
+        self._data_urls.put(image.key, url)
+        return url

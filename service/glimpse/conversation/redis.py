@@ -1,0 +1,95 @@
+"""Redis conversation store: the same semantics as the in-memory one, shared by every replica.
+
+Each conversation is three lists (staged, pending, attached) under one hash tag, so a Lua script can
+move pending images to attached atomically: two replicas racing on one turn never both take them.
+Every write and every turn refreshes the conversation's TTL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ..config import Policy
+from .store import ConversationStore, ConversationStoreError, StoredImage, TooManyImages
+
+KEY_PREFIX = "glimpse:conv:"
+
+_EXPIRE_ALL = "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
+
+# KEYS staged, pending, attached; ARGV ttl, image json, ready flag, max images
+ADD_IMAGE = """
+local count = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])
+if count >= tonumber(ARGV[4]) then return -1 end
+redis.call('RPUSH', ARGV[3] == '1' and KEYS[2] or KEYS[1], ARGV[2])
+""" + _EXPIRE_ALL + "return count + 1"
+
+# KEYS staged, pending, attached; ARGV ttl
+MARK_READY = """
+local staged = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, image in ipairs(staged) do redis.call('RPUSH', KEYS[2], image) end
+redis.call('DEL', KEYS[1])
+""" + _EXPIRE_ALL + "return redis.call('LLEN', KEYS[2])"
+
+# KEYS staged, pending, attached; ARGV ttl, attach flag, policy
+TAKE_TURN = """
+local attached_now = {}
+if ARGV[2] == '1' then
+  attached_now = redis.call('LRANGE', KEYS[2], 0, -1)
+  for _, image in ipairs(attached_now) do redis.call('RPUSH', KEYS[3], image) end
+  redis.call('DEL', KEYS[2])
+end
+""" + _EXPIRE_ALL + """
+if ARGV[3] == 'sticky' then return redis.call('LRANGE', KEYS[3], 0, -1) end
+return attached_now
+"""
+
+
+def conversation_keys(conversation_id: str) -> list[str]:
+    base = f"{KEY_PREFIX}{{{conversation_id}}}:"
+    return [base + "staged", base + "pending", base + "attached"]
+
+
+class RedisStore(ConversationStore):
+    def __init__(self, client: redis.Redis, ttl_seconds: int, max_images: int) -> None:
+        super().__init__(ttl_seconds, max_images)
+        self.client = client
+        self._add = client.register_script(ADD_IMAGE)
+        self._ready = client.register_script(MARK_READY)
+        self._take = client.register_script(TAKE_TURN)
+
+    @classmethod
+    def from_url(cls, url: str, ttl_seconds: int, max_images: int) -> RedisStore:
+        # Short timeouts: with Redis down, a turn goes on without images instead of hanging the voice.
+        client = redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0, health_check_interval=15,
+                                retry_on_timeout=False)
+        return cls(client, ttl_seconds, max_images)
+
+    async def _run(self, script: Any, conversation_id: str, *args: Any) -> Any:
+        try:
+            return await script(keys=conversation_keys(conversation_id), args=[self.ttl_seconds, *args])
+        except RedisError as exc:
+            raise ConversationStoreError(f"redis: {exc}") from exc
+
+    async def add_image(self, conversation_id: str, image: StoredImage, *, ready: bool) -> None:
+        result = await self._run(self._add, conversation_id, image.to_json(), "1" if ready else "0", self.max_images)
+        if int(result) < 0:
+            raise TooManyImages(conversation_id)
+
+    async def mark_ready(self, conversation_id: str) -> int:
+        return int(await self._run(self._ready, conversation_id))
+
+    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy) -> list[StoredImage]:
+        raw = await self._run(self._take, conversation_id, "1" if attach else "0", policy)
+        return [StoredImage.from_json(item) for item in raw]
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            raise ConversationStoreError(f"redis: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()

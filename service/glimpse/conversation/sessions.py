@@ -1,0 +1,64 @@
+"""A new conversation for the page: its id, an upload token bound to it, and the way to reach the agent."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from ..auth import Signer
+from ..elevenlabs.client import ElevenLabs
+from ..errors import InvalidRequest
+
+Transport = Literal["websocket", "webrtc"]
+TRANSPORTS: tuple[Transport, ...] = ("websocket", "webrtc")
+NO_AGENT_WARNING = "No ElevenLabs agent is configured on this server: uploads and chat work, voice does not."
+
+
+def require_transport(value: str) -> Transport:
+    if value not in TRANSPORTS:
+        raise InvalidRequest("`transport` must be websocket or webrtc.", param="transport")
+    return value
+
+
+@dataclass(frozen=True)
+class PageSession:
+    session_id: str
+    upload_token: str
+    upload_token_expires_at: int
+    agent_id: str | None
+    transport: Transport
+    signed_url: str | None = None
+    conversation_token: str | None = None
+    warning: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "session_id": self.session_id, "upload_token": self.upload_token,
+            "upload_token_expires_at": self.upload_token_expires_at, "agent_id": self.agent_id,
+            "transport": self.transport,
+        }
+        for name in ("signed_url", "conversation_token", "warning"):
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        return body
+
+
+class PageSessions:
+    """The ElevenLabs API key stays here: the page gets a signed URL or a conversation token, never the key."""
+
+    def __init__(self, signer: Signer, elevenlabs: ElevenLabs, upload_token_ttl_seconds: int) -> None:
+        self._signer = signer
+        self._elevenlabs = elevenlabs
+        self._token_ttl = upload_token_ttl_seconds
+
+    async def start(self, transport: Transport) -> PageSession:
+        session_id = secrets.token_urlsafe(18)
+        token = self._signer.upload_token(session_id, self._token_ttl)
+        session = PageSession(session_id, token.value, token.expires_at, self._elevenlabs.agent_id or None, transport)
+        if not self._elevenlabs.configured:
+            return replace(session, warning=NO_AGENT_WARNING)
+        if transport == "webrtc":
+            return replace(session, conversation_token=await self._elevenlabs.conversation_token())
+        return replace(session, signed_url=await self._elevenlabs.signed_url())
+

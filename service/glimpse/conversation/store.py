@@ -1,0 +1,78 @@
+"""Conversation state: which images a conversation has, and in which step of their life.
+
+An uploaded image is *staged*; once ready it is *pending*; the next chat turn whose last message is
+from the user moves every pending image to *attached* in one atomic step. Under the `sticky` policy a
+turn injects all attached images, under `once` only those attached by that very turn.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from ..config import Policy, Settings
+
+
+class ConversationStoreError(Exception):
+    """The conversation store could not be reached or answered badly."""
+
+
+class TooManyImages(Exception):
+    """The conversation already holds as many images as it may."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    image_id: str
+    key: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+    created_at: float
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> StoredImage:
+        data: dict[str, Any] = orjson.loads(raw)
+        return cls(**data)
+
+
+class ConversationStore(ABC):
+    def __init__(self, ttl_seconds: int, max_images: int) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_images = max_images
+
+    @abstractmethod
+    async def add_image(self, conversation_id: str, image: StoredImage, *, ready: bool) -> None:
+        """Record an uploaded image (pending when `ready`, staged otherwise); raise TooManyImages."""
+
+    @abstractmethod
+    async def mark_ready(self, conversation_id: str) -> int:
+        """Move staged images to pending; return how many are pending now."""
+
+    @abstractmethod
+    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy) -> list[StoredImage]:
+        """Atomically attach pending images (when `attach`) and return the images this turn injects."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise ConversationStoreError when the store is unreachable."""
+
+    async def close(self) -> None:
+        return None
+
+
+def open_conversation_store(settings: Settings) -> ConversationStore:
+    if settings.store_scheme == "memory":
+        from .memory import MemoryStore
+
+        return MemoryStore(settings.image_ttl_seconds, settings.images_per_conversation)
+    from .redis import RedisStore
+
+    return RedisStore.from_url(settings.store_url, settings.image_ttl_seconds, settings.images_per_conversation)

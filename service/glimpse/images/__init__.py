@@ -1,0 +1,1 @@
+"""Image bytes: validation and normalisation, storage backends (local disk, GCS), signed URLs, uploads."""

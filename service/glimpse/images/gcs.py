@@ -1,0 +1,146 @@
+"""Images in Google Cloud Storage, served to the upstream and the page by V4 signed GET URLs.
+
+The client is the blocking `google-cloud-storage` one, so every call runs in a worker thread, never on
+the event loop. Credentials come from the standard Google chain: workload identity in a cluster (URLs
+are then signed through the IAM signBlob API with the pod's access token), a service-account key file
+(`GOOGLE_APPLICATION_CREDENTIALS`) locally. `STORAGE_EMULATOR_HOST` points the client at an emulator.
+
+Expiry: deleting by age is best left to a bucket lifecycle rule (`age` condition, see the chart's
+README); the periodic sweep here lists the prefix and deletes what is older, for buckets without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+from google.auth.transport.requests import Request
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from .storage import ImageNotFound, ImageStorage, ImageStorageError
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10.0
+# A person is waiting: retry transient errors briefly, then answer 503 rather than hang for minutes.
+RETRY = DEFAULT_RETRY.with_timeout(5.0)
+_FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError)
+try:  # requests' errors are not OSErrors in every version
+    import requests
+
+    _FAILURES = (*_FAILURES, requests.RequestException)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class GcsStorage(ImageStorage):
+    serves_urls = True
+
+    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None,
+                 signing_credentials: Any = None) -> None:
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self._client = client
+        self._signing_credentials = signing_credentials
+
+    @property
+    def client(self) -> storage.Client:
+        if self._client is None:
+            self._client = storage.Client()
+        return self._client
+
+    def key_for(self, session_id: str, image_id: str) -> str:
+        return "/".join(part for part in (self.prefix, session_id, image_id) if part)
+
+    def _blob(self, key: str) -> storage.Blob:
+        return self.client.bucket(self.bucket_name).blob(key)
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except gexc.NotFound:
+            raise
+        except _FAILURES as exc:
+            raise ImageStorageError(f"GCS {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        blob = self._blob(key)
+        blob.cache_control = "private, max-age=300"
+        # if_generation_match=0: never overwrite an object (names are fresh uuids; this guards mistakes)
+        await self._call("upload", blob.upload_from_string, data, content_type=content_type, timeout=TIMEOUT_SECONDS,
+                         if_generation_match=0, retry=RETRY)
+
+    async def get(self, key: str) -> bytes:
+        try:
+            data: bytes = await self._call("download", self._blob(key).download_as_bytes, timeout=TIMEOUT_SECONDS,
+                                            retry=RETRY)
+        except gexc.NotFound:
+            raise ImageNotFound(key) from None
+        return data
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._call("delete", self._blob(key).delete, timeout=TIMEOUT_SECONDS, retry=RETRY)
+        except gexc.NotFound:
+            return
+
+    async def signed_url(self, key: str, ttl_seconds: int) -> str:
+        return await self._call("signing", self._sign, key, ttl_seconds)  # type: ignore[no-any-return]
+
+    def _sign(self, key: str, ttl_seconds: int) -> str:
+        url: str = self._blob(key).generate_signed_url(
+            version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds), **self._signing_arguments())
+        return url
+
+    def _signing_arguments(self) -> dict[str, Any]:
+        credentials = self._signing_credentials or self.client._credentials
+        if _signs_locally(credentials):
+            return {"credentials": credentials}
+        if not getattr(credentials, "service_account_email", None):
+            import google.auth
+
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            self._signing_credentials = credentials
+            if _signs_locally(credentials):
+                return {"credentials": credentials}
+        if not credentials.valid:
+            credentials.refresh(Request())
+        # workload identity / metadata server: sign through IAM signBlob with the access token
+        return {"service_account_email": credentials.service_account_email, "access_token": credentials.token}
+
+    async def check(self) -> None:
+        def probe() -> None:
+            iterator = self.client.list_blobs(self.bucket_name, prefix=self.prefix or None, max_results=1,
+                                              timeout=TIMEOUT_SECONDS, retry=RETRY)
+            list(iterator)
+
+        try:
+            await self._call("check", probe)
+        except gexc.NotFound as exc:
+            raise ImageStorageError(f"GCS bucket {self.bucket_name} does not exist") from exc
+
+    async def sweep(self, max_age_seconds: float) -> int:
+        return await self._call("sweep", self._sweep, max_age_seconds)  # type: ignore[no-any-return]
+
+    def _sweep(self, max_age_seconds: float) -> int:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_seconds)
+        removed = 0
+        for blob in self.client.list_blobs(self.bucket_name, prefix=(self.prefix + "/") if self.prefix else None,
+                                           timeout=TIMEOUT_SECONDS, retry=RETRY):
+            if blob.time_created is not None and blob.time_created < cutoff:
+                try:
+                    blob.delete(timeout=TIMEOUT_SECONDS, retry=RETRY)
+                    removed += 1
+                except gexc.NotFound:
+                    continue
+        return removed
+
+
+def _signs_locally(credentials: Any) -> bool:
+    """A service-account key (not workload identity): V4 URLs can be signed without calling IAM."""
+    return bool(getattr(credentials, "signer_email", None)) and hasattr(credentials, "sign_bytes")

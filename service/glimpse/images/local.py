@@ -1,0 +1,98 @@
+"""Images on local disk, written atomically (temp file in the same directory, then rename)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .storage import ImageNotFound, ImageStorage, ImageStorageError
+
+
+class LocalStorage(ImageStorage):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalStorage:
+        parts = urlsplit(url)
+        # file://./data/images (relative, netloc ".") and file:///abs/path both work.
+        raw = unquote(parts.netloc + parts.path) if parts.netloc in (".", "..") else unquote(parts.path)
+        return cls(Path(raw).expanduser().resolve())
+
+    def key_for(self, session_id: str, image_id: str) -> str:
+        # Flat: the name is a fresh uuid, so the session adds nothing but a lookup for serving.
+        return image_id
+
+    def path_for(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path.parent != self.root:
+            raise ImageNotFound(key)
+        return path
+
+    def served_file(self, image_id: str) -> Path | None:
+        try:
+            path = self.path_for(image_id)  # keys are flat: the image id is the key
+        except ImageNotFound:
+            return None
+        return path if path.is_file() else None
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            await asyncio.to_thread(self._write_atomically, self.path_for(key), data)
+        except OSError as exc:
+            raise ImageStorageError(f"could not write the image to local storage ({exc.strerror})") from exc
+
+    def _write_atomically(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def get(self, key: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self.path_for(key).read_bytes)
+        except FileNotFoundError:
+            raise ImageNotFound(key) from None
+        except OSError as exc:
+            raise ImageStorageError(f"could not read the image ({exc.strerror})") from exc
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
+
+    async def check(self) -> None:
+        def probe() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise ImageStorageError(f"{self.root} is not writable")
+
+        try:
+            await asyncio.to_thread(probe)
+        except OSError as exc:
+            raise ImageStorageError(f"{self.root}: {exc.strerror}") from exc
+
+    async def sweep(self, max_age_seconds: float) -> int:
+        return await asyncio.to_thread(self._sweep, time.time() - max_age_seconds)
+
+    def _sweep(self, cutoff: float) -> int:
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for entry in os.scandir(self.root):
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

@@ -1,0 +1,69 @@
+"""Where image bytes live: local disk (default) or Google Cloud Storage.
+
+Conversation state never points at an object that was not written: callers `put` first and record
+the image only after `put` returned.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..config import Settings
+
+
+class ImageStorageError(Exception):
+    """The storage backend failed; the caller answers 503."""
+
+
+class ImageNotFound(KeyError):
+    """No stored image under that key."""
+
+
+class ImageStorage(ABC):
+    #: True when images are served by the backend itself (signed GCS URLs), not through the proxy.
+    serves_urls: bool = False
+
+    @abstractmethod
+    def key_for(self, session_id: str, image_id: str) -> str: ...
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    async def signed_url(self, key: str, ttl_seconds: int) -> str:
+        raise NotImplementedError
+
+    def served_file(self, image_id: str) -> Path | None:
+        """The file behind an image the proxy serves itself (local disk), when it exists; None elsewhere."""
+        return None
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Raise ImageStorageError when the backend cannot be used (readiness)."""
+
+    @abstractmethod
+    async def sweep(self, max_age_seconds: float) -> int:
+        """Delete images older than `max_age_seconds`; return how many."""
+
+    async def close(self) -> None:
+        return None
+
+
+def open_image_storage(settings: Settings) -> ImageStorage:
+    url = urlsplit(settings.storage_url)
+    if url.scheme == "file":
+        from .local import LocalStorage
+
+        return LocalStorage.from_url(settings.storage_url)
+    if url.scheme == "gs":
+        from .gcs import GcsStorage
+
+        return GcsStorage(bucket=url.netloc, prefix=url.path.strip("/"))
+    raise ValueError(f"unknown storage scheme {url.scheme!r}")

@@ -1,0 +1,123 @@
+"""Taking an uploaded image into a conversation: check the token, normalise, store, record.
+
+The order matters: the bytes are stored before the conversation records the image, and the stored
+object is removed again if recording fails, so state never points at a missing object and no
+orphan is left behind. Every outcome is counted here, malformed uploads included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from ..auth import Signer
+from ..conversation.ids import require_session_id
+from ..conversation.store import ConversationStore, StoredImage, TooManyImages
+from ..errors import GlimpseError, InvalidRequest, Unavailable
+from ..observability.metrics import Metrics
+from .ids import new_image_id
+from .normalise import normalise_image
+from .storage import ImageStorage, ImageStorageError
+from .urls import ImageUrls
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """An upload as the client sent it; `session_id` is checked here, not by the HTTP layer."""
+
+    data: bytes | None
+    session_id: object
+    token: str | None
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    image: StoredImage
+    url: str
+    expires_at: int
+    session_id: str
+    ready: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"image_id": self.image.image_id, "url": self.url, "session_id": self.session_id,
+                "expires_at": self.expires_at, "content_type": self.image.content_type,
+                "width": self.image.width, "height": self.image.height, "bytes": self.image.size,
+                "status": "pending" if self.ready else "staged"}
+
+
+class ImageUploads:
+    def __init__(self, signer: Signer, storage: ImageStorage, store: ConversationStore, urls: ImageUrls,
+                 metrics: Metrics, *, max_pixels: int, max_edge: int) -> None:
+        self._signer = signer
+        self._storage = storage
+        self._store = store
+        self._urls = urls
+        self._metrics = metrics
+        self._max_pixels = max_pixels
+        self._max_edge = max_edge
+
+    async def upload(self, request: Awaitable[UploadRequest], public_base_url: str) -> UploadResult:
+        """Store the image `request` carries; it is awaited here so that a malformed upload counts too."""
+        try:
+            result = await self._upload(await request, public_base_url)
+        except GlimpseError as exc:
+            self._metrics.images_uploaded.labels("failed" if isinstance(exc, Unavailable) else "rejected").inc()
+            raise
+        self._metrics.images_uploaded.labels("stored").inc()
+        return result
+
+    async def _upload(self, request: UploadRequest, public_base_url: str) -> UploadResult:
+        if request.data is None:
+            raise InvalidRequest("The multipart field `file` is required.", param="file")
+        session_id = require_session_id(request.session_id)
+        self._signer.check_upload_token(session_id, request.token)
+        image = await asyncio.to_thread(normalise_image, request.data, max_pixels=self._max_pixels,
+                                        max_edge=self._max_edge)
+        image_id = new_image_id(image.extension)
+        key = self._storage.key_for(session_id, image_id)
+        try:
+            await self._storage.put(key, image.data, image.content_type)
+        except ImageStorageError as exc:
+            log.error("image storage failed: %s", exc)
+            raise Unavailable("Image storage is unavailable; the image was not saved. Try again shortly.",
+                              retry_after="2") from None
+        stored = StoredImage(image_id=image_id, key=key, content_type=image.content_type, width=image.width,
+                             height=image.height, size=len(image.data), created_at=time.time())
+        try:
+            await self._store.add_image(session_id, stored, ready=request.ready)
+        except TooManyImages:
+            await self._discard(key)
+            raise InvalidRequest(f"This conversation already has {self._store.max_images} images, "
+                                 "the most it can hold.", code="too_many_images") from None
+        except Exception as exc:
+            await self._discard(key)
+            self._metrics.store_errors.labels("add_image").inc()
+            log.error("conversation store failed while recording an upload: %s", exc)
+            raise Unavailable("The conversation store is unavailable; the image was not saved.",
+                              retry_after="2") from None
+        self._metrics.image_bytes.observe(stored.size)
+        signed = await self._urls.url_for(stored, public_base_url)
+        return UploadResult(stored, signed.value, signed.expires_at, session_id, request.ready)
+
+    async def mark_ready(self, session_id: object, token: str | None) -> tuple[str, int]:
+        """Staged images become pending; returns the session id and how many are pending now."""
+        checked = require_session_id(session_id)
+        self._signer.check_upload_token(checked, token)
+        try:
+            return checked, await self._store.mark_ready(checked)
+        except Exception as exc:
+            self._metrics.store_errors.labels("mark_ready").inc()
+            log.error("conversation store failed on ready: %s", exc)
+            raise Unavailable("The conversation store is unavailable.", retry_after="2") from None
+
+    async def _discard(self, key: str) -> None:
+        try:
+            await self._storage.delete(key)
+        except Exception as exc:
+            log.warning("could not remove image %s after a failed upload: %s", key, exc)

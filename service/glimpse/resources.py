@@ -1,0 +1,139 @@
+"""What the handlers share, one `web.AppKey` each, and one cleanup context per resource that must be
+opened and closed (as in aiohttp's examples).
+
+`add_resources` registers the contexts in dependency order; aiohttp runs them in that order at start-up
+and closes them in reverse, each one even when another failed. The services the handlers call are plain
+objects built on those resources once they are open (`_build_services`, an on-startup step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .auth import Signer
+from .chat.service import ChatCompletions
+from .config import Settings
+from .conversation.injection import ImageInjector
+from .conversation.sessions import PageSessions
+from .conversation.store import ConversationStore, open_conversation_store
+from .drain import Drain
+from .elevenlabs.client import ElevenLabs
+from .images.storage import ImageStorage, open_image_storage
+from .images.uploads import ImageUploads
+from .images.urls import ImageUrls
+from .observability.metrics import Metrics
+from .observability.tracing import Tracing
+from .upstream.client import Upstream
+from .upstream.span import UpstreamSpans
+
+log = logging.getLogger(__name__)
+
+# Set by create_app: plain objects with nothing to open or close (tracing is flushed on close).
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+TRACING = web.AppKey("tracing", Tracing)
+SIGNER = web.AppKey("signer", Signer)
+DRAIN = web.AppKey("drain", Drain)
+# Opened and closed by a cleanup context each.
+CONVERSATIONS = web.AppKey("conversations", ConversationStore)
+IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
+UPSTREAM = web.AppKey("upstream", Upstream)
+ELEVENLABS = web.AppKey("elevenlabs", ElevenLabs)
+# The services handlers call, built on the above once they are open.
+IMAGE_URLS = web.AppKey("image_urls", ImageUrls)
+IMAGE_UPLOADS = web.AppKey("image_uploads", ImageUploads)
+PAGE_SESSIONS = web.AppKey("page_sessions", PageSessions)
+CHAT = web.AppKey("chat", ChatCompletions)
+
+
+def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing | None = None) -> None:
+    metrics = Metrics()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[TRACING] = tracing or Tracing.from_environment()
+    app[SIGNER] = Signer(_signing_secret(settings))
+    app[DRAIN] = Drain(metrics)
+    app.cleanup_ctx.extend([_tracing, _conversations, _image_storage, _upstream, _elevenlabs, _image_sweeper])
+    app.on_startup.append(_build_services)
+
+
+def _signing_secret(settings: Settings) -> bytes:
+    secret = settings.signing_secret.get_secret_value()
+    if secret:
+        return secret.encode()
+    log.warning("GLIMPSE_SIGNING_SECRET is not set: using a random one, so image URLs and upload tokens "
+                "are only valid on this replica until it restarts")
+    return secrets.token_bytes(32)
+
+
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[TRACING].shutdown()  # flushes spans still queued for export
+
+
+async def _conversations(app: web.Application) -> AsyncIterator[None]:
+    store = app[CONVERSATIONS] = open_conversation_store(app[SETTINGS])
+    yield
+    await store.close()
+
+
+async def _image_storage(app: web.Application) -> AsyncIterator[None]:
+    storage = app[IMAGE_STORAGE] = open_image_storage(app[SETTINGS])
+    yield
+    await storage.close()
+
+
+async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    upstream = app[UPSTREAM] = Upstream(app[SETTINGS])
+    yield
+    await upstream.close()
+
+
+async def _elevenlabs(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    elevenlabs = app[ELEVENLABS] = ElevenLabs(settings.elevenlabs_base_url, settings.elevenlabs_agent_id,
+                                              settings.elevenlabs_api_key.get_secret_value())
+    yield
+    await elevenlabs.close()
+
+
+async def _image_sweeper(app: web.Application) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_forever(app[IMAGE_STORAGE], app[SETTINGS]), name="glimpse-sweeper")
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+
+
+async def _sweep_forever(storage: ImageStorage, settings: Settings) -> None:
+    """Delete images older than their TTL (the conversation store expires its own keys)."""
+    while True:
+        await asyncio.sleep(settings.sweep_interval_seconds)
+        try:
+            removed = await storage.sweep(settings.image_ttl_seconds)
+            if removed:
+                log.info("swept %d expired images", removed)
+        except Exception as exc:
+            log.warning("image sweep failed: %s", exc)
+
+
+async def _build_services(app: web.Application) -> None:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    store, storage = app[CONVERSATIONS], app[IMAGE_STORAGE]
+    urls = app[IMAGE_URLS] = ImageUrls(app[SIGNER], storage, settings.image_url_ttl_seconds)
+    app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, metrics,
+                                      max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge)
+    app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds)
+    injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
+                             policy=settings.image_policy, detail=settings.image_detail)
+    spans = UpstreamSpans(app[TRACING], metrics, settings.upstream_base_url, settings.image_delivery,
+                          settings.image_policy)
+    app[CHAT] = ChatCompletions(injector, app[UPSTREAM], spans, metrics, default_model=settings.upstream_model,
+                                max_messages=settings.chat_max_messages,
+                                first_byte_timeout=settings.upstream_first_byte_timeout)

@@ -1,1 +1,0 @@
-"""HTTP handlers, one module per surface; each stays thin and calls into plain classes."""

@@ -1,0 +1,67 @@
+"""Reading request bodies within a limit; anything malformed is an InvalidRequest, never a 500."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import InvalidRequest, TooLarge
+
+# The same words the settings take for a boolean (pydantic's): true/false, 1/0, yes/no, on/off, t/f, y/n.
+_FLAG = TypeAdapter(bool)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"Request body too large (limit {limit} bytes).")
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        raw += chunk
+        if len(raw) > limit:
+            raise TooLarge(f"Request body too large (limit {limit} bytes).")
+    return bytes(raw)
+
+
+async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
+    raw = await read_limited(request, limit)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON ({exc.msg} at position {exc.pos}).") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+async def read_fields(request: web.Request, limit: int) -> dict[str, Any]:
+    """A small form or JSON object, whichever the client sent."""
+    if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        with malformed_form_is_invalid():
+            return dict(await request.post())
+    return await read_json_object(request, limit)
+
+
+def form_flag(fields: dict[str, Any], name: str, default: bool) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return default
+    try:
+        return _FLAG.validate_python(value.strip() if isinstance(value, str) else value)
+    except ValidationError:
+        raise InvalidRequest(f"`{name}` must be true or false.", param=name) from None
+
+
+@contextlib.contextmanager
+def malformed_form_is_invalid() -> Iterator[None]:
+    """aiohttp reports a malformed multipart or urlencoded body as ValueError, AssertionError or RuntimeError."""
+    try:
+        yield
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise InvalidRequest(f"The form body is malformed ({exc}).") from None

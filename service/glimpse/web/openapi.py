@@ -1,0 +1,106 @@
+"""The OpenAPI 3 document for the proxy's own routes, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..chat.translation import ROLES
+from ..conversation.ids import SESSION_ID_REGEX
+from ..conversation.sessions import TRANSPORTS
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": "OpenAI-style error", "content": {"application/json": {"schema": ERROR}}}
+            for s in statuses}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+SESSION_FIELDS = {
+    "session_id": {"type": "string", "pattern": SESSION_ID_REGEX},
+    "upload_token": {"type": "string"},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Glimpse proxy", "version": __version__,
+             "description": "An image-aware OpenAI-compatible Custom LLM server for ElevenLabs voice agents."},
+    "paths": {
+        "/v1/chat/completions": {"post": {
+            "summary": "OpenAI Chat Completions, with the conversation's images injected",
+            "security": [{"bearer": []}, {}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ChatRequest"}}}},
+            "responses": {"200": {"description": "A completion, or an SSE stream when stream is true",
+                                  "content": {"application/json": {"schema": {"type": "object"}},
+                                              "text/event-stream": {"schema": {"type": "string"}}}},
+                          **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
+        "/v1/models": {"get": {"summary": "The upstream's models", "security": [{"bearer": []}, {}],
+                               "responses": {"200": _json({"type": "object"}), **_errors(401, 502, 504)}}},
+        "/v1/session": {"get": {
+            "summary": "A new session: id, upload token and an ElevenLabs signed URL or conversation token",
+            "parameters": [{"name": "transport", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": list(TRANSPORTS)}}],
+            "responses": {"200": _json({"type": "object", "required": ["session_id", "upload_token"],
+                                        "properties": {**SESSION_FIELDS, "signed_url": {"type": "string"},
+                                                       "conversation_token": {"type": "string"}}}),
+                          **_errors(400, 502, 503)}}},
+        "/v1/images": {"post": {
+            "summary": "Upload an image for a session",
+            "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file", "session_id"],
+                "properties": {"file": {"type": "string", "format": "binary"}, **SESSION_FIELDS,
+                               "ready": {"type": "string", "enum": ["true", "false"]}}}}}},
+            "responses": {"201": _json({"$ref": "#/components/schemas/Upload"}, "Stored"),
+                          **_errors(400, 401, 403, 413, 415, 503)}}},
+        "/v1/images/ready": {"post": {
+            "summary": "Staged images of a session become pending for its next user turn",
+            "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["session_id"], "properties": SESSION_FIELDS}}}},
+            "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 403, 413, 503)}}},
+        "/v1/images/{image_id}": {"get": {
+            "summary": "A stored image, with a valid unexpired signature",
+            "parameters": [
+                {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "expires", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The image", "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(403, 404)}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}}},
+        "/readyz": {"get": {"summary": "Readiness (store and storage reachable, not draining)",
+                            "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"})}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["message", "type"],
+                "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                               "code": {"type": "string", "nullable": True},
+                               "param": {"type": "string", "nullable": True}}}}},
+            "ChatRequest": {"type": "object", "required": ["messages"], "properties": {
+                "model": {"type": "string"},
+                "messages": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["role"],
+                    "properties": {"role": {"type": "string", "enum": list(ROLES)}}}},
+                "stream": {"type": "boolean"},
+                "user_id": {"type": "string"},
+                "tools": {"type": "array", "items": {"type": "object"}},
+                "elevenlabs_extra_body": {"type": "object"}}},
+            "Upload": {"type": "object", "required": ["image_id", "url", "session_id", "expires_at"], "properties": {
+                "image_id": {"type": "string"}, "url": {"type": "string"}, "session_id": {"type": "string"},
+                "expires_at": {"type": "integer"}, "status": {"type": "string", "enum": ["pending", "staged"]}}},
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per surface: each parses, calls one service method and shapes the response."""

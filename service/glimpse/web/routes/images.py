@@ -1,0 +1,94 @@
+"""Image upload, readiness signal and signed serving (plus the seed's route names as aliases)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from ...errors import TooLarge, UnsupportedMedia
+from ...images.uploads import UploadRequest
+from ...resources import IMAGE_UPLOADS, IMAGE_URLS, SETTINGS
+from ..base_url import public_base_url
+from ..body import form_flag, malformed_form_is_invalid, read_fields
+from ..errors import json_response
+
+routes = web.RouteTableDef()
+
+FIELD_LIMIT = 4096
+
+
+@routes.post("/v1/images")
+@routes.post("/upload_image_get_url")
+async def upload_image(request: web.Request) -> web.Response:
+    limit = request.app[SETTINGS].image_max_bytes
+    result = await request.app[IMAGE_UPLOADS].upload(_read_upload(request, limit), public_base_url(request))
+    return json_response(result.to_json(), status=201)
+
+
+@routes.post("/v1/images/ready")
+@routes.post("/signal_image_ready")
+async def images_ready(request: web.Request) -> web.Response:
+    fields = await read_fields(request, 16 * 1024)
+    session_id, pending = await request.app[IMAGE_UPLOADS].mark_ready(_session_id_from(fields),
+                                                                       _token_from(request, fields))
+    return json_response({"session_id": session_id, "pending": pending})
+
+
+@routes.get("/v1/images/{image_id}")
+@routes.get("/serve_image/{image_id}")
+async def serve_image(request: web.Request) -> web.StreamResponse:
+    image = request.app[IMAGE_URLS].open_signed(request.match_info["image_id"], request.query.get("expires"),
+                                                request.query.get("sig"))
+    return web.FileResponse(image.path, headers={
+        "Content-Type": image.content_type,
+        "Cache-Control": "private, max-age=300",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'",
+    })
+
+
+async def _read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
+    with malformed_form_is_invalid():
+        fields, data = await _read_form(request, max_bytes)
+    return UploadRequest(data=data, session_id=_session_id_from(fields), token=_token_from(request, fields),
+                         ready=form_flag(fields, "ready", default=True))
+
+
+async def _read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, str], bytes | None]:
+    if request.content_type == "application/x-www-form-urlencoded":
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}, None
+    if not request.content_type.startswith("multipart/"):
+        raise UnsupportedMedia("Send the image as multipart/form-data with fields `file` and `session_id`.")
+    fields: dict[str, str] = {}
+    data: bytes | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            data = await _read_part(part, max_bytes, "The image")
+        elif part.name:
+            fields[part.name] = (await _read_part(part, FIELD_LIMIT, f"The field `{part.name}`")).decode(
+                "utf-8", "replace")
+    return fields, data
+
+
+async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+    buffer = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        buffer += chunk
+        if len(buffer) > limit:
+            raise TooLarge(f"{what} is too large (limit {limit:,} bytes).", param=part.name)
+    return bytes(buffer)
+
+
+def _session_id_from(fields: dict[str, Any]) -> object:
+    return fields.get("session_id") or fields.get("conversation_id")
+
+
+def _token_from(request: web.Request, fields: dict[str, Any]) -> str | None:
+    for value in (request.headers.get("X-Upload-Token"), fields.get("upload_token"), fields.get("token")):
+        if isinstance(value, str) and value:
+            return value
+    return None
