@@ -1,4 +1,4 @@
-"""Images uploaded for a session reach the upstream in `messages`, by the DESIGN.md rules."""
+"""Images uploaded for a session reach the upstream in `messages`, by the injection rules of docs/architecture.md."""
 
 from __future__ import annotations
 

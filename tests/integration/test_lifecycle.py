@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -18,13 +19,20 @@ from tests.conftest import proxy_settings
 from tests.fakes.openai_upstream import FakeOpenAI
 
 
-async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstream: FakeOpenAI, tmp_path: Any) -> None:
+async def served_one_request(upstream: FakeOpenAI, tmp_path: Any,
+                             ) -> tuple[web.Application, web.AppRunner, InMemorySpanExporter]:
+    """A running proxy that has answered one request, with tracing that exports only when shut down."""
     exporter = InMemorySpanExporter()
     tracing = Tracing.with_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
     app = create_app(proxy_settings(upstream, tmp_path), tracing=tracing)
     runner, port = await start_server(app, "127.0.0.1", 0)
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/v1/session") as response:
         assert response.status == 200
+    return app, runner, exporter
+
+
+async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstream: FakeOpenAI, tmp_path: Any) -> None:
+    app, runner, exporter = await served_one_request(upstream, tmp_path)
     upstream_client = app[UPSTREAM].client
 
     async def broken_close() -> None:
@@ -40,13 +48,7 @@ async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstrea
 
 
 async def test_queued_spans_are_exported_at_shutdown(upstream: FakeOpenAI, tmp_path: Any) -> None:
-    exporter = InMemorySpanExporter()
-    # A long export delay: the spans leave the queue only when the app shuts tracing down.
-    tracing = Tracing.with_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
-    app = create_app(proxy_settings(upstream, tmp_path), tracing=tracing)
-    runner, port = await start_server(app, "127.0.0.1", 0)
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/v1/session") as response:
-        assert response.status == 200
+    _, runner, exporter = await served_one_request(upstream, tmp_path)
     assert exporter.get_finished_spans() == ()
     await runner.cleanup()
     assert [span.name for span in exporter.get_finished_spans()] == ["GET /v1/session"]

@@ -35,7 +35,7 @@ class ChatTurn:
 
     def __init__(self, payload: dict[str, Any], model: str, images: int, span: UpstreamSpan, metrics: Metrics,
                  log_fields: dict[str, Any]) -> None:
-        self.payload = payload
+        self._payload = payload
         self.model = model
         self.stream = bool(payload.get("stream"))
         self.images = images
@@ -49,7 +49,7 @@ class ChatTurn:
     async def open(self, upstream: Upstream, first_byte_timeout: float) -> None:
         try:
             async with asyncio.timeout(first_byte_timeout):
-                self._upstream = await upstream.open(self.payload, extra_headers=self._span.headers())
+                self._upstream = await upstream.open(self._payload, extra_headers=self._span.headers())
                 if self.stream:
                     self.first_event = await self._upstream.first_event()
         except TimeoutError:

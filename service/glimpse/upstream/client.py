@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import openai
@@ -11,12 +10,9 @@ from ..config import Settings
 from .errors import upstream_error
 from .stream import UpstreamStream
 
-log = logging.getLogger(__name__)
-
 
 class Upstream:
     def __init__(self, settings: Settings) -> None:
-        self.base_url = settings.upstream_base_url
         self._ask_for_usage = settings.upstream_stream_usage
         timeout = openai.Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout)
         self.client = openai.AsyncOpenAI(
