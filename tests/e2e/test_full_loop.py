@@ -118,7 +118,7 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     # The page started exactly one conversation, through the fake's signed URL, with its session id.
     assert len(conversations.conversations) == 1, conversations.rejected
     conversation = conversations.conversations[0]
-    session_calls = [c for c in elevenlabs.calls if c.path == "/v1/convai/conversation/get_signed_url"]
+    session_calls = [c for c in elevenlabs.calls if c.path == "/v1/convai/conversation/get-signed-url"]
     assert len(session_calls) == 1 and session_calls[0].headers["xi-api-key"] == API_KEY
     session_id = conversation.initiation["custom_llm_extra_body"]["session_id"]
     assert session_id and conversation.agent_id == AGENT_ID

@@ -44,7 +44,8 @@ class FakeElevenLabs:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/v1/convai/conversation/get_signed_url", self._signed_url)
+        app.router.add_get("/v1/convai/conversation/get-signed-url", self._signed_url)
+        app.router.add_get("/v1/convai/conversation/get_signed_url", self._signed_url)  # deprecated, still served
         app.router.add_get("/v1/convai/conversation/token", self._token)
         app.router.add_post("/v1/convai/secrets", self._create_secret)
         app.router.add_delete("/v1/convai/secrets/{secret_id}", self._delete_secret)

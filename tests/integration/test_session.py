@@ -31,6 +31,8 @@ async def test_signed_url_session(start_proxy: StartProxy, elevenlabs: FakeEleve
     proxy.signer.check_upload_token(body["session_id"], body["upload_token"])
     assert elevenlabs.calls[-1].headers["xi-api-key"] == API_KEY
     assert elevenlabs.calls[-1].query == {"agent_id": AGENT_ID}
+    # The current path: `get_signed_url` is deprecated in ElevenLabs' OpenAPI document.
+    assert elevenlabs.calls[-1].path == "/v1/convai/conversation/get-signed-url"
     assert API_KEY not in raw and API_KEY not in caplog.text
     async with http.get(proxy.v1 + "/session") as response:  # each call a new session
         assert (await response.json())["session_id"] != body["session_id"]

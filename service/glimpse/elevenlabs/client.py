@@ -15,7 +15,7 @@ from .errors import error_detail
 
 log = logging.getLogger(__name__)
 
-SIGNED_URL_PATH = "/v1/convai/conversation/get_signed_url"
+SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"  # `get_signed_url` is the deprecated spelling
 CONVERSATION_TOKEN_PATH = "/v1/convai/conversation/token"  # noqa: S105 (a path, not a secret)
 
 
