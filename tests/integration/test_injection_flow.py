@@ -7,6 +7,7 @@ import io
 import json
 
 import aiohttp
+import pytest
 from PIL import Image
 
 from tests.conftest import Proxy, StartProxy
@@ -75,6 +76,40 @@ async def test_once_policy_injects_on_one_turn_only(start_proxy: StartProxy, ups
     assert len(image_parts(upstream.last_messages())) == 1
     await chat(http, proxy, elevenlabs_body(sid, conversation("What is this?", "A bike.", "What colour?")))
     assert image_parts(upstream.last_messages()) == []
+
+
+@pytest.mark.parametrize("policy", ["once", "sticky"])
+async def test_elevenlabs_retry_of_a_turn_carries_the_same_images(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                                  http: aiohttp.ClientSession, policy: str) -> None:
+    """ElevenLabs retries a failed custom-LLM request with the same body: the retry must see the picture."""
+    proxy = await start_proxy(image_policy=policy)
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    turn = elevenlabs_body(session["session_id"], conversation("What is this?"))
+    await chat(http, proxy, turn)
+    first = image_parts(upstream.last_messages())
+    await chat(http, proxy, turn)  # the retry
+    assert len(first) == 1 and image_parts(upstream.last_messages()) == first
+    await chat(http, proxy, elevenlabs_body(session["session_id"], conversation("What is this?", "A bike.", "Colour?")))
+    assert len(image_parts(upstream.last_messages())) == (0 if policy == "once" else 1)
+
+
+async def test_images_the_caller_sent_pass_through_and_do_not_count(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                                    http: aiohttp.ClientSession) -> None:
+    """Image and file parts already in the messages (ElevenLabs' own file input) are forwarded untouched."""
+    proxy = await start_proxy(images_per_conversation=1)
+    session = await new_session(http, proxy.url)
+    own = {"role": "user", "content": [
+        {"type": "text", "text": "And this one?"},
+        {"type": "image_url", "image_url": {"url": "https://files.example/cat.png", "detail": "low"}},
+        {"type": "file", "file": {"file_id": "file-abc123"}}]}
+    messages = [*conversation("What is this?"), {"role": "assistant", "content": "A bike."}, own]
+    await chat(http, proxy, elevenlabs_body(session["session_id"], messages))
+    assert upstream.last_messages() == messages
+    assert (await upload(http, proxy.url, session)).status == 201  # the cap of 1 counts uploads only
+    await chat(http, proxy, elevenlabs_body(session["session_id"], [*messages, {"role": "user", "content": "Now?"}]))
+    sent = upstream.last_messages()
+    assert sent[4] == own and len(image_parts(sent)) == 2  # after the system prompt and the injected message
 
 
 async def test_another_session_never_sees_the_image(proxy: Proxy, upstream: FakeOpenAI,

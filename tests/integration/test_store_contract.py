@@ -77,3 +77,24 @@ async def test_redis_unreachable_raises_store_error() -> None:
     with pytest.raises(ConversationStoreError):
         await store.take_turn("c1", attach=True, policy="sticky")
     await store.close()
+
+
+@pytest.mark.parametrize("policy", ["once", "sticky"])
+async def test_a_retried_turn_gets_what_the_first_attempt_got(store: ConversationStore, policy: str) -> None:
+    await store.add_image("c1", image(1), ready=True)
+    first = await store.take_turn("c1", attach=True, policy=policy, turn="turn-a")  # type: ignore[arg-type]
+    await store.add_image("c1", image(2), ready=True)  # arrives between the attempt and ElevenLabs' retry
+    retry = await store.take_turn("c1", attach=True, policy=policy, turn="turn-a")  # type: ignore[arg-type]
+    assert first == retry == [image(1)]
+    later = await store.take_turn("c1", attach=True, policy=policy, turn="turn-b")  # type: ignore[arg-type]
+    assert later == ([image(2)] if policy == "once" else [image(1), image(2)])
+    assert await store.take_turn("c1", attach=True, policy=policy, turn="turn-c") == (  # type: ignore[arg-type]
+        [] if policy == "once" else [image(1), image(2)])
+
+
+async def test_concurrent_retries_of_one_turn_all_get_its_images(store: ConversationStore) -> None:
+    await store.add_image("c1", image(1), ready=True)
+    results = await asyncio.gather(*[store.take_turn("c1", attach=True, policy="once", turn="same")
+                                     for _ in range(20)])
+    assert all(r == [image(1)] for r in results)
+    assert await store.take_turn("c1", attach=True, policy="once", turn="next") == []

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
+
+import orjson
 
 from ..errors import InvalidRequest
 
@@ -47,3 +50,9 @@ def conversation_id_of(body: dict[str, Any]) -> str | None:
 
 def last_message_is_from_user(messages: list[Any]) -> bool:
     return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "user"
+
+
+def turn_key(messages: object) -> str:
+    """What identifies one turn of a conversation: its messages as the caller sent them. ElevenLabs retries a
+    failed custom-LLM request with identical messages; every new turn adds one."""
+    return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]

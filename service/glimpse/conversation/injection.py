@@ -16,7 +16,7 @@ from ..config import Delivery, Detail, Policy
 from ..images.storage import ImageStorage
 from ..images.urls import ImageUrls
 from ..observability.metrics import Metrics
-from .ids import conversation_id_of, last_message_is_from_user
+from .ids import conversation_id_of, last_message_is_from_user, turn_key
 from .store import ConversationStore, StoredImage
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class ImageInjector:
             return InjectionResult(messages, None, 0)
         try:
             images = await self.store.take_turn(conversation_id, attach=last_message_is_from_user(messages),
-                                                policy=self.policy)
+                                                policy=self.policy, turn=turn_key(messages))
         except Exception as exc:  # the store is optional for a turn: answer without images
             log.warning("conversation store failed, answering without images: %s", exc)
             self.metrics.store_errors.labels("take_turn").inc()

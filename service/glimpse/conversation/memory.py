@@ -16,6 +16,8 @@ class _Conversation:
     staged: list[StoredImage] = field(default_factory=list)
     pending: list[StoredImage] = field(default_factory=list)
     attached: list[StoredImage] = field(default_factory=list)
+    last_turn: str = ""
+    last_turn_attached: list[StoredImage] = field(default_factory=list)
 
     def count(self) -> int:
         return len(self.staged) + len(self.pending) + len(self.attached)
@@ -64,14 +66,18 @@ class MemoryStore(ConversationStore):
         conversation.staged.clear()
         return len(conversation.pending)
 
-    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy) -> list[StoredImage]:
+    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy,
+                        turn: str = "") -> list[StoredImage]:
         conversation = self._get(conversation_id, create=False)
         if conversation is None:
             return []
         newly_attached: list[StoredImage] = []
-        if attach and conversation.pending:
+        if turn and turn == conversation.last_turn:
+            newly_attached = list(conversation.last_turn_attached)
+        elif attach:
             newly_attached, conversation.pending = conversation.pending, []
             conversation.attached.extend(newly_attached)
+            conversation.last_turn, conversation.last_turn_attached = turn, list(newly_attached)
         return list(conversation.attached) if policy == "sticky" else newly_attached
 
     async def ping(self) -> None:

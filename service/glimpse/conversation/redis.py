@@ -1,8 +1,9 @@
 """Redis conversation store: the same semantics as the in-memory one, shared by every replica.
 
-Each conversation is three lists (staged, pending, attached) under one hash tag, so a Lua script can
-move pending images to attached atomically: two replicas racing on one turn never both take them.
-Every write and every turn refreshes the conversation's TTL.
+Each conversation is three lists (staged, pending, attached), plus the last attaching turn's key and what it
+attached, under one hash tag, so a Lua script can move pending images to attached atomically: two replicas
+racing on one turn never both take them, and a retry of that turn gets what it got. Every write and every
+turn refreshes the conversation's TTL.
 """
 
 from __future__ import annotations
@@ -17,29 +18,36 @@ from .store import ConversationStore, ConversationStoreError, StoredImage, TooMa
 
 KEY_PREFIX = "glimpse:conv:"
 
-_EXPIRE_ALL = "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
+_EXPIRE_ALL = "for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
 
-# KEYS staged, pending, attached; ARGV ttl, image json, ready flag, max images
+# Every script gets every key of the conversation: staged, pending, attached, last turn, last turn's images.
+# ARGV ttl, image json, ready flag, max images
 ADD_IMAGE = """
 local count = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])
 if count >= tonumber(ARGV[4]) then return -1 end
 redis.call('RPUSH', ARGV[3] == '1' and KEYS[2] or KEYS[1], ARGV[2])
 """ + _EXPIRE_ALL + "return count + 1"
 
-# KEYS staged, pending, attached; ARGV ttl
+# ARGV ttl
 MARK_READY = """
 local staged = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, image in ipairs(staged) do redis.call('RPUSH', KEYS[2], image) end
 redis.call('DEL', KEYS[1])
 """ + _EXPIRE_ALL + "return redis.call('LLEN', KEYS[2])"
 
-# KEYS staged, pending, attached; ARGV ttl, attach flag, policy
+# ARGV ttl, attach flag, policy, turn key ('' for none)
 TAKE_TURN = """
 local attached_now = {}
-if ARGV[2] == '1' then
+if ARGV[4] ~= '' and redis.call('GET', KEYS[4]) == ARGV[4] then
+  attached_now = redis.call('LRANGE', KEYS[5], 0, -1)
+elseif ARGV[2] == '1' and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) > 0 then
   attached_now = redis.call('LRANGE', KEYS[2], 0, -1)
-  for _, image in ipairs(attached_now) do redis.call('RPUSH', KEYS[3], image) end
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[5])
+  for _, image in ipairs(attached_now) do
+    redis.call('RPUSH', KEYS[3], image)
+    redis.call('RPUSH', KEYS[5], image)
+  end
+  redis.call('SET', KEYS[4], ARGV[4])
 end
 """ + _EXPIRE_ALL + """
 if ARGV[3] == 'sticky' then return redis.call('LRANGE', KEYS[3], 0, -1) end
@@ -49,7 +57,7 @@ return attached_now
 
 def conversation_keys(conversation_id: str) -> list[str]:
     base = f"{KEY_PREFIX}{{{conversation_id}}}:"
-    return [base + "staged", base + "pending", base + "attached"]
+    return [base + "staged", base + "pending", base + "attached", base + "last_turn", base + "last_turn_attached"]
 
 
 class RedisStore(ConversationStore):
@@ -81,8 +89,9 @@ class RedisStore(ConversationStore):
     async def mark_ready(self, conversation_id: str) -> int:
         return int(await self._run(self._ready, conversation_id))
 
-    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy) -> list[StoredImage]:
-        raw = await self._run(self._take, conversation_id, "1" if attach else "0", policy)
+    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy,
+                        turn: str = "") -> list[StoredImage]:
+        raw = await self._run(self._take, conversation_id, "1" if attach else "0", policy, turn)
         return [StoredImage.from_json(item) for item in raw]
 
     async def ping(self) -> None:

@@ -3,6 +3,10 @@
 An uploaded image is *staged*; once ready it is *pending*; the next chat turn whose last message is
 from the user moves every pending image to *attached* in one atomic step. Under the `sticky` policy a
 turn injects all attached images, under `once` only those attached by that very turn.
+
+A turn is known by its key (`conversation.ids.turn_key`, from the messages as the caller sent them).
+ElevenLabs retries a failed custom-LLM request with the same messages: the retry of the last attaching turn
+attaches nothing new and injects what the first attempt injected, under either policy.
 """
 
 from __future__ import annotations
@@ -57,8 +61,10 @@ class ConversationStore(ABC):
         """Move staged images to pending; return how many are pending now."""
 
     @abstractmethod
-    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy) -> list[StoredImage]:
-        """Atomically attach pending images (when `attach`) and return the images this turn injects."""
+    async def take_turn(self, conversation_id: str, *, attach: bool, policy: Policy,
+                        turn: str = "") -> list[StoredImage]:
+        """Atomically attach pending images (when `attach`) and return the images this turn injects; a turn
+        whose key equals the last attaching turn's is a retry of it (an empty key is never one)."""
 
     @abstractmethod
     async def ping(self) -> None:
