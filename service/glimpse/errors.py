@@ -76,6 +76,12 @@ class UpstreamRateLimited(UpstreamError):
     outcome = "rate_limited"
 
 
+class UpstreamLacksApi(UpstreamError):
+    """The upstream does not serve the API the caller used (Gemini's endpoint has no Responses API)."""
+
+    outcome = "unsupported"
+
+
 class UpstreamRejectedRequest(UpstreamError):
     """The upstream refused the request as invalid; `upstream_status` is what it answered (400, 404, 409, 422)."""
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .auth import Signer
-from .chat.service import ChatCompletions
+from .chat.service import ChatService
 from .config import Settings
 from .conversation.injection import ImageInjector
 from .conversation.sessions import PageSessions
@@ -49,7 +49,7 @@ ELEVENLABS = web.AppKey("elevenlabs", ElevenLabs)
 IMAGE_URLS = web.AppKey("image_urls", ImageUrls)
 IMAGE_UPLOADS = web.AppKey("image_uploads", ImageUploads)
 PAGE_SESSIONS = web.AppKey("page_sessions", PageSessions)
-CHAT = web.AppKey("chat", ChatCompletions)
+CHAT = web.AppKey("chat", ChatService)
 
 
 def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing | None = None) -> None:
@@ -134,6 +134,6 @@ async def _build_services(app: web.Application) -> None:
                              policy=settings.image_policy, detail=settings.image_detail)
     spans = UpstreamSpans(app[TRACING], metrics, settings.upstream_base_url, settings.image_delivery,
                           settings.image_policy)
-    app[CHAT] = ChatCompletions(injector, app[UPSTREAM], spans, metrics, default_model=settings.upstream_model,
+    app[CHAT] = ChatService(injector, app[UPSTREAM], spans, metrics, default_model=settings.upstream_model,
                                 max_messages=settings.chat_max_messages,
                                 first_byte_timeout=settings.upstream_first_byte_timeout)

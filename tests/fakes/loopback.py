@@ -11,4 +11,4 @@ async def serve_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner,
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, runner.addresses[0][1]

@@ -1,9 +1,11 @@
-"""A fake OpenAI Chat Completions server on loopback, speaking the real wire format.
+"""A fake OpenAI server on loopback (Chat Completions and the Responses API), speaking the real wire format.
 
 Tests set `next` behaviours (or the default) and read `requests` to see exactly what the proxy sent.
-Streaming answers are real SSE (`data: <chunk json>\\n\\n` … `data: [DONE]\\n\\n`), with optional tool
-calls, a usage chunk when `stream_options.include_usage` is asked for, error statuses with OpenAI's
-error body, a slow first byte, and a drop in the middle of the stream.
+Requests are checked against OpenAI's own schemas (`shared/vendor-spec/openai.json`) and unknown fields are
+refused, as OpenAI does. Chat streams are real SSE (`data: <chunk json>\\n\\n` … `data: [DONE]\\n\\n`);
+Responses streams are `event:`/`data:` pairs from `response.created` to `response.completed`. Both have
+optional tool calls, usage, error statuses with OpenAI's error body, a slow first byte, and a drop in the
+middle of the stream.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.loopback import serve_app
+from tests.fakes.vendor_spec import known_fields, validator
 
 DEFAULT_WORDS = ["The ", "picture ", "shows ", "a ", "red ", "bicycle", "."]
 
@@ -63,6 +66,7 @@ class FakeOpenAI:
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_post("/v1/responses", self._responses)
         self.app.router.add_get("/v1/models", self._models)
         self.runner: web.AppRunner | None = None
         self.base_url = ""
@@ -83,6 +87,28 @@ class FakeOpenAI:
     def last_messages(self) -> list[dict[str, Any]]:
         return self.chat_requests[-1].body["messages"]
 
+    @property
+    def response_requests(self) -> list[Received]:
+        return [r for r in self.requests if r.path.endswith("/responses")]
+
+    def last_input(self) -> list[dict[str, Any]]:
+        return self.response_requests[-1].body["input"]
+
+    @staticmethod
+    def _refusal(body: Any, definition: str) -> web.Response | None:
+        """OpenAI's 400 for a body its schema does not allow, or for a field it does not know."""
+        if not isinstance(body, dict):
+            return _invalid("We could not parse the JSON body of your request.", None)
+        # OpenAI answers an unknown top-level field with "Unrecognized request argument supplied: <name>".
+        unknown = sorted(set(body) - known_fields("openai", definition))
+        if unknown:
+            return _invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0], "unknown_parameter")
+        error = next(iter(validator("openai", definition).iter_errors(body)), None)
+        if error is not None:
+            param = ".".join(str(part) for part in error.absolute_path) or None
+            return _invalid(f"Invalid value for '{param}': {error.message[:300]}", param, "invalid_value")
+        return None
+
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append(Received(request.path, dict(request.headers), {}, time.monotonic()))
         return web.json_response({"object": "list", "data": [
@@ -91,6 +117,9 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        refusal = self._refusal(body, "CreateChatCompletionRequest")
+        if refusal is not None:
+            return refusal
         behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
         if behaviour.first_byte_delay:
             await asyncio.sleep(behaviour.first_byte_delay)
@@ -179,3 +208,93 @@ class FakeOpenAI:
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
                 "usage": {"prompt_tokens": 12, "completion_tokens": len(behaviour.words),
                           "total_tokens": 12 + len(behaviour.words)}}
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        refusal = self._refusal(body, "CreateResponse")
+        if refusal is not None:
+            return refusal
+        behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
+        if behaviour.first_byte_delay:
+            await asyncio.sleep(behaviour.first_byte_delay)
+        if behaviour.status:
+            return self._error(behaviour)
+        events = list(self._response_events(f"resp_fake{next(self._ids)}", body.get("model", "gpt-4o-mini"),
+                                            behaviour, body))
+        if not body.get("stream"):
+            return web.json_response(events[-1]["response"])
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        self.streams_started.set()
+        try:
+            for index, event in enumerate(events):
+                if behaviour.drop_after is not None and index > behaviour.drop_after + 4:  # after the preamble
+                    assert request.transport is not None
+                    request.transport.close()  # abrupt: no response.completed
+                    return response
+                await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+                if behaviour.chunk_delay:
+                    await asyncio.sleep(behaviour.chunk_delay)
+            await response.write_eof()  # the Responses API sends no [DONE]
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
+        return response
+
+    def _response_events(self, response_id: str, model: str, behaviour: Behaviour, body: dict[str, Any]):
+        """The event sequence of a streamed Responses API answer, numbered from 0 as OpenAI numbers them."""
+        sequence = itertools.count()
+        created = int(time.time())
+
+        def response(status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None) -> dict[str, Any]:
+            return {"id": response_id, "object": "response", "created_at": created, "status": status,
+                    "model": model, "output": output, "usage": usage, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "tools": body.get("tools", []),
+                    "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto")}
+
+        def event(kind: str, **fields: Any) -> dict[str, Any]:
+            return {"type": kind, "sequence_number": next(sequence), **fields}
+
+        yield event("response.created", response=response("in_progress", [], None))
+        yield event("response.in_progress", response=response("in_progress", [], None))
+        if behaviour.tool_call:
+            name, arguments = behaviour.tool_call["name"], behaviour.tool_call["arguments"]
+            item = {"id": "fc_fake1", "type": "function_call", "call_id": "call_fake1", "name": name,
+                    "arguments": "", "status": "in_progress"}
+            yield event("response.output_item.added", output_index=0, item=item)
+            for start in range(0, len(arguments), 8):
+                yield event("response.function_call_arguments.delta", item_id="fc_fake1", output_index=0,
+                            delta=arguments[start:start + 8])
+            yield event("response.function_call_arguments.done", item_id="fc_fake1", output_index=0,
+                        arguments=arguments)
+            item = {**item, "arguments": arguments, "status": "completed"}
+            yield event("response.output_item.done", output_index=0, item=item)
+        else:
+            text = "".join(behaviour.words)
+            item = {"id": "msg_fake1", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+            yield event("response.output_item.added", output_index=0, item=item)
+            part = {"type": "output_text", "text": "", "annotations": []}
+            yield event("response.content_part.added", item_id="msg_fake1", output_index=0, content_index=0,
+                        part=part)
+            for word in behaviour.words:
+                yield event("response.output_text.delta", item_id="msg_fake1", output_index=0, content_index=0,
+                            delta=word, logprobs=[])
+            yield event("response.output_text.done", item_id="msg_fake1", output_index=0, content_index=0,
+                        text=text, logprobs=[])
+            part = {**part, "text": text}
+            yield event("response.content_part.done", item_id="msg_fake1", output_index=0, content_index=0,
+                        part=part)
+            item = {**item, "status": "completed", "content": [part]}
+            yield event("response.output_item.done", output_index=0, item=item)
+        prompt = len(json.dumps(body.get("input"))) // 4
+        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": len(behaviour.words), "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": prompt + len(behaviour.words)}
+        yield event("response.completed", response=response("completed", [item], usage))
+
+
+def _invalid(message: str, param: str | None, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                         "code": code}}, status=400)

@@ -1,8 +1,9 @@
-"""Starting a chat turn: check the request, inject the conversation's images, open the upstream.
+"""Starting a chat turn, in either API: check the request, inject the conversation's images, open the upstream.
 
-`ChatCompletions.start` returns a `ChatTurn` whose upstream has already answered (for a stream: sent its
-first event), so every failure before the first token is still a proper error for the caller, never an
-in-band one. The turn then hands its events to the HTTP layer and records how the call ended.
+`ChatService.start_completion` (Chat Completions) and `start_response` (Responses API) return a `ChatTurn`
+whose upstream has already answered (for a stream: sent its first output), so every failure before the
+first token is still a proper error for the caller, never an in-band one. The turn then hands its events,
+framed in its API's SSE dialect, to the HTTP layer and records how the call ended.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..conversation.injection import ImageInjector
+from ..conversation.injection import CHAT_MESSAGES, RESPONSES_INPUT, ImageInjector
 from ..errors import UpstreamError, UpstreamTimedOut
 from ..observability.metrics import Metrics
 from ..upstream.client import Upstream
 from ..upstream.span import UpstreamSpan, UpstreamSpans
 from ..upstream.stream import UpstreamStream
-from .translation import upstream_request, validate_chat_request
+from .completions import upstream_request, validate_chat_request
+from .responses import input_items, upstream_response_request
+
+OpenUpstream = Callable[[dict[str, Any], dict[str, str]], Awaitable[UpstreamStream]]
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +50,10 @@ class ChatTurn:
         self._upstream: UpstreamStream | None = None
         self._closed = False
 
-    async def open(self, upstream: Upstream, first_byte_timeout: float) -> None:
+    async def open(self, open_upstream: OpenUpstream, first_byte_timeout: float) -> None:
         try:
             async with asyncio.timeout(first_byte_timeout):
-                self._upstream = await upstream.open(self._payload, extra_headers=self._span.headers())
+                self._upstream = await open_upstream(self._payload, self._span.headers())
                 if self.stream:
                     self.first_event = await self._upstream.first_event()
         except TimeoutError:
@@ -76,6 +80,18 @@ class ChatTurn:
         self._metrics.ttft.labels(self.model).observe(ttft)
         self._log_fields["ttft_ms"] = round(ttft * 1000, 2)
 
+    @property
+    def closing(self) -> bytes:
+        """What the caller gets after the last event (`data: [DONE]` for Chat Completions)."""
+        assert self._upstream is not None
+        return self._upstream.dialect.closing
+
+    def error_event(self, error: StreamInterrupted, error_type: str) -> bytes:
+        """The in-band event that tells the caller the stream broke, in the turn's API's terms."""
+        assert self._upstream is not None
+        return self._upstream.dialect.error_event(error.message, error.code or "stream_interrupted", error_type,
+                                                  self._upstream.state)
+
     async def remaining_events(self) -> AsyncIterator[bytes]:
         """The events after the first; an upstream failure on the way raises StreamInterrupted."""
         assert self._upstream is not None
@@ -101,7 +117,7 @@ class ChatTurn:
             self._span.end(self._upstream.state if self._upstream is not None else None)
 
 
-class ChatCompletions:
+class ChatService:
     def __init__(self, injector: ImageInjector, upstream: Upstream, spans: UpstreamSpans, metrics: Metrics, *,
                  default_model: str, max_messages: int, first_byte_timeout: float) -> None:
         self._injector = injector
@@ -112,17 +128,30 @@ class ChatCompletions:
         self._max_messages = max_messages
         self._first_byte_timeout = first_byte_timeout
 
-    async def start(self, body: dict[str, Any], public_base_url: str, log_fields: dict[str, Any]) -> ChatTurn:
-        """A turn whose upstream has answered. `log_fields` gains the model, stream flag and image count."""
+    async def start_completion(self, body: dict[str, Any], public_base_url: str,
+                               log_fields: dict[str, Any]) -> ChatTurn:
+        """A Chat Completions turn whose upstream has answered. `log_fields` gains the model, stream flag and
+        image count."""
         validate_chat_request(body, self._max_messages)
-        injected = await self._injector.apply(body, public_base_url)
+        injected = await self._injector.apply(body, body["messages"], public_base_url, CHAT_MESSAGES)
         payload = upstream_request(body, injected.messages, self._default_model)
+        return await self._start(payload, injected.image_count, log_fields, self._upstream.open)
+
+    async def start_response(self, body: dict[str, Any], public_base_url: str,
+                             log_fields: dict[str, Any]) -> ChatTurn:
+        """The same for a Responses API turn."""
+        items = input_items(body, self._max_messages)
+        injected = await self._injector.apply(body, items, public_base_url, RESPONSES_INPUT)
+        payload = upstream_response_request(body, injected.messages, self._default_model)
+        return await self._start(payload, injected.image_count, log_fields, self._upstream.open_response)
+
+    async def _start(self, payload: dict[str, Any], images: int, log_fields: dict[str, Any],
+                     open_upstream: OpenUpstream) -> ChatTurn:
         model = self._metrics.model_label(payload["model"])
-        turn = ChatTurn(payload, model, injected.image_count, self._spans.start(payload, model, injected.image_count),
-                        self._metrics, log_fields)
-        log_fields.update(model=model, stream=turn.stream, images=turn.images)
+        turn = ChatTurn(payload, model, images, self._spans.start(payload, model, images), self._metrics, log_fields)
+        log_fields.update(model=model, stream=turn.stream, images=images)
         try:
-            await turn.open(self._upstream, self._first_byte_timeout)
+            await turn.open(open_upstream, self._first_byte_timeout)
         except BaseException:
             await turn.close()
             raise

@@ -1,7 +1,8 @@
-"""Putting a conversation's images into the `messages` the upstream LLM sees.
+"""Putting a conversation's images into what the upstream LLM sees: Chat Completions `messages` or
+Responses API `input` items.
 
-`insert_image_message` is the pure rule (where, and what shape); `ImageInjector` applies it to one
-chat request using the conversation store and the image storage.
+`insert_image_message` and `insert_image_input` are the pure rules (where, and in which API's shape);
+`ImageInjector` applies one of them to a request using the conversation store and the image storage.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,35 @@ def insert_image_message(messages: list[Any], image_urls: list[str], detail: str
     content += [{"type": "image_url", "image_url": {"url": url, "detail": detail}} for url in image_urls]
     index = insertion_index(messages)
     return [*messages[:index], {"role": "user", "content": content}, *messages[index:]]
+
+
+def insert_image_input(items: list[Any], image_urls: list[str], detail: str) -> list[Any]:
+    """The same for Responses API input items: one user message item with `input_text` and `input_image`
+    parts (`image_url` is a plain string there), after the leading system/developer items."""
+    if not image_urls:
+        return list(items)
+    content: list[dict[str, Any]] = [{"type": "input_text", "text": image_note(len(image_urls))}]
+    content += [{"type": "input_image", "image_url": url, "detail": detail} for url in image_urls]
+    index = insertion_index(items)
+    return [*items[:index], {"role": "user", "content": content}, *items[index:]]
+
+
+def last_input_is_from_user(items: list[Any]) -> bool:
+    """A user message item last (not a function call output, not the assistant's)."""
+    last = items[-1] if items else None
+    return isinstance(last, dict) and last.get("role") == "user" and last.get("type", "message") == "message"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one API carries a conversation: which turn is the user's, and where images go."""
+
+    last_is_from_user: Callable[[list[Any]], bool]
+    insert: Callable[[list[Any], list[str], str], list[Any]]
+
+
+CHAT_MESSAGES = Shape(last_message_is_from_user, insert_image_message)
+RESPONSES_INPUT = Shape(last_input_is_from_user, insert_image_input)
 
 
 @dataclass(frozen=True)
@@ -98,13 +129,14 @@ class ImageInjector:
         self.detail = detail
         self._data_urls = _DataUrlCache(max_bytes=64 * 1024 * 1024)
 
-    async def apply(self, body: dict[str, Any], public_base_url: str) -> InjectionResult:
-        messages = body.get("messages") or []
+    async def apply(self, body: dict[str, Any], messages: list[Any], public_base_url: str,
+                    shape: Shape = CHAT_MESSAGES) -> InjectionResult:
+        """`messages` (or input items) of `body` with the conversation's images for this turn."""
         conversation_id = conversation_id_of(body)
         if conversation_id is None:
             return InjectionResult(messages, None, 0)
         try:
-            images = await self.store.take_turn(conversation_id, attach=last_message_is_from_user(messages),
+            images = await self.store.take_turn(conversation_id, attach=shape.last_is_from_user(messages),
                                                 policy=self.policy, turn=turn_key(messages))
         except Exception as exc:  # the store is optional for a turn: answer without images
             log.warning("conversation store failed, answering without images: %s", exc)
@@ -114,8 +146,7 @@ class ImageInjector:
             return InjectionResult(messages, conversation_id, 0)
         urls = [url for url in [await self._url_for(image, public_base_url) for image in images] if url]
         self.metrics.images_injected.labels(self.policy).inc(len(urls))
-        return InjectionResult(insert_image_message(messages, urls, self.detail),
-                               conversation_id, len(urls))
+        return InjectionResult(shape.insert(messages, urls, self.detail), conversation_id, len(urls))
 
     async def _url_for(self, image: StoredImage, public_base_url: str) -> str | None:
         if self.delivery == "url":

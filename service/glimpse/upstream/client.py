@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
 from ..config import Settings
+from ..errors import UpstreamLacksApi, UpstreamRejectedRequest
 from .errors import upstream_error
+from .sse import ChatCompletionsSse, ResponsesSse
 from .stream import UpstreamStream
+
+# Hosts whose OpenAI-compatible API has no `/responses` (Gemini's serves Chat Completions only).
+NO_RESPONSES_API_HOSTS = ("generativelanguage.googleapis.com",)
+NO_RESPONSES_API = ("The upstream LLM ({base_url}) has no Responses API. Set the ElevenLabs agent's custom LLM API "
+                    "type to Chat Completions (VoiceAgent spec.llm.apiType: chatCompletions), or point "
+                    "GLIMPSE_UPSTREAM_BASE_URL at an upstream that serves /responses.")
 
 
 class Upstream:
     def __init__(self, settings: Settings) -> None:
+        self._base_url = settings.upstream_base_url
         self._ask_for_usage = settings.upstream_stream_usage
         timeout = openai.Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout)
         self.client = openai.AsyncOpenAI(
@@ -45,7 +55,27 @@ class Upstream:
             response = await manager.__aenter__()
         except openai.APIError as exc:
             raise upstream_error(exc) from None
-        return UpstreamStream(manager, response, hide_usage_chunk)
+        return UpstreamStream(manager, response, ChatCompletionsSse(hide_usage_chunk))
+
+    async def open_response(self, payload: dict[str, Any],
+                            extra_headers: dict[str, str] | None = None) -> UpstreamStream:
+        """The same for the Responses API (`POST {base_url}/responses`)."""
+        if urlsplit(self._base_url).hostname in NO_RESPONSES_API_HOSTS:
+            raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._base_url))
+        payload = dict(payload)
+        stream = bool(payload.pop("stream", False))
+        # The whole body travels in extra_body, as for chat: sent as it is, without the SDK's transforms.
+        manager = self.client.responses.with_streaming_response.create(
+            stream=stream, extra_body=payload, extra_headers=extra_headers)
+        try:
+            response = await manager.__aenter__()
+        except openai.APIError as exc:
+            error = upstream_error(exc)
+            if isinstance(error, UpstreamRejectedRequest) and error.upstream_status == 404 and error.code is None:
+                # a 404 without an OpenAI error code is a server without the route, not a missing model
+                raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._base_url)) from None
+            raise error from None
+        return UpstreamStream(manager, response, ResponsesSse())
 
     async def models(self) -> bytes:
         try:

@@ -10,7 +10,7 @@ from opentelemetry import trace
 
 from ..observability.metrics import Metrics
 from ..observability.tracing import Tracing
-from .stream import RelayState
+from .sse import RelayState
 
 
 def provider_name(base_url: str) -> str:

@@ -26,6 +26,7 @@ from ..errors import (
     Unavailable,
     UnsupportedMedia,
     UpstreamError,
+    UpstreamLacksApi,
     UpstreamRateLimited,
     UpstreamRejectedRequest,
     UpstreamTimedOut,
@@ -45,6 +46,7 @@ STATUS_BY_ERROR: tuple[tuple[type[GlimpseError], int], ...] = (
     (ElevenLabsFailed, 502),
     (UpstreamTimedOut, 504),
     (UpstreamRateLimited, 429),
+    (UpstreamLacksApi, 501),
     (UpstreamError, 502),
 )
 # An upstream's own refusal keeps its status where the caller can act on it; 422 reads as 400.
@@ -59,6 +61,7 @@ TYPE_BY_STATUS = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
+    501: "invalid_request_error",
     502: "upstream_error",
     503: "service_unavailable",
     504: "upstream_timeout",
@@ -72,6 +75,7 @@ CODE_BY_STATUS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limit_exceeded",
+    501: "unsupported_api",
     502: "bad_gateway",
     503: "unavailable",
     504: "timeout",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..chat.translation import ROLES
+from ..chat.completions import ROLES
+from ..chat.responses import INPUT_ROLES
 from ..conversation.ids import SESSION_ID_REGEX
 from ..conversation.sessions import TRANSPORTS
 
@@ -40,6 +41,15 @@ DOCUMENT: dict[str, Any] = {
                                   "content": {"application/json": {"schema": {"type": "object"}},
                                               "text/event-stream": {"schema": {"type": "string"}}}},
                           **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
+        "/v1/responses": {"post": {
+            "summary": "OpenAI Responses API (agents whose custom LLM api_type is responses), images injected",
+            "security": [{"bearer": []}, {}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ResponsesRequest"}}}},
+            "responses": {"200": {"description": "A response, or its SSE events when stream is true",
+                                  "content": {"application/json": {"schema": {"type": "object"}},
+                                              "text/event-stream": {"schema": {"type": "string"}}}},
+                          **_errors(400, 401, 404, 413, 429, 501, 502, 503, 504)}}},
         "/v1/models": {"get": {"summary": "The upstream's models", "security": [{"bearer": []}, {}],
                                "responses": {"200": _json({"type": "object"}), **_errors(401, 502, 504)}}},
         "/v1/session": {"get": {
@@ -94,6 +104,14 @@ DOCUMENT: dict[str, Any] = {
                 "messages": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "required": ["role"],
                     "properties": {"role": {"type": "string", "enum": list(ROLES)}}}},
+                "stream": {"type": "boolean"},
+                "user_id": {"type": "string"},
+                "tools": {"type": "array", "items": {"type": "object"}},
+                "elevenlabs_extra_body": {"type": "object"}}},
+            "ResponsesRequest": {"type": "object", "required": ["input"], "properties": {
+                "model": {"type": "string"},
+                "input": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "properties": {"role": {"type": "string", "enum": list(INPUT_ROLES)}}}}]},
                 "stream": {"type": "boolean"},
                 "user_id": {"type": "string"},
                 "tools": {"type": "array", "items": {"type": "object"}},

@@ -1,6 +1,8 @@
-"""POST /v1/chat/completions: find the conversation, inject its images, relay the upstream's answer.
+"""The custom-LLM surface ElevenLabs calls each turn: `POST /v1/chat/completions` and, for agents whose
+custom LLM `api_type` is `responses`, `POST /v1/responses`. Find the conversation, inject its images,
+relay the upstream's answer.
 
-A caller who hangs up cancels this handler at once (`handler_cancellation` in `app.runner_options`), and
+A caller who hangs up cancels the handler at once (`handler_cancellation` in `app.runner_options`), and
 with it the upstream request.
 """
 
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from aiohttp import web
 
 from ...auth import check_bearer
@@ -16,7 +17,7 @@ from ...chat.service import ChatTurn, StreamInterrupted
 from ...resources import CHAT, DRAIN, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
-from ..errors import TYPE_BY_STATUS, error_body, status_for
+from ..errors import TYPE_BY_STATUS, status_for
 from ..observe import OBSERVED
 
 routes = web.RouteTableDef()
@@ -26,17 +27,32 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx-style ingresses: do not buffer the stream
 }
-DONE_EVENT = b"data: [DONE]\n\n"
 
 
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     arrived = time.perf_counter()
+    body = await _read_turn(request)
+    turn = await request.app[CHAT].start_completion(body, public_base_url(request), request[OBSERVED])
+    return await _answer(request, turn, arrived)
+
+
+@routes.post("/v1/responses")
+async def responses(request: web.Request) -> web.StreamResponse:
+    arrived = time.perf_counter()
+    body = await _read_turn(request)
+    turn = await request.app[CHAT].start_response(body, public_base_url(request), request[OBSERVED])
+    return await _answer(request, turn, arrived)
+
+
+async def _read_turn(request: web.Request) -> dict[str, object]:
     settings = request.app[SETTINGS]
     request.app[DRAIN].refuse_if_draining()
     check_bearer(request.headers.get("Authorization"), settings.custom_llm_key.get_secret_value())
-    body = await read_json_object(request, settings.chat_max_body_bytes)
-    turn = await request.app[CHAT].start(body, public_base_url(request), request[OBSERVED])
+    return await read_json_object(request, settings.chat_max_body_bytes)
+
+
+async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     try:
         if not turn.stream:
             return web.Response(body=await turn.read_body(), content_type="application/json")
@@ -48,23 +64,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     """The upstream's events as strict SSE, each written as it arrives; a failure after the first token
-    is told in-band, as an error event before `[DONE]`."""
+    is told in-band, as the API's own error event (then `[DONE]` for Chat Completions)."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     try:
         if turn.first_event is not None:
-            await response.write(_event(turn.first_event))
+            await response.write(turn.first_event)
             turn.first_token_sent(arrived)
-        async for payload in turn.remaining_events():
-            await response.write(_event(payload))
+        async for event in turn.remaining_events():
+            await response.write(event)
     except StreamInterrupted as exc:
-        status = status_for(exc)
-        await response.write(_event(orjson.dumps(error_body(exc.message, type=TYPE_BY_STATUS[status],
-                                                            code=exc.code))))
-    await response.write(DONE_EVENT)
+        await response.write(turn.error_event(exc, TYPE_BY_STATUS[status_for(exc)]))
+    if turn.closing:
+        await response.write(turn.closing)
     await response.write_eof()
     return response
-
-
-def _event(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"

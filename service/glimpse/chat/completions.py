@@ -1,8 +1,9 @@
-"""What ElevenLabs sends a custom LLM, translated into what the upstream gets.
+"""A Chat Completions request from ElevenLabs, translated into what the upstream gets.
 
 ElevenLabs' request is OpenAI Chat Completions plus its own fields (`user_id`, `elevenlabs_extra_body`,
 …). Here: the shape checks before anything is forwarded, and the translation: OpenAI fields only,
-`user_id` mapped to `user`, the conversation's images in `messages`, a default model.
+`user_id` mapped to `user`, the conversation's images in `messages`, a default model. `responses.py` is the
+same for the Responses API.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from ..errors import InvalidRequest
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _ROLES = frozenset(ROLES)
 
-# Request fields of OpenAI Chat Completions; anything else (elevenlabs_extra_body, user_id, …) is dropped.
+# Request fields of OpenAI Chat Completions (CreateChatCompletionRequest in OpenAI's OpenAPI document);
+# anything else (elevenlabs_extra_body, user_id, …) is dropped.
 OPENAI_CHAT_FIELDS = frozenset({
     "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
-    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
-    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format",
-    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
-    "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "moderation", "n",
+    "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options",
+    "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+    "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p",
+    "user", "verbosity", "web_search_options",
 })
 
 
@@ -39,6 +42,11 @@ def validate_chat_request(body: dict[str, Any], max_messages: int) -> None:
         if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(f"messages[{index}].role must be one of {', '.join(sorted(_ROLES))}.",
                                  param=f"messages[{index}].role")
+    check_common_fields(body)
+
+
+def check_common_fields(body: dict[str, Any]) -> None:
+    """The fields both APIs share, and ElevenLabs' `user_id`, have the types they must."""
     for name, kind, label in (("model", str, "a string"), ("stream", bool, "a boolean"),
                               ("tools", list, "an array"), ("user_id", str | int, "a string")):
         if name in body and body[name] is not None and not isinstance(body[name], kind):
@@ -47,8 +55,14 @@ def validate_chat_request(body: dict[str, Any], max_messages: int) -> None:
 
 def upstream_request(body: dict[str, Any], messages: list[Any], default_model: str) -> dict[str, Any]:
     """The request to forward: OpenAI fields only, `user_id` mapped to `user`, `messages` with the images."""
-    payload = {key: value for key, value in body.items() if key in OPENAI_CHAT_FIELDS}
+    payload = forwarded_fields(body, OPENAI_CHAT_FIELDS, default_model)
     payload["messages"] = messages
+    return payload
+
+
+def forwarded_fields(body: dict[str, Any], fields: frozenset[str], default_model: str) -> dict[str, Any]:
+    """`body`'s fields the upstream API knows, `user_id` mapped to `user`, the model defaulted."""
+    payload = {key: value for key, value in body.items() if key in fields}
     user_id = body.get("user_id")
     if user_id is not None and "user" not in payload:
         payload["user"] = str(user_id)

@@ -1,0 +1,172 @@
+"""The two SSE dialects the proxy relays: Chat Completions and the Responses API.
+
+A dialect says what one API's stream means: which event ends it, which events carry the first token,
+what the relay passes on (and how it frames it for the caller), what it records (response model, token
+usage), and how the proxy itself says "the stream broke" in that API's terms.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DONE = b"[DONE]"
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class RelayState:
+    """What the relay learned while streaming, for metrics and traces."""
+
+    response_model: str | None = None
+    usage: Usage | None = None
+    chunks: int = 0
+    finished: bool = False  # the API's own end of stream was seen
+
+
+class SseDialect(ABC):
+    #: what the caller gets after the last event
+    closing: bytes = b""
+
+    @abstractmethod
+    def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        """The event framed for the caller, or None to hold it back (the end marker, a chunk the caller
+        did not ask for). Records the model, usage and end of stream on the way."""
+
+    def carries_output(self, name: bytes | None) -> bool:
+        """Whether the caller should be answered once this event is in (the first token, or an end)."""
+        return True
+
+    @abstractmethod
+    def error_event(self, message: str, code: str, error_type: str, state: RelayState) -> bytes:
+        """The proxy's own last event when the upstream broke off after the first token."""
+
+    @abstractmethod
+    def record_body(self, data: dict[str, Any], state: RelayState) -> None:
+        """Model and usage of a non-streamed answer."""
+
+
+class ChatCompletionsSse(SseDialect):
+    """`data: <chunk>` events ending with `data: [DONE]`; usage in a last chunk with no choices."""
+
+    closing = b"data: [DONE]\n\n"
+
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        self._hide_usage_chunk = hide_usage_chunk
+
+    def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        if payload == DONE:
+            state.finished = True
+            return None
+        if state.response_model is None and b'"model"' in payload:
+            state.response_model = _string_field(payload, "model")
+        if _may_carry_usage(payload) and self._record_usage(payload, state) and self._hide_usage_chunk:
+            return None  # the usage-only chunk asked for on the caller's behalf is not theirs to see
+        return b"data: " + payload + b"\n\n"
+
+    @staticmethod
+    def _record_usage(payload: bytes, state: RelayState) -> bool:
+        """Record the chunk's usage; True when it carries usage only (no choices)."""
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+        usage = data.get("usage") if isinstance(data, dict) else None
+        if not isinstance(usage, dict):
+            return False
+        state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        return not data.get("choices")
+
+    def error_event(self, message: str, code: str, error_type: str, state: RelayState) -> bytes:
+        body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def record_body(self, data: dict[str, Any], state: RelayState) -> None:
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        model = data.get("model")
+        state.response_model = model if isinstance(model, str) else None
+
+
+# The Responses API ends a stream with one of these; nothing follows them (no [DONE]).
+RESPONSES_TERMINAL_EVENTS = frozenset({b"response.completed", b"response.failed", b"response.incomplete", b"error"})
+# Lifecycle events that come before any output: the caller is answered only once output (or an end) arrives.
+RESPONSES_PREAMBLE_EVENTS = frozenset({b"response.created", b"response.in_progress", b"response.queued"})
+
+
+class ResponsesSse(SseDialect):
+    """`event: <type>` + `data: <json>` events; the model in `response.created`, usage in `response.completed`."""
+
+    def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        if name in RESPONSES_TERMINAL_EVENTS:
+            state.finished = True
+            if name == b"response.completed":
+                self._record_response(payload, state)
+        elif state.response_model is None and name == b"response.created":
+            self._record_response(payload, state)
+        return (b"event: " + name + b"\ndata: " + payload + b"\n\n") if name else b"data: " + payload + b"\n\n"
+
+    def carries_output(self, name: bytes | None) -> bool:
+        return name not in RESPONSES_PREAMBLE_EVENTS
+
+    def error_event(self, message: str, code: str, error_type: str, state: RelayState) -> bytes:
+        # ResponseErrorEvent: type, code, message, param, sequence_number (the upstream numbers from 0)
+        body = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": state.chunks}
+        return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+
+    def record_body(self, data: dict[str, Any], state: RelayState) -> None:
+        self._take_response(data, state)
+
+    def _record_response(self, payload: bytes, state: RelayState) -> None:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        response = data.get("response") if isinstance(data, dict) else None
+        if isinstance(response, dict):
+            self._take_response(response, state)
+
+    @staticmethod
+    def _take_response(response: dict[str, Any], state: RelayState) -> None:
+        model = response.get("model")
+        if isinstance(model, str):
+            state.response_model = model
+        usage = response.get("usage")
+        if isinstance(usage, dict):
+            state.usage = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+
+
+def parse_block(block: bytes) -> tuple[bytes | None, bytes | None]:
+    """The `event:` name and the `data:` payload of one SSE event block (lines already split on `\\n`)."""
+    name: bytes | None = None
+    data_lines = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            data_lines.append(line[5:].removeprefix(b" "))
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    if not data_lines:
+        return name, None
+    return name, data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines)
+
+
+def _may_carry_usage(payload: bytes) -> bool:
+    """Cheap test before parsing: with include_usage, OpenAI sends `"usage":null` on every chunk."""
+    return b'"usage"' in payload and b'"usage":null' not in payload and b'"usage": null' not in payload
+
+
+def _string_field(payload: bytes, name: str) -> str | None:
+    try:
+        value = orjson.loads(payload).get(name)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
