@@ -1,24 +1,64 @@
-"""`glimpse-operator`: run the kopf operator (in a cluster, or locally against the current kubeconfig)."""
+"""`glimpse-operator`: run the kopf operator (in a cluster, or locally against the current kubeconfig).
+
+`glimpse-operator [kopf run options]` runs it (no options: `--all-namespaces`);
+`glimpse-operator render -f voiceagent.yaml` prints what it would apply and send, touching nothing.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from .settings import ConfigError, load_settings
+from .dry_run import InvalidVoiceAgent, render_file, to_yaml
+from .settings import ConfigError, OperatorSettings, load_settings
+
+RENDER = "render"
 
 
-def main() -> int:
-    try:
-        load_settings()  # read once, here, so a bad variable is one line on stderr; the startup handler reuses them
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:  # read once, here, so a bad variable is one line on stderr; the startup handler reuses them
+        settings = load_settings()
     except ConfigError as exc:
         print(f"glimpse-operator: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args[:1] == [RENDER]:
+        return render(args[1:], settings)
 
     import kopf.cli
 
-    args = sys.argv[1:] or ["--all-namespaces"]
-    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *args]
+    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *(args or ["--all-namespaces"])]
     return int(kopf.cli.main() or 0)
+
+
+def render(args: list[str], settings: OperatorSettings) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"glimpse-operator {RENDER}",
+        description="Print every Kubernetes object the operator would apply for the VoiceAgents in a file, and the "
+                    "ElevenLabs agent body it would send (kind ElevenLabsAgent), as YAML. No cluster, no network.")
+    parser.add_argument("-f", "--filename", required=True, help="a file of VoiceAgents (YAML or JSON); - reads stdin")
+    source = parser.parse_args(args).filename
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+        documents = render_file(text, settings.proxy_image)
+    except OSError as exc:
+        return _fail(source, exc.strerror or type(exc).__name__)
+    except UnicodeDecodeError:
+        return _fail(source, "not UTF-8 text")
+    except InvalidVoiceAgent as exc:
+        return _fail(source, str(exc))
+    sys.stdout.write(to_yaml(documents, source))
+    return 0
+
+
+def _fail(source: str, problem: str) -> int:
+    one_line = " ".join(problem.split())
+    print(f"glimpse-operator {RENDER}: {source}: {one_line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from typing import Any
 from .agents import AgentsClient, ElevenLabsError
 from .cluster import Cluster
 from .conditions import is_true, set_condition
-from .render import SECRET_KEYS, config_hash, desired_agent, object_name, render_proxy
+from .render import SECRET_KEYS, config_hash, desired_agent, object_name, render_proxy, workspace_secret_name
 from .settings import OperatorSettings
-from .spec import InvalidSpec, public_url, upstream_base_url, with_defaults
+from .spec import InvalidSpec, custom_llm_api_type, public_url, upstream_base_url, with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Reconciler:
         spec = with_defaults(body["spec"])
         try:
             upstream_base_url(spec)
+            custom_llm_api_type(spec)
             llm_key_ref, el_key_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
             self._secret_value(namespace, llm_key_ref)
             elevenlabs_key = self._secret_value(namespace, el_key_ref)
@@ -107,7 +108,7 @@ class Reconciler:
     def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], status: dict[str, Any], namespace: str,
                     name: str, custom_llm_key: str) -> None:
         if not status.get("workspaceSecretId"):
-            status["workspaceSecretId"] = agents.create_secret(f"glimpse-{namespace}-{name}-llm-key", custom_llm_key)
+            status["workspaceSecretId"] = agents.create_secret(workspace_secret_name(namespace, name), custom_llm_key)
         desired = desired_agent(spec, status["workspaceSecretId"])
         digest = config_hash(desired)
         adopted = spec["elevenlabs"]["agentId"]

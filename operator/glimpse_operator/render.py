@@ -10,11 +10,24 @@ import json
 from typing import Any
 
 from . import GROUP, KIND, VERSION
-from .spec import public_url, upstream_base_url
+from .spec import custom_llm_api_type, public_url, upstream_base_url
 
 PORT = 8080
 SECRET_KEYS = ("customLlmKey", "signingSecret")
 PROXY_UID = 10001
+
+# The conversation-socket events the page (frontend/src/lib/useVoiceSession.ts, @elevenlabs/react) relies on. Sent as
+# the whole list: the API documents no default ("Not all client events are enabled by default", ElevenLabs' JS SDK
+# docs) and ElevenLabs' own CLI template enables only audio and interruption (elevenlabs/cli src/agents/templates.ts).
+CLIENT_EVENTS = (
+    "conversation_initiation_metadata",  # the SDK waits for it to connect (@elevenlabs/client WebSocketConnection.ts)
+    "ping",  # the SDK answers each with a pong (@elevenlabs/client BaseConversation.ts)
+    "audio",  # the agent's voice, and isSpeaking; dashboard: 'The "audio" event must always be enabled'
+    "interruption",  # stops playback when the person talks; without it the agent "will ignore user interruption"
+    "user_transcript",  # onMessage, role user: the person's side of the live transcript
+    "agent_response",  # onMessage, role agent: the agent's side
+    "agent_response_correction",  # onAgentResponseCorrection: the reply cut where the person interrupted
+)
 
 
 def object_name(agent_name: str) -> str:
@@ -179,20 +192,36 @@ def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secr
     return objects + ([hpa] if hpa else [])
 
 
+def workspace_secret_name(namespace: str, name: str) -> str:
+    """The ElevenLabs workspace secret that holds the custom-LLM bearer key of one VoiceAgent."""
+    return f"glimpse-{namespace}-{name}-llm-key"
+
+
 def desired_agent(spec: dict[str, Any], workspace_secret_id: str) -> dict[str, Any]:
-    """The ElevenLabs agent body: its custom LLM is this VoiceAgent's proxy behind the ingress."""
+    """The ElevenLabs agent body (created, or PATCHed whole): its custom LLM is this VoiceAgent's proxy behind the
+    ingress, and it lets the page's sessions through as the page starts them."""
     agent = spec["agent"]
-    prompt: dict[str, Any] = {
-        "prompt": agent["prompt"],
-        "llm": "custom-llm",
-        "custom_llm": {"url": public_url(spec) + "/v1", "model_id": spec["llm"]["model"],
-                       "api_key": {"secret_id": workspace_secret_id}},
+    custom_llm = {
+        "url": public_url(spec) + "/v1",  # ElevenLabs appends /chat/completions or /responses
+        "model_id": spec["llm"]["model"],
+        "api_key": {"secret_id": workspace_secret_id},
+        "api_type": custom_llm_api_type(spec),  # pinned: chat_completions | responses, as spec.llm.apiType says
     }
-    config: dict[str, Any] = {"agent": {"first_message": agent["firstMessage"], "language": agent["language"],
-                                        "prompt": prompt}}
+    config: dict[str, Any] = {
+        "agent": {"first_message": agent["firstMessage"], "language": agent["language"],
+                  "prompt": {"prompt": agent["prompt"], "llm": "custom-llm", "custom_llm": custom_llm}},
+        "conversation": {"client_events": list(CLIENT_EVENTS)},
+    }
     if agent["voiceId"]:
         config["tts"] = {"voice_id": agent["voiceId"]}
-    return {"name": agent["name"], "conversation_config": config, "tags": ["glimpse"]}
+    platform_settings = {
+        # the page sends customLlmExtraBody {session_id}; default off (docs, "Integrate your own model": set it true)
+        "overrides": {"custom_llm_extra_body": True},
+        # the page connects only with signed URLs/tokens the proxy mints (docs, "Authentication": enable_auth)
+        "auth": {"enable_auth": True},
+    }
+    return {"name": agent["name"], "conversation_config": config, "platform_settings": platform_settings,
+            "tags": ["glimpse"]}
 
 
 def config_hash(document: dict[str, Any]) -> str:

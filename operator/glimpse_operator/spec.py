@@ -10,9 +10,17 @@ PROVIDER_BASE_URLS = {
     "gemini": "https://generativelanguage.googleapis.com/v1beta/openai/",
 }
 
+# spec.llm.apiType -> ElevenLabs' custom_llm.api_type: which OpenAI API ElevenLabs calls the proxy with
+CUSTOM_LLM_API_TYPES = {"chatCompletions": "chat_completions", "responses": "responses"}
+
+# Every field the CRD requires (a test keeps this in step with manifests/crd/voiceagent.yaml): the API server
+# enforces them, but `glimpse-operator render` reads a file no API server has seen.
+REQUIRED_FIELDS = ("agent.name", "agent.prompt", "llm.model", "llm.apiKeySecretRef.name",
+                   "elevenlabs.apiKeySecretRef.name", "ingress.host")
+
 DEFAULTS: dict[str, Any] = {
     "agent": {"firstMessage": "", "voiceId": "", "language": "en"},
-    "llm": {"provider": "openai", "baseUrl": ""},
+    "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions"},
     "images": {"storage": "", "delivery": "url", "policy": "sticky", "detail": "auto", "maxBytes": 10485760,
                "ttlSeconds": 3600},
     "elevenlabs": {"agentId": ""},
@@ -24,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 class InvalidSpec(ValueError):
-    """The spec passed the CRD schema but cannot work (e.g. openai-compatible without baseUrl)."""
+    """The spec cannot work: e.g. openai-compatible without baseUrl, or (in a file the API server never checked)
+    a required field missing."""
 
 
 def with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
@@ -46,6 +55,16 @@ def _merge(target: dict[str, Any], defaults: dict[str, Any]) -> None:
             target.setdefault(key, copy.deepcopy(value))
 
 
+def check_required(spec: dict[str, Any]) -> None:
+    """An `InvalidSpec` naming the first required field the spec lacks (or leaves empty)."""
+    for path in REQUIRED_FIELDS:
+        node: Any = spec
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None or node == "":
+            raise InvalidSpec(f"spec.{path} is required")
+
+
 def upstream_base_url(spec: dict[str, Any]) -> str:
     llm = spec["llm"]
     if llm["baseUrl"]:
@@ -53,6 +72,13 @@ def upstream_base_url(spec: dict[str, Any]) -> str:
     if llm["provider"] not in PROVIDER_BASE_URLS:
         raise InvalidSpec("spec.llm.baseUrl is required when spec.llm.provider is openai-compatible")
     return PROVIDER_BASE_URLS[llm["provider"]]
+
+
+def custom_llm_api_type(spec: dict[str, Any]) -> str:
+    api_type = spec["llm"]["apiType"]
+    if api_type not in CUSTOM_LLM_API_TYPES:
+        raise InvalidSpec(f"spec.llm.apiType must be one of {', '.join(CUSTOM_LLM_API_TYPES)}")
+    return CUSTOM_LLM_API_TYPES[api_type]
 
 
 def public_url(spec: dict[str, Any]) -> str:

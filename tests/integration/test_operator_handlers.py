@@ -179,3 +179,29 @@ async def test_drift_is_repaired_by_reapplying(
     cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
     await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=kopf.Patch(), memo=memo)
     assert cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == "glimpse/proxy:0.1.0"
+
+
+@pytest.mark.parametrize(("api_type", "expected"), [(None, "chat_completions"), ("responses", "responses")])
+async def test_created_agent_permits_the_extra_body_and_pins_the_api_type(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo, api_type: str | None,
+        expected: str) -> None:
+    body = voice_agent() if api_type is None else voice_agent(llm__apiType=api_type)
+    patch, error = await run_reconcile(body, memo)
+    assert error is None
+    agent = elevenlabs.created_agents[patch["status"]["agentId"]]
+    assert agent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
+    assert agent["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == expected
+    assert {"user_transcript", "agent_response", "agent_response_correction", "interruption", "audio"} <= \
+        set(agent["conversation_config"]["conversation"]["client_events"])
+
+
+async def test_adopted_agent_is_patched_to_permit_the_extra_body(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
+    """An agent configured before (by hand, or by an older operator) gets what the page needs on the next PATCH."""
+    elevenlabs.agents.add("agent_existing")
+    _, error = await run_reconcile(voice_agent(elevenlabs__agentId="agent_existing", llm__apiType="responses"), memo)
+    assert error is None
+    [sent] = [c.body for c in elevenlabs.management_calls() if c.method == "PATCH"]
+    assert sent is not None
+    assert sent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
+    assert sent["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == "responses"

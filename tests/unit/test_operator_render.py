@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from glimpse_operator.render import desired_agent, render_proxy
-from glimpse_operator.spec import InvalidSpec, upstream_base_url, with_defaults
+from glimpse_operator.render import CLIENT_EVENTS, desired_agent, render_proxy
+from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
 K8S_VERSION = "1.30.0"
+# ElevenLabs' own request schemas (see its README); CI checks `shared/` out beside the clone
+VENDOR_SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-spec" / "elevenlabs.json"
 
 
 def crd_schema() -> dict[str, Any]:
@@ -119,8 +122,126 @@ def test_desired_agent_points_at_the_ingress() -> None:
     prompt = agent["conversation_config"]["agent"]["prompt"]
     assert prompt["llm"] == "custom-llm"
     assert prompt["custom_llm"] == {"url": "https://voice.example.com/v1", "model_id": "gpt-4o-mini",
-                                    "api_key": {"secret_id": "sec_1"}}
+                                    "api_key": {"secret_id": "sec_1"}, "api_type": "chat_completions"}
     assert agent["conversation_config"]["tts"] == {"voice_id": "v1"}
+
+
+def test_agent_lets_the_pages_sessions_through() -> None:
+    """The page starts every session with `customLlmExtraBody: {session_id}` and shows transcripts, corrections,
+    the agent speaking and interruptions: the agent must permit the one and send the others."""
+    agent = desired_agent(with_defaults(voice_agent()["spec"]), "sec_1")
+    assert agent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
+    assert agent["platform_settings"]["auth"]["enable_auth"] is True  # only signed URLs / tokens the proxy mints
+    events = agent["conversation_config"]["conversation"]["client_events"]
+    assert set(events) >= {"audio", "interruption", "user_transcript", "agent_response", "agent_response_correction",
+                           "conversation_initiation_metadata"}
+    assert events == list(CLIENT_EVENTS) and len(set(events)) == len(events)
+
+
+@pytest.mark.parametrize(("api_type", "expected"), [(None, "chat_completions"), ("chatCompletions", "chat_completions"),
+                                                    ("responses", "responses")])
+def test_api_type_follows_the_spec(api_type: str | None, expected: str) -> None:
+    body = voice_agent() if api_type is None else voice_agent(llm__apiType=api_type)
+    jsonschema.validate(body, crd_schema())
+    custom_llm = desired_agent(with_defaults(body["spec"]), "sec_1")["conversation_config"]["agent"]["prompt"][
+        "custom_llm"]
+    assert custom_llm["api_type"] == expected
+    assert custom_llm["url"] == "https://voice.example.com/v1"  # ElevenLabs appends /chat/completions or /responses
+
+
+def vendor_schema() -> dict[str, Any]:
+    if not VENDOR_SPEC.is_file():
+        pytest.fail(f"ElevenLabs' request schemas are missing: {VENDOR_SPEC} (check out shared/ beside the repository)")
+    schema: dict[str, Any] = json.loads(VENDOR_SPEC.read_text())
+    return schema
+
+
+def vendor_root(name: str) -> dict[str, Any]:
+    spec = vendor_schema()
+    return {"$schema": spec["$schema"], "$defs": spec["$defs"], **spec["x-roots"][name]}
+
+
+def undeclared_fields(instance: Any, schema: dict[str, Any], defs: dict[str, Any], path: str = "") -> list[str]:
+    """Fields of `instance` the vendor schema does not declare. ElevenLabs' schemas allow unknown fields, so a
+    misspelt or misplaced one would validate, then be ignored by the real service."""
+    if "$ref" in schema:
+        return undeclared_fields(instance, defs[schema["$ref"].rsplit("/", 1)[-1]], defs, path)
+    options = [defs[o["$ref"].rsplit("/", 1)[-1]] if "$ref" in o else o for o in schema.get("anyOf", [schema])]
+    if isinstance(instance, dict):
+        declared = [o for o in options if "properties" in o]
+        if not declared:
+            return []
+        found = []
+        for key, value in instance.items():
+            owner = next((o for o in declared if key in o["properties"]), None)
+            if owner is None:
+                found.append(f"{path}.{key}")
+            else:
+                found += undeclared_fields(value, owner["properties"][key], defs, f"{path}.{key}")
+        return found
+    if isinstance(instance, list):
+        items = next((o["items"] for o in options if "items" in o), {})
+        return [found for index, item in enumerate(instance)
+                for found in undeclared_fields(item, items, defs, f"{path}[{index}]")]
+    return []
+
+
+AGENT_CASES = {**MATRIX, "responses": {"llm__apiType": "responses"}}
+
+
+@pytest.mark.parametrize("case", AGENT_CASES)
+def test_agent_body_is_what_elevenlabs_accepts_on_create_and_update(case: str) -> None:
+    body = voice_agent(**AGENT_CASES[case])
+    jsonschema.validate(body, crd_schema())
+    agent = desired_agent(with_defaults(body["spec"]), "sec_1")
+    for root in ("agent_create_request", "agent_update_request"):  # POST /v1/convai/agents/create, PATCH …/{id}
+        jsonschema.Draft202012Validator(vendor_root(root)).validate(agent)
+    defs = vendor_schema()["$defs"]
+    assert undeclared_fields(agent, vendor_root("agent_create_request"), defs) == []
+    # what ElevenLabs assumes when a field is left out is not what the page needs: each is set, to a value it accepts
+    overrides = defs["ConversationInitiationClientDataConfig-Input"]["properties"]["custom_llm_extra_body"]
+    assert overrides["default"] is False and agent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
+    api_types = defs["CustomLLM"]["properties"]["api_type"]["anyOf"][0]["enum"]
+    assert agent["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] in api_types
+    assert "default" not in defs["ConversationConfig"]["properties"]["client_events"]  # no documented default
+    assert set(agent["conversation_config"]["conversation"]["client_events"]) <= set(defs["ClientEvent"]["enum"])
+
+
+def test_crd_requires_what_the_operator_checks() -> None:
+    """`glimpse-operator render` checks spec.REQUIRED_FIELDS itself (no API server read the file): the CRD's list."""
+    def required(schema: dict[str, Any], prefix: str = "") -> set[str]:
+        found = {prefix + field for field in schema.get("required", [])
+                 if schema["properties"][field].get("type") != "object"}
+        for field, child in schema.get("properties", {}).items():
+            if child.get("type") == "object":
+                found |= required(child, f"{prefix}{field}.")
+        return found
+
+    assert required(crd_schema()["properties"]["spec"]) == set(REQUIRED_FIELDS)
+
+
+def test_crd_defaults_are_the_operators_defaults() -> None:
+    def defaults(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for field, child in schema.get("properties", {}).items():
+            if "properties" in child:
+                found |= defaults(child, f"{prefix}{field}.")
+            elif "default" in child:
+                found[prefix + field] = child["default"]
+        return found
+
+    def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in tree.items():
+            if isinstance(value, dict) and value:
+                found |= leaves(value, f"{prefix}{key}.")
+            else:
+                found[prefix + key] = value
+        return found
+
+    crd_defaults = defaults(crd_schema()["properties"]["spec"])
+    assert crd_defaults["llm.apiType"] == "chatCompletions"
+    assert {k: v for k, v in crd_defaults.items() if not k.endswith(".key")} == leaves(DEFAULTS)
 
 
 def test_openai_compatible_needs_base_url() -> None:
@@ -143,7 +264,8 @@ def test_examples_match_the_crd_schema(path: Path) -> None:
     jsonschema.validate(yaml.safe_load(path.read_text()), crd_schema())
 
 
-@pytest.mark.parametrize(("change", "value"), [("llm__provider", "anthropic"), ("images__delivery", "carrier"),
+@pytest.mark.parametrize(("change", "value"), [("llm__provider", "anthropic"), ("llm__apiType", "completions"),
+                                               ("images__delivery", "carrier"),
                                                ("proxy__replicas", 0), ("ingress__host", "Not A Host"),
                                                ("images__storage", "s3://bucket")])
 def test_crd_schema_rejects_bad_specs(change: str, value: Any) -> None:
