@@ -27,7 +27,11 @@ CLIENT_EVENTS = (
     "user_transcript",  # onMessage, role user: the person's side of the live transcript
     "agent_response",  # onMessage, role agent: the agent's side
     "agent_response_correction",  # onAgentResponseCorrection: the reply cut where the person interrupted
+    "agent_tool_response",  # the SDK ends the session on the end_call tool's response (BaseConversation.ts)
 )
+# The agent may hang up when the person says goodbye; agents created through the API have no end_call unless
+# it is added (ElevenLabs docs, "End call" tool). ElevenLabs then offers it to the custom LLM in `tools`.
+END_CALL_TOOL = {"type": "system", "name": "end_call", "description": "", "params": {"system_tool_type": "end_call"}}
 
 
 def object_name(agent_name: str) -> str:
@@ -209,7 +213,8 @@ def desired_agent(spec: dict[str, Any], workspace_secret_id: str) -> dict[str, A
     }
     config: dict[str, Any] = {
         "agent": {"first_message": agent["firstMessage"], "language": agent["language"],
-                  "prompt": {"prompt": agent["prompt"], "llm": "custom-llm", "custom_llm": custom_llm}},
+                  "prompt": {"prompt": agent["prompt"], "llm": "custom-llm", "custom_llm": custom_llm,
+                             "built_in_tools": {"end_call": dict(END_CALL_TOOL)}}},
         "conversation": {"client_events": list(CLIENT_EVENTS)},
     }
     if agent["voiceId"]:

@@ -1,22 +1,100 @@
-"""A fake ElevenLabs REST API on loopback: the session endpoints the proxy calls for the page.
+"""A fake ElevenLabs REST API on loopback: the session endpoints the proxy calls for the page, and the agents
+and workspace-secrets endpoints the operator calls.
 
-Checks `xi-api-key` like the real API and answers with real-shaped bodies and errors
-(`{"detail": {"status": ..., "message": ...}}`). `fail_with` makes every call answer that status.
+Strict where ElevenLabs is strict: `xi-api-key` is checked; agent create and update bodies are validated
+against ElevenLabs' own schema (`shared/vendor-spec/elevenlabs.json` beside the clone, roots
+`agent_create_request` and `agent_update_request`) and refused the way FastAPI refuses them (422,
+`{"detail": [{"loc", "msg", "type"}]}`);
+signed URLs are issued only for agents the fake knows, and each one names its agent. Other errors are
+ElevenLabs' `{"detail": {"status": ..., "message": ...}}`. `fail_with` makes every call answer that status.
+
+The agents created here are what `FakeConversations` (when given) runs conversations with.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from tests.fakes.elevenlabs_conversation import FakeConversations
 from tests.fakes.loopback import serve_app
+from tests.fakes.vendor_spec import SPEC_DIR
 
 API_KEY = "xi-test-key-0123456789"
-AGENT_ID = "agent_01testglimpse"
+AGENT_ID = "agent_01testglimpse"  # known to the fake, configuration unknown (made elsewhere, as in the dashboard)
+
+# The workspace-secret body, as ElevenLabs' OpenAPI document declares it (PostWorkspaceSecretRequest in
+# elevenlabs/elevenlabs-docs fern/apis/api/openapi.json); the vendor-spec file does not carry this root.
+SECRET_REQUEST = {"type": "object", "required": ["type", "name", "value"], "properties": {
+    "type": {"type": "string", "const": "new"}, "name": {"type": "string"}, "value": {"type": "string"}}}
+
+
+@cache
+def vendor_validator(root: str, vendor: str = "elevenlabs") -> Draft202012Validator:
+    """A validator for one `x-roots` entry of a vendor-spec file, with that file's `$defs`."""
+    document = json.loads((SPEC_DIR / f"{vendor}.json").read_text())  # shared/ beside the clone
+    schema = {"$schema": document["$schema"], **document["x-roots"][root], "$defs": document["$defs"]}
+    return Draft202012Validator(schema)
+
+
+def validation_errors(validator: Draft202012Validator, instance: Any, where: str) -> list[dict[str, Any]]:
+    """FastAPI's 422 `detail` items (pydantic's type and message words) for what the schema refuses.
+
+    ElevenLabs' API is FastAPI: every endpoint of its OpenAPI document answers 422 with HTTPValidationError,
+    `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` (elevenlabs-docs fern/apis/api/openapi.json).
+    """
+    found = [leaf for error in validator.iter_errors(instance) for leaf in _branch_errors(error)]
+    return [_detail(error, where) for error in sorted(found, key=lambda e: [str(p) for p in e.absolute_path])]
+
+
+def _branch_errors(error: ValidationError) -> list[ValidationError]:
+    """For `anyOf` (`X` or null, mostly): the errors of the branch that got furthest into the value."""
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    furthest = max(error.context, key=lambda e: (len(e.relative_path), e.validator != "type"))
+    branch = furthest.relative_schema_path[0]
+    return [leaf for e in error.context if e.relative_schema_path[0] == branch for leaf in _branch_errors(e)]
+
+
+def _detail(error: ValidationError, where: str) -> dict[str, Any]:
+    loc: list[str | int] = [where, *error.absolute_path]
+    kind, message = "value_error", error.message
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        loc, kind, message = [*loc, missing], "missing", "Field required"
+    elif error.validator == "type":
+        kind, word = {"string": ("string_type", "string"), "integer": ("int_type", "integer"),
+                      "number": ("float_type", "number"), "boolean": ("bool_type", "boolean"),
+                      "object": ("dict_type", "dictionary"), "array": ("list_type", "list"),
+                      "null": ("none_required", "None")}.get(str(error.validator_value), ("type_error", "value"))
+        message = "Input should be None" if kind == "none_required" else f"Input should be a valid {word}"
+    elif error.validator in ("enum", "const"):
+        allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
+        kind, message = "literal_error", "Input should be " + " or ".join(repr(v) for v in allowed)
+    elif error.validator == "pattern":
+        kind, message = "string_pattern_mismatch", f"String should match pattern '{error.validator_value}'"
+    elif error.validator == "maxItems":
+        kind, message = "too_long", f"List should have at most {error.validator_value} items"
+    return {"type": kind, "loc": loc, "msg": message, "input": error.instance}
+
+
+def _deep_merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """PATCH semantics: objects merge key by key, anything else (lists included) is replaced."""
+    merged = copy.deepcopy(stored)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 @dataclass
@@ -31,9 +109,9 @@ class Call:
 @dataclass
 class FakeElevenLabs:
     api_key: str = API_KEY
-    agents: set[str] = field(default_factory=lambda: {AGENT_ID})
+    agents: set[str] = field(default_factory=lambda: {AGENT_ID})  # every agent the fake knows
     calls: list[Call] = field(default_factory=list)
-    created_agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created_agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # configurations, by agent id
     workspace_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     fail_with: int | None = None
     websocket_base: str = "wss://api.elevenlabs.io"
@@ -41,6 +119,10 @@ class FakeElevenLabs:
     conversations: FakeConversations | None = None
     runner: web.AppRunner | None = None
     base_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.conversations:
+            self.conversations.directory = self
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -55,24 +137,39 @@ class FakeElevenLabs:
             self.conversations.add_routes(app)
         return app
 
+    # What FakeConversations looks up: the agent behind a signed URL, and a workspace secret's value.
+    def agent_config(self, agent_id: str) -> dict[str, Any] | None:
+        """A known agent's configuration ({}, all defaults, for one made elsewhere); None for an unknown one."""
+        return copy.deepcopy(self.created_agents.get(agent_id, {})) if agent_id in self.agents else None
+
+    def secret_value(self, secret_id: str) -> str | None:
+        secret = self.workspace_secrets.get(secret_id)
+        return secret["value"] if secret else None
+
     def management_calls(self) -> list[Call]:
         return [c for c in self.calls if c.path.startswith(("/v1/convai/agents", "/v1/convai/secrets"))]
 
     async def _record(self, request: web.Request) -> web.Response | None:
-        body = await request.json() if request.can_read_body else None
+        try:
+            body = await request.json() if request.can_read_body else None
+        except ValueError:
+            body = None
         self.calls.append(Call(request.path, dict(request.query), dict(request.headers), request.method, body))
         if self.fail_with:
             return _error(self.fail_with, "internal_error", "Something went wrong on our side.")
         if request.headers.get("xi-api-key") != self.api_key:
             return _error(401, "invalid_api_key", "Invalid API key")
+        if request.can_read_body and not isinstance(body, dict):
+            return _invalid([{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": None}])
         return None
 
     async def _create_secret(self, request: web.Request) -> web.Response:
         if (failure := await self._record(request)) is not None:
             return failure
-        body = self.calls[-1].body or {}
-        if body.get("type") != "new" or not body.get("name") or not body.get("value"):
-            return _error(422, "invalid_request", "type, name and value are required")
+        body = self.calls[-1].body
+        if errors := validation_errors(Draft202012Validator(SECRET_REQUEST), body, "body"):
+            return _invalid(errors)
+        assert body is not None
         secret_id = "sec_" + secrets.token_hex(8)
         self.workspace_secrets[secret_id] = {"name": body["name"], "value": body["value"]}
         return web.json_response({"type": "stored", "secret_id": secret_id, "name": body["name"]})
@@ -87,9 +184,11 @@ class FakeElevenLabs:
     async def _create_agent(self, request: web.Request) -> web.Response:
         if (failure := await self._record(request)) is not None:
             return failure
-        body = self.calls[-1].body or {}
-        if "conversation_config" not in body:
-            return _error(422, "invalid_request", "conversation_config is required")
+        body = self.calls[-1].body
+        # POST /v1/convai/agents/create takes Body_Create_Agent_v1_convai_agents_create_post (vendor spec)
+        if errors := validation_errors(vendor_validator("agent_create_request"), body, "body"):
+            return _invalid(errors)
+        assert body is not None
         agent_id = "agent_" + secrets.token_hex(10)
         self.agents.add(agent_id)
         self.created_agents[agent_id] = body
@@ -104,8 +203,17 @@ class FakeElevenLabs:
         if request.method == "GET":
             return web.json_response({"agent_id": agent_id, **self.created_agents.get(agent_id, {})})
         if request.method == "PATCH":
-            self.created_agents[agent_id] = {**self.created_agents.get(agent_id, {}), **(self.calls[-1].body or {})}
-            return web.json_response({"agent_id": agent_id, **self.created_agents[agent_id]})
+            body = self.calls[-1].body
+            # PATCH /v1/convai/agents/{agent_id} takes Body_Patches_an_Agent_settings_... (vendor spec); the
+            # patch's objects must also make a valid agent once merged ("Patches an Agent settings")
+            merged = _deep_merge(self.created_agents.get(agent_id, {}), body or {})
+            errors = validation_errors(vendor_validator("agent_update_request"), body, "body") or [
+                e for e in validation_errors(vendor_validator("agent_create_request"), merged, "body")
+                if e["loc"][1:2] != ["conversation_config"] or e["type"] != "missing"]
+            if errors:
+                return _invalid(errors)
+            self.created_agents[agent_id] = merged
+            return web.json_response({"agent_id": agent_id, **merged})
         if request.method == "DELETE":
             self.agents.discard(agent_id)
             self.created_agents.pop(agent_id, None)
@@ -130,7 +238,10 @@ class FakeElevenLabs:
             return _error(self.fail_with, "internal_error", "Something went wrong on our side.")
         if request.headers.get("xi-api-key") != self.api_key:
             return _error(401, "invalid_api_key", "Invalid API key")
-        agent_id = request.query.get("agent_id", "")
+        if "agent_id" not in request.query:  # a required query parameter (ElevenLabs' OpenAPI document)
+            return _invalid([{"type": "missing", "loc": ["query", "agent_id"], "msg": "Field required",
+                              "input": None}])
+        agent_id = request.query["agent_id"]
         if agent_id not in self.agents:
             return _error(404, "agent_not_found", f"Agent {agent_id} not found")
         return agent_id
@@ -139,7 +250,9 @@ class FakeElevenLabs:
         agent_id = self._check(request)
         if isinstance(agent_id, web.Response):
             return agent_id
-        signature = self.conversations.issue_signature() if self.conversations else secrets.token_urlsafe(24)
+        # The URL names its agent, and its signature is bound to that agent (one conversation each).
+        signature = (self.conversations.issue_signature(agent_id) if self.conversations
+                     else secrets.token_urlsafe(24))
         return web.json_response({"signed_url": f"{self.websocket_base}/v1/convai/conversation?agent_id={agent_id}"
                                                 f"&conversation_signature={signature}"})
 
@@ -152,3 +265,7 @@ class FakeElevenLabs:
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"detail": {"status": code, "message": message}}, status=status)
+
+
+def _invalid(detail: list[dict[str, Any]]) -> web.Response:
+    return web.json_response({"detail": detail}, status=422)

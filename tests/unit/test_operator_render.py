@@ -138,6 +138,15 @@ def test_agent_lets_the_pages_sessions_through() -> None:
     assert events == list(CLIENT_EVENTS) and len(set(events)) == len(events)
 
 
+def test_agent_can_hang_up() -> None:
+    """API-created agents have no end_call unless it is added (ElevenLabs docs, "End call"); with it, ElevenLabs
+    offers `end_call` to the custom LLM, and `agent_tool_response` lets the page's SDK end the session."""
+    agent = desired_agent(with_defaults(voice_agent()["spec"]), "sec_1")
+    end_call = agent["conversation_config"]["agent"]["prompt"]["built_in_tools"]["end_call"]
+    assert end_call["type"] == "system" and end_call["params"] == {"system_tool_type": "end_call"}
+    assert "agent_tool_response" in agent["conversation_config"]["conversation"]["client_events"]
+
+
 @pytest.mark.parametrize(("api_type", "expected"), [(None, "chat_completions"), ("chatCompletions", "chat_completions"),
                                                     ("responses", "responses")])
 def test_api_type_follows_the_spec(api_type: str | None, expected: str) -> None:
