@@ -114,10 +114,11 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _accept(self, request: web.Request, schema: str) -> tuple[dict[str, Any], Behaviour] | web.Response:
+        """Record the request, refuse it as OpenAI would, or pick how to answer it (an error status too)."""
         body = await request.json()
         self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
-        refusal = self._refusal(body, "CreateChatCompletionRequest")
+        refusal = self._refusal(body, schema)
         if refusal is not None:
             return refusal
         behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
@@ -125,6 +126,13 @@ class FakeOpenAI:
             await asyncio.sleep(behaviour.first_byte_delay)
         if behaviour.status:
             return self._error(behaviour)
+        return body, behaviour
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        accepted = await self._accept(request, "CreateChatCompletionRequest")
+        if isinstance(accepted, web.Response):
+            return accepted
+        body, behaviour = accepted
         model = body.get("model", "gpt-4o-mini")
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream"):
@@ -210,16 +218,10 @@ class FakeOpenAI:
                           "total_tokens": 12 + len(behaviour.words)}}
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
-        refusal = self._refusal(body, "CreateResponse")
-        if refusal is not None:
-            return refusal
-        behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
-        if behaviour.first_byte_delay:
-            await asyncio.sleep(behaviour.first_byte_delay)
-        if behaviour.status:
-            return self._error(behaviour)
+        accepted = await self._accept(request, "CreateResponse")
+        if isinstance(accepted, web.Response):
+            return accepted
+        body, behaviour = accepted
         events = list(self._response_events(f"resp_fake{next(self._ids)}", body.get("model", "gpt-4o-mini"),
                                             behaviour, body))
         if not body.get("stream"):

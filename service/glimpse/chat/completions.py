@@ -35,14 +35,19 @@ def validate_chat_request(body: dict[str, Any], max_messages: int) -> None:
         raise InvalidRequest("`messages` must be a non-empty array.", param="messages")
     if len(messages) > max_messages:
         raise InvalidRequest(f"Too many messages ({len(messages)}; limit {max_messages}).", param="messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"messages[{index}] must be an object.", param=f"messages[{index}]")
-        role = message.get("role")
-        if not isinstance(role, str) or role not in _ROLES:
-            raise InvalidRequest(f"messages[{index}].role must be one of {', '.join(sorted(_ROLES))}.",
-                                 param=f"messages[{index}].role")
+    check_items(messages, "messages", _ROLES, role_required=True)
     check_common_fields(body)
+
+
+def check_items(items: list[Any], name: str, roles: frozenset[str], *, role_required: bool) -> None:
+    """Each of `items` (messages or input items) is an object with a known role."""
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{name}[{index}] must be an object.", param=f"{name}[{index}]")
+        role = item.get("role")
+        if (role is not None or role_required) and (not isinstance(role, str) or role not in roles):
+            raise InvalidRequest(f"{name}[{index}].role must be one of {', '.join(sorted(roles))}.",
+                                 param=f"{name}[{index}].role")
 
 
 def check_common_fields(body: dict[str, Any]) -> None:

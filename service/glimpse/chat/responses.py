@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequest
-from .completions import check_common_fields, forwarded_fields
+from .completions import check_common_fields, check_items, forwarded_fields
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 _INPUT_ROLES = frozenset(INPUT_ROLES)
@@ -33,13 +33,7 @@ def input_items(body: dict[str, Any], max_items: int) -> list[Any]:
         raise InvalidRequest("`input` must be a string or a non-empty array of items.", param="input")
     if len(value) > max_items:
         raise InvalidRequest(f"Too many input items ({len(value)}; limit {max_items}).", param="input")
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise InvalidRequest(f"input[{index}] must be an object.", param=f"input[{index}]")
-        role = item.get("role")
-        if role is not None and (not isinstance(role, str) or role not in _INPUT_ROLES):
-            raise InvalidRequest(f"input[{index}].role must be one of {', '.join(sorted(_INPUT_ROLES))}.",
-                                 param=f"input[{index}].role")
+    check_items(value, "input", _INPUT_ROLES, role_required=False)  # function-call items carry no role
     check_common_fields(body)
     return value
 
