@@ -13,11 +13,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .config import MIN_SIGNING_SECRET_BYTES
 from .errors import NotAuthenticated, NotPermitted
+
+# Seconds since the epoch fit in 11 digits until the year 5138; longer is no expiry this proxy wrote (and
+# int() of thousands of digits is itself an error).
+MAX_EXPIRY_DIGITS = 11
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _bytes(text: str) -> bytes:
+    """A header value as the bytes the client sent (aiohttp keeps undecodable bytes as surrogate escapes)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _expiry(text: str | None) -> int | None:
+    if not text or len(text) > MAX_EXPIRY_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def check_bearer(authorization: str | None, expected_key: str) -> None:
@@ -25,7 +41,7 @@ def check_bearer(authorization: str | None, expected_key: str) -> None:
     if not expected_key:
         return
     scheme, _, presented = (authorization or "").partition(" ")
-    if not (scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected_key.encode())):
+    if not (scheme.lower() == "bearer" and hmac.compare_digest(_bytes(presented.strip()), expected_key.encode())):
         raise NotAuthenticated("Missing or invalid bearer token for the custom LLM endpoint.", challenge="Bearer")
 
 
@@ -39,8 +55,8 @@ class Signer:
     """HMAC signatures with an expiry, for upload tokens and image URLs."""
 
     def __init__(self, secret: bytes, now: Callable[[], float] = time.time) -> None:
-        if len(secret) < 16:
-            raise ValueError("signing secret must be at least 16 bytes")
+        if len(secret) < MIN_SIGNING_SECRET_BYTES:
+            raise ValueError(f"signing secret must be at least {MIN_SIGNING_SECRET_BYTES} bytes")
         self._secret = secret
         self._now = now
 
@@ -50,7 +66,7 @@ class Signer:
 
     def _verify(self, purpose: str, subject: str, expires_at: int, signature: str) -> bool:
         expected = self._mac(purpose, subject, expires_at)
-        return hmac.compare_digest(expected.encode(), signature.encode()) and expires_at >= self._now()
+        return hmac.compare_digest(expected.encode(), _bytes(signature)) and expires_at >= self._now()
 
     def upload_token(self, session_id: str, ttl_seconds: int) -> SignedValue:
         expires_at = int(self._now()) + ttl_seconds
@@ -62,8 +78,8 @@ class Signer:
             raise NotAuthenticated("An upload token is required: get one from GET /v1/session.",
                                    code="missing_upload_token")
         expires, _, signature = token.partition(".")
-        if not (expires.isascii() and expires.isdigit() and signature
-                and self._verify("upload", session_id, int(expires), signature)):
+        expires_at = _expiry(expires)
+        if not (expires_at is not None and signature and self._verify("upload", session_id, expires_at, signature)):
             raise NotPermitted("The upload token is not valid for this session or has expired.",
                                code="invalid_upload_token")
 
@@ -72,6 +88,7 @@ class Signer:
         return SignedValue(f"expires={expires_at}&sig={self._mac('image', image_id, expires_at)}", expires_at)
 
     def image_signature_valid(self, image_id: str, expires: str | None, signature: str | None) -> bool:
-        if not (expires and expires.isascii() and expires.isdigit() and signature):
+        expires_at = _expiry(expires)
+        if expires_at is None or not signature:
             return False
-        return self._verify("image", image_id, int(expires), signature)
+        return self._verify("image", image_id, expires_at, signature)

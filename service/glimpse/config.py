@@ -37,6 +37,7 @@ Detail = Literal["auto", "low", "high"]
 LogFormat = Literal["json", "text"]
 
 Positive = Annotated[int, Field(gt=0)]
+MIN_SIGNING_SECRET_BYTES = 16  # HMAC-SHA256 keys shorter than this are guessable offline
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     upstream_first_byte_timeout: Seconds = 30.0
     upstream_max_retries: int = Field(2, ge=0)
     upstream_stream_usage: bool = True
+    upstream_max_event_bytes: Positive = 1024 * 1024
 
     store_url: str = "memory://"
     storage_url: str = "file://./data/images"
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown scheme {url.scheme!r} (use file:///path or gs://bucket/prefix)")
         if url.scheme == "gs" and not url.netloc:
             raise ValueError("gs:// needs a bucket name, e.g. gs://my-bucket/glimpse")
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _long_enough_secret(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value().encode()) < MIN_SIGNING_SECRET_BYTES:
+            raise ValueError(f"too short: use at least {MIN_SIGNING_SECRET_BYTES} random characters")
         return value
 
     @field_validator("public_base_url")

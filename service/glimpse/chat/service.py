@@ -70,7 +70,11 @@ class ChatTurn:
     async def read_body(self) -> bytes:
         """The whole JSON answer of a non-streamed turn, as the upstream sent it."""
         assert self._upstream is not None
-        body = await self._upstream.read_json()
+        try:
+            body = await self._upstream.read_json()
+        except UpstreamError as exc:
+            self._span.finish(self._upstream.state, outcome=exc.outcome)
+            raise
         self._span.finish(self._upstream.state)
         return body
 

@@ -23,6 +23,7 @@ NO_RESPONSES_API = ("The upstream LLM ({base_url}) has no Responses API. Set the
 class Upstream:
     def __init__(self, settings: Settings) -> None:
         self._base_url = settings.upstream_base_url
+        self._max_event_bytes = settings.upstream_max_event_bytes
         self._ask_for_usage = settings.upstream_stream_usage
         timeout = openai.Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout)
         self.client = openai.AsyncOpenAI(
@@ -55,7 +56,7 @@ class Upstream:
             response = await manager.__aenter__()
         except openai.APIError as exc:
             raise upstream_error(exc) from None
-        return UpstreamStream(manager, response, ChatCompletionsSse(hide_usage_chunk))
+        return UpstreamStream(manager, response, ChatCompletionsSse(hide_usage_chunk), self._max_event_bytes)
 
     async def open_response(self, payload: dict[str, Any],
                             extra_headers: dict[str, str] | None = None) -> UpstreamStream:
@@ -75,7 +76,7 @@ class Upstream:
                 # a 404 without an OpenAI error code is a server without the route, not a missing model
                 raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._base_url)) from None
             raise error from None
-        return UpstreamStream(manager, response, ResponsesSse())
+        return UpstreamStream(manager, response, ResponsesSse(), self._max_event_bytes)
 
     async def models(self) -> bytes:
         try:

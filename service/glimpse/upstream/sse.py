@@ -70,7 +70,7 @@ class ChatCompletionsSse(SseDialect):
             state.response_model = _string_field(payload, "model")
         if _may_carry_usage(payload) and self._record_usage(payload, state) and self._hide_usage_chunk:
             return None  # the usage-only chunk asked for on the caller's behalf is not theirs to see
-        return b"data: " + payload + b"\n\n"
+        return frame_data(payload)
 
     @staticmethod
     def _record_usage(payload: bytes, state: RelayState) -> bool:
@@ -87,7 +87,7 @@ class ChatCompletionsSse(SseDialect):
 
     def error_event(self, message: str, code: str, error_type: str, state: RelayState) -> bytes:
         body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return frame_data(orjson.dumps(body))
 
     def record_body(self, data: dict[str, Any], state: RelayState) -> None:
         usage = data.get("usage")
@@ -113,7 +113,7 @@ class ResponsesSse(SseDialect):
                 self._record_response(payload, state)
         elif state.response_model is None and name == b"response.created":
             self._record_response(payload, state)
-        return (b"event: " + name + b"\ndata: " + payload + b"\n\n") if name else b"data: " + payload + b"\n\n"
+        return b"event: " + name + b"\n" + frame_data(payload) if name else frame_data(payload)
 
     def carries_output(self, name: bytes | None) -> bool:
         return name not in RESPONSES_PREAMBLE_EVENTS
@@ -145,18 +145,65 @@ class ResponsesSse(SseDialect):
             state.usage = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
 
 
-def parse_block(block: bytes) -> tuple[bytes | None, bytes | None]:
-    """The `event:` name and the `data:` payload of one SSE event block (lines already split on `\\n`)."""
-    name: bytes | None = None
-    data_lines = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
-            data_lines.append(line[5:].removeprefix(b" "))
-        elif line.startswith(b"event:"):
-            name = line[6:].strip()
-    if not data_lines:
-        return name, None
-    return name, data_lines[0] if len(data_lines) == 1 else b"\n".join(data_lines)
+class EventTooLarge(Exception):
+    """One upstream event grew past the limit without ending."""
+
+
+class SseParser:
+    """The SSE rules (WHATWG HTML, "Server-sent events", event stream interpretation), in linear time: lines end
+    with LF or CRLF; `data:` lines of one event are joined with LF; a blank line ends the event; `:` lines are
+    comments; one leading space after the colon is dropped. An event larger than `max_event_bytes` is an error."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+        self._partial = bytearray()  # a line not yet ended by LF
+        self._name: bytes | None = None
+        self._data: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
+        """The events `chunk` completes, as (event name, data)."""
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:  # no line ends here: keep it (without copying what came before)
+            self._partial += chunk
+            self._check_size()
+            return []
+        if self._partial:
+            self._partial += lines[0]
+            lines[0] = bytes(self._partial)
+            self._partial.clear()
+        self._partial += lines.pop()  # the unended rest (empty when the chunk ended with LF)
+        events: list[tuple[bytes | None, bytes]] = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+                if data:  # an event with an empty data buffer is not dispatched
+                    events.append((self._name, data))
+                self._name, self._data, self._size = None, [], 0
+            elif line.startswith(b"data:"):
+                self._data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+                self._size += len(line)
+            elif line.startswith(b"event:"):
+                self._name = line[6:].strip()
+        self._check_size()
+        return events
+
+    def _check_size(self) -> None:
+        if self._size + len(self._partial) > self._max:
+            raise EventTooLarge(f"an upstream event passed {self._max} bytes without ending")
+
+    def end(self) -> list[tuple[bytes | None, bytes]]:
+        """At the end of the stream: an event whose blank line never came still counts."""
+        return self.feed(b"\n\n") if (self._partial or self._data) else []
+
+
+def frame_data(payload: bytes) -> bytes:
+    """`data:` lines for a payload, one per line it holds, then the blank line that ends the event."""
+    if b"\n" in payload:
+        payload = payload.replace(b"\n", b"\ndata: ")
+    return b"data: " + payload + b"\n\n"
 
 
 def _may_carry_usage(payload: bytes) -> bool:

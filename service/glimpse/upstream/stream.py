@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from .sse import RelayState, SseDialect, parse_block
+from ..errors import UpstreamError
+from .sse import RelayState, SseDialect, SseParser
 
 
 class UpstreamDropped(Exception):
@@ -22,8 +23,9 @@ class UpstreamDropped(Exception):
 class UpstreamStream:
     """One upstream response that is open: relay its events, or read its JSON body, then close it."""
 
-    def __init__(self, manager: Any, response: Any, dialect: SseDialect) -> None:
+    def __init__(self, manager: Any, response: Any, dialect: SseDialect, max_event_bytes: int) -> None:
         self._manager = manager
+        self._max_event_bytes = max_event_bytes
         self._response = response
         self.dialect = dialect
         self.state = RelayState()
@@ -47,28 +49,22 @@ class UpstreamStream:
             yield event
 
     async def read_json(self) -> bytes:
+        """The whole answer of a non-streamed request; anything but a JSON object is the upstream's failure."""
         body: bytes = await self._response.read()
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return body
-        if isinstance(data, dict):
-            self.dialect.record_body(data, self.state)
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamError("The upstream LLM answered with something that is not a JSON object.")
+        self.dialect.record_body(data, self.state)
         return body
 
     async def events(self) -> AsyncIterator[bytes]:
         """Yield each event framed for the caller, ending with the API's end of stream."""
-        dialect, state = self.dialect, self.state
-        buffer = b""
+        dialect, state, parser = self.dialect, self.state, SseParser(self._max_event_bytes)
         async for chunk in self._response.iter_bytes():
-            buffer += chunk
-            if b"\r" in buffer:
-                buffer = buffer.replace(b"\r\n", b"\n")
-            while (end := buffer.find(b"\n\n")) >= 0:
-                block, buffer = buffer[:end], buffer[end + 2:]
-                name, payload = parse_block(block)
-                if payload is None:
-                    continue
+            for name, payload in parser.feed(chunk):
                 framed = dialect.relay(name, payload, state)
                 if framed is not None:
                     state.chunks += 1
@@ -76,9 +72,8 @@ class UpstreamStream:
                     yield framed
                 if state.finished:
                     return  # the API's end of stream: nothing after it is the caller's
-        if buffer.strip():
-            name, payload = parse_block(buffer)
-            framed = dialect.relay(name, payload, state) if payload is not None else None
+        for name, payload in parser.end():
+            framed = dialect.relay(name, payload, state)
             if framed is not None:
                 self._last_carried_output = dialect.carries_output(name)
                 yield framed

@@ -21,8 +21,8 @@ FIELD_LIMIT = 4096
 @routes.post("/v1/images")
 @routes.post("/upload_image_get_url")
 async def upload_image(request: web.Request) -> web.Response:
-    limit = request.app[SETTINGS].image_max_bytes
-    result = await request.app[IMAGE_UPLOADS].upload(_read_upload(request, limit), public_base_url(request))
+    limit, base_url = request.app[SETTINGS].image_max_bytes, public_base_url(request)
+    result = await request.app[IMAGE_UPLOADS].upload(_read_upload(request, limit), base_url)
     return json_response(result.to_json(), status=201)
 
 
