@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     add_resources(app, settings, tracing=tracing)
     for module in (chat, models, images, session, health):
         app.router.add_routes(module.routes)
-    page.add_page(app, _page_dir(settings))
+    page.add_page(app, _page_dir(settings), settings.elevenlabs_base_url)
     return app
 
 

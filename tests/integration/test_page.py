@@ -6,8 +6,9 @@ import gzip
 from pathlib import Path
 
 import aiohttp
+import pytest
 
-from tests.conftest import StartProxy
+from tests.conftest import Proxy, StartProxy
 
 SCRIPT = b"console.log('glimpse');\n" * 200
 
@@ -43,6 +44,30 @@ async def test_index_is_served_fresh_and_assets_for_good(start_proxy: StartProxy
             assert br.headers["Content-Encoding"] == "br"
             assert await br.read() == b"brotli-bytes-as-written-by-the-build"
             assert br.headers["Content-Type"].startswith(("text/javascript", "application/javascript"))
+
+
+@pytest.mark.parametrize(("base_url", "origins"), [
+    ("https://api.elevenlabs.io", ["https://api.elevenlabs.io", "wss://api.elevenlabs.io", "wss://*.elevenlabs.io"]),
+    ("http://127.0.0.1:9999", ["http://127.0.0.1:9999", "ws://127.0.0.1:9999"]),
+])
+async def test_the_page_has_a_content_security_policy(start_proxy: StartProxy, tmp_path: Path, base_url: str,
+                                                      origins: list[str]) -> None:
+    """The policy the browser test runs the real page and SDK under (a violation there fails it)."""
+    proxy = await start_proxy(static_dir=str(_build(tmp_path / "dist")), elevenlabs_base_url=base_url)
+    async with aiohttp.ClientSession() as http, http.get(proxy.url + "/") as response:
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'"
+    assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-eval'" not in policy["script-src"].split()
+    assert all(origin in policy["connect-src"].split() for origin in origins)
+
+
+async def test_json_answers_are_never_sniffed(proxy: Proxy) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/healthz", "/v1/session", "/v1/nowhere"):
+            async with http.get(proxy.url + path) as response:
+                assert response.content_type == "application/json"
+                assert response.headers["X-Content-Type-Options"] == "nosniff", path
 
 
 async def test_missing_assets_and_escapes_are_not_found(start_proxy: StartProxy, tmp_path: Path) -> None:

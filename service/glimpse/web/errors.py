@@ -82,6 +82,10 @@ CODE_BY_STATUS = {
 }
 
 
+# A browser never guesses another type for a JSON body (an error message echoing input cannot turn into HTML).
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+
+
 def status_for(error: GlimpseError) -> int:
     if isinstance(error, UpstreamRejectedRequest):
         return error.upstream_status if error.upstream_status in PASSED_THROUGH_UPSTREAM_STATUSES else 400
@@ -98,7 +102,7 @@ def error_body(message: str, *, type: str = "server_error", code: str | None = N
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json",
-                        headers=headers)
+                        headers={**NOSNIFF, **headers} if headers else NOSNIFF)
 
 
 def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None,
