@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 
 from .dry_run import InvalidVoiceAgent, render_file, to_yaml
@@ -27,8 +28,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import kopf.cli
 
-    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *(args or ["--all-namespaces"])]
+    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *with_priority(args or ["--all-namespaces"])]
     return int(kopf.cli.main() or 0)
+
+
+def with_priority(args: list[str]) -> list[str]:
+    """With peering, kopf pauses every replica that shares its priority with another: each replica gets its own
+    random one unless the caller set it, so exactly one (the highest) works and the others stand by."""
+    peering = any(arg.startswith("--peering") for arg in args)
+    if not peering or any(arg.startswith("--priority") for arg in args):
+        return args
+    return [*args, f"--priority={secrets.randbelow(2**31)}"]
 
 
 def render(args: list[str], settings: OperatorSettings) -> int:

@@ -38,6 +38,12 @@ def object_name(agent_name: str) -> str:
     return f"glimpse-{agent_name}"
 
 
+# Every object the operator makes is named object_name(name), and the Service's name must be a DNS-1035 label of at most
+# 63 characters (the tightest of them; the instance label value allows 63 too): the CRD refuses longer names (a test
+# keeps its metadata.name maxLength and CEL rule at this number).
+MAX_NAME_LENGTH = 63 - len(object_name(""))
+
+
 def labels(agent_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "glimpse", "app.kubernetes.io/component": "proxy",
             "app.kubernetes.io/instance": agent_name, "app.kubernetes.io/managed-by": "glimpse-operator"}

@@ -18,6 +18,8 @@ CUSTOM_LLM_API_TYPES = {"chatCompletions": "chat_completions", "responses": "res
 REQUIRED_FIELDS = ("agent.name", "agent.prompt", "llm.model", "llm.apiKeySecretRef.name",
                    "elevenlabs.apiKeySecretRef.name", "ingress.host")
 
+# The CRD's defaults, exactly (tests compare them with the API server's defaulting of manifests/crd/voiceagent.yaml):
+# one replica with each pod's own memory and disk works on any cluster; more need Redis and GCS (a CEL rule says so).
 DEFAULTS: dict[str, Any] = {
     "agent": {"firstMessage": "", "voiceId": "", "language": "en"},
     "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions"},
@@ -25,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
                "ttlSeconds": 3600},
     "elevenlabs": {"agentId": ""},
     "ingress": {"className": "", "tlsSecretName": "", "annotations": {}},
-    "proxy": {"replicas": 2, "image": "", "store": "", "resources": {},
+    "proxy": {"replicas": 1, "image": "", "store": "", "resources": {},
               "autoscaling": {"enabled": False, "minReplicas": 2, "maxReplicas": 10,
                               "targetCPUUtilizationPercentage": 70}},
 }

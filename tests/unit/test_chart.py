@@ -1,5 +1,6 @@
 """The Helm chart rendered offline (Helm's own library, via helm-python-sdk) for several values files;
-every object validated against the Kubernetes schemas; the values schema, install.yaml and Dockerfiles."""
+every object validated against the Kubernetes schemas; the operator's RBAC and kopf arguments in both of its modes
+(every namespace, or listed ones); the values schema, install.yaml and Dockerfiles."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import helm_python
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from glimpse_operator.cluster import RESOURCES
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
@@ -34,17 +37,29 @@ VALUES = {
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5},
         "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {
             "kubernetes.io/metadata.name": "ingress-nginx"}}}]}}},
+    "watched-namespaces-standby": {"operator": {"replicas": 2, "watchNamespaces": ["voice", "voice-staging"]}},
 }
+PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
+
+
+def crd_schemas(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+            for crd in objects if crd["kind"] == "CustomResourceDefinition"}
 
 
 @pytest.mark.parametrize("case", VALUES)
 def test_rendered_objects_are_valid(case: str) -> None:
     objects = render_chart(VALUES[case])
     kinds = [o["kind"] for o in objects]
-    assert kinds.count("CustomResourceDefinition") == 1
+    assert sorted(crd_schemas(objects)) == ["ClusterKopfPeering", "KopfPeering", "VoiceAgent"]
+    assert kinds.count("CustomResourceDefinition") == 3
     for obj in objects:
         if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
             assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "http"
+            continue
+        if obj["kind"] in PEERING_KINDS:
+            assert obj["apiVersion"] == "kopf.dev/v1"
+            jsonschema.validate(obj, crd_schemas(objects)[obj["kind"]])
             continue
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     for deployment in (o for o in objects if o["kind"] == "Deployment"):
@@ -53,9 +68,11 @@ def test_rendered_objects_are_valid(case: str) -> None:
         for container in pod["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    expected = {"defaults": set(), "standalone-proxy": {"Secret", "Service", "PodDisruptionBudget", "NetworkPolicy"},
+    expected = {"defaults": {"ClusterRole", "ClusterKopfPeering"},
+                "standalone-proxy": {"Secret", "Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
-                "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"}}[case]
+                "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
+                "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"}}[case]
     assert expected <= set(kinds)
 
 
@@ -72,8 +89,28 @@ def test_dashboard_configmap_ships_the_dashboard_file() -> None:
     assert shipped == json.loads((CHART / "dashboards" / "glimpse.json").read_text())
 
 
-def test_chart_crd_is_the_manifests_crd() -> None:
+def test_chart_crds_are_the_manifests_crds() -> None:
+    """Edited in one place: each of the chart's CRDs links to manifests/crd (kubectl users apply that folder)."""
+    links = sorted((CHART / "crds").iterdir())
+    assert [link.name for link in links] == sorted(path.name for path in (ROOT / "manifests" / "crd").glob("*.yaml"))
+    for link in links:
+        assert link.is_symlink() and link.resolve() == ROOT / "manifests" / "crd" / link.name
     assert (CHART / "crds" / "voiceagent.yaml").resolve() == ROOT / "manifests" / "crd" / "voiceagent.yaml"
+
+
+def test_kopf_peering_crds_are_kopfs() -> None:
+    """As kopf ships them (its peering.yaml), so applying them where another kopf operator installed them changes
+    nothing: names, scope and schema."""
+    for kind, plural, scope in (("KopfPeering", "kopfpeerings", "Namespaced"),
+                                ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster")):
+        crd = yaml.safe_load((ROOT / "manifests" / "crd" / f"{kind.lower()}.yaml").read_text())
+        kubernetes_validate.validate(crd, K8S_VERSION, strict=True)
+        assert crd["metadata"] == {"name": f"{plural}.kopf.dev"}
+        assert crd["spec"] == {"scope": scope, "group": "kopf.dev", "names": {
+            "kind": kind, "plural": plural, "singular": kind.lower()}, "versions": [{
+                "name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                    "type": "object", "properties": {"status": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}
 
 
 def test_values_schema_rejects_wrong_types() -> None:
@@ -82,7 +119,12 @@ def test_values_schema_rejects_wrong_types() -> None:
 
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
     for bad in ({"proxy": {"replicas": "two"}}, {"operator": {"enabled": "yes"}}, {"proxy": {"store": "mongodb://x"}},
-                {"serviceMonitor": {"interval": 30}}, {"proxy": {"env": {"PATH": "/evil"}}}):
+                {"serviceMonitor": {"interval": 30}}, {"proxy": {"env": {"PATH": "/evil"}}},
+                {"operator": {"watchNamespaces": "voice"}}, {"operator": {"watchNamespaces": ["Voice.Prod"]}},
+                {"operator": {"watchNamespaces": ["voice", "voice"]}},
+                {"operator": {"resources": {"requests": {"cpu": "lots"}}}},
+                {"proxy": {"resources": {"limits": {"memroy": "1Gi"}}}},
+                {"proxy": {"resources": {"requests": "100m"}}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
@@ -94,6 +136,21 @@ def test_standalone_proxy_requires_an_upstream_key_secret() -> None:
         render_chart({"proxy": {"enabled": True}})
 
 
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"replicas": 2, "store": "memory://"}, "proxy.store must be redis"),
+    ({"replicas": 2, "storage": ""}, "proxy.storage must be gs://"),
+    ({"replicas": 2, "storage": "file:///data/images"}, "proxy.storage must be gs://"),
+    ({"autoscaling": {"enabled": True}, "store": "memory://"}, "proxy.store must be redis"),
+])
+def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[str, Any], problem: str) -> None:
+    """As for a VoiceAgent: several pods with their own memory and disk would lose each other's uploads."""
+    with pytest.raises(helm_python.HelmError, match=problem):
+        render_chart({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), **change}})
+    one = render_chart({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "store": "memory://", "storage": ""}})
+    assert next(o for o in one if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))[
+        "spec"]["replicas"] == 1  # the default: works without Redis or GCS
+
+
 def test_helm_lint_is_clean() -> None:
     report = helm_python.lint(str(CHART), strict=True, kube_version="v1.30.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -103,23 +160,97 @@ def test_install_yaml_is_up_to_date() -> None:
     assert TARGET.read_text() == install_yaml(), "run: make manifests"
 
 
-def test_operator_rbac_is_exactly_what_it_uses() -> None:
-    role = next(o for o in render_chart() if o["kind"] == "ClusterRole")
-    grants: dict[tuple[str, str], set[str]] = {}
+def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert "delete" not in rule["verbs"]  # owner references garbage-collect the proxy's objects
+        assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                grants.setdefault((group, resource), set()).update(rule["verbs"])
+                found.setdefault((group, resource), set()).update(rule["verbs"])
+    return found
+
+
+def namespaced_grants(peerings: str) -> dict[tuple[str, str], set[str]]:
+    """What the operator does in a namespace it serves: exactly its resource table, and what kopf needs."""
+    expected: dict[tuple[str, str], set[str]] = {}
     for (api_version, _kind), (_prefix, plural) in RESOURCES.items():
         group = api_version.rpartition("/")[0]
         if plural == "voiceagents":
-            assert grants[(group, plural)] == {"get", "list", "watch", "patch"}
-            assert grants[(group, "voiceagents/status")] == {"get", "patch"}
+            expected[(group, plural)] = {"get", "list", "watch", "patch"}  # kopf: watch, finalizer, annotations
+            expected[(group, "voiceagents/status")] = {"get", "patch"}
+            # its objects' owner references block the VoiceAgent's deletion: OwnerReferencesPermissionEnforcement
+            expected[(group, "voiceagents/finalizers")] = {"update"}
         else:
-            assert grants[(group, plural)] == {"get", "create", "patch"}
-    assert "list" not in grants[("", "secrets")]
+            expected[(group, plural)] = {"get", "create", "patch"}  # server-side apply, reads by name
+    for group in ("", "events.k8s.io"):
+        expected[(group, "events")] = {"create", "patch"}
+    for group in ("kopf.dev", "zalando.org"):  # kopf serves both groups' peering, where they exist
+        expected[(group, peerings)] = {"get", "list", "watch", "patch"}
+    return expected
+
+
+def operator_objects(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in render_chart(values) if o["metadata"].get("labels", {}).get(
+        "app.kubernetes.io/component") == "operator"]
+
+
+def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_operator_rbac_is_exactly_what_it_uses() -> None:
+    """Serving every namespace: one ClusterRole, and exactly the operator's own resource table (plus kopf's)."""
+    objects = operator_objects({})
+    assert {o["kind"] for o in objects} >= {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    assert not {"Role", "RoleBinding", "KopfPeering"} & {o["kind"] for o in objects}
+    found = grants(next(o for o in objects if o["kind"] == "ClusterRole"))
+    cluster_scoped = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+    assert found == namespaced_grants("clusterkopfpeerings") | cluster_scoped
+    assert "list" not in found[("", "secrets")] and "watch" not in found[("", "secrets")]
+    peering = next(o for o in objects if o["kind"] == "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "glimpse-operator" and "namespace" not in peering["metadata"]
+
+
+def test_operator_serving_listed_namespaces_gets_a_role_in_each() -> None:
+    """watchNamespaces: every namespaced grant (Secrets included) only in those namespaces; the ClusterRole keeps only
+    the cluster-scoped reads kopf makes."""
+    objects = operator_objects({"operator": {"watchNamespaces": ["voice", "voice-staging"]}})
+    cluster_role = next(o for o in objects if o["kind"] == "ClusterRole")
+    assert grants(cluster_role) == {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+                                    ("", "namespaces"): {"list", "watch"}}
+    roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
+    assert sorted(roles) == ["voice", "voice-staging"]
+    for namespace, role in roles.items():
+        assert grants(role) == namespaced_grants("kopfpeerings")
+        binding = next(o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == namespace)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "glimpse-operator",
+                                        "namespace": "glimpse-system"}]
+    peerings = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "KopfPeering"}
+    assert peerings == {("voice", "glimpse-operator"), ("voice-staging", "glimpse-operator")}
+    assert "ClusterKopfPeering" not in {o["kind"] for o in objects}
+
+
+def test_operator_runs_with_peering_not_standalone() -> None:
+    """kopf's peering: the replicas keep alive in the chart's peering object, the one with the highest priority
+    works and the others stand by; every namespace (--all-namespaces) or each listed one (--namespace)."""
+    container = operator_container(operator_objects({}))
+    assert container["args"] == ["--all-namespaces", "--peering=glimpse-operator",
+                                 "--liveness=http://0.0.0.0:8080/healthz"]
+    assert "command" not in container  # one replica: the image's entrypoint, priority 0
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # kopf's name for the replica
+
+    container = operator_container(operator_objects({"operator": {"replicas": 3, "watchNamespaces": ["voice", "b"]}}))
+    assert container["args"] == ["--namespace=voice", "--namespace=b", "--peering=glimpse-operator",
+                                 "--liveness=http://0.0.0.0:8080/healthz"]
+    # kopf pauses all replicas that share a priority: glimpse-operator draws one per replica (test_operator_cli)
+    assert "command" not in container and not any("--standalone" in arg for arg in container["args"])
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.operator"])

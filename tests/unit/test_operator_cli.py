@@ -176,10 +176,10 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("args", "kopf_args"), [
-    ([], ["--all-namespaces"]),  # make run-operator
-    (["--all-namespaces", "--standalone"], ["--all-namespaces", "--standalone"]),  # Dockerfile.operator, Tiltfile
-    (["--all-namespaces", "--standalone", "--liveness=http://0.0.0.0:8080/healthz"],  # the chart
-     ["--all-namespaces", "--standalone", "--liveness=http://0.0.0.0:8080/healthz"]),
+    ([], ["--all-namespaces"]),  # make run-operator, Tiltfile
+    (["--all-namespaces"], ["--all-namespaces"]),  # Dockerfile.operator
+    (["--all-namespaces", "--standalone"], ["--all-namespaces", "--standalone"]),  # someone's own deployment
+    (["--all-namespaces", "--peering=p", "--priority=7"], ["--all-namespaces", "--peering=p", "--priority=7"]),
 ])
 def test_without_a_subcommand_it_runs_kopf_as_before(monkeypatch: pytest.MonkeyPatch, args: list[str],
                                                      kopf_args: list[str]) -> None:
@@ -188,3 +188,17 @@ def test_without_a_subcommand_it_runs_kopf_as_before(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sys, "argv", ["glimpse-operator", *args])
     assert cli.main() == 0
     assert started == [["kopf", "run", "--module", "glimpse_operator.handlers", *kopf_args]]
+
+
+def test_with_peering_each_replica_draws_its_own_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf pauses every replica that shares its priority with another (kopf's peering docs): the chart's
+    replicas must not all start at the default priority 0."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
+    chart_args = ["--all-namespaces", "--peering=glimpse-operator", "--liveness=http://0.0.0.0:8080/healthz"]
+    for _ in range(5):
+        monkeypatch.setattr(sys, "argv", ["glimpse-operator", *chart_args])
+        assert cli.main() == 0
+    priorities = [arg for argv in started for arg in argv if arg.startswith("--priority=")]
+    assert len(priorities) == 5 and len(set(priorities)) == 5
+    assert all(argv[4:7] == chart_args for argv in started)

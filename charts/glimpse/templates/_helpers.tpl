@@ -41,3 +41,46 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{- /*
+The operator's rules on namespaced resources: in a ClusterRole when it watches every namespace, in a Role in each
+watched namespace otherwise. The argument is kopf's peering resource: clusterkopfpeerings or kopfpeerings.
+Least privilege: exactly the kinds and verbs the operator uses (tests check this against its resource table).
+*/ -}}
+{{- define "glimpse.operator.rules" -}}
+# kopf: watch the custom resource, add its finalizer, write its status
+- apiGroups: [glimpse.dev]
+  resources: [voiceagents]
+  verbs: [get, list, watch, patch]
+- apiGroups: [glimpse.dev]
+  resources: [voiceagents/status]
+  verbs: [get, patch]
+# owner references with blockOwnerDeletion need it where OwnerReferencesPermissionEnforcement is on
+- apiGroups: [glimpse.dev]
+  resources: [voiceagents/finalizers]
+  verbs: [update]
+# kopf's peering: one replica works, the others stand by (kopf.dev; zalando.org where kopf's old CRDs remain)
+- apiGroups: [kopf.dev, zalando.org]
+  resources: [{{ . }}]
+  verbs: [get, list, watch, patch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+# the proxy's objects, by server-side apply (create + patch) and reads; owner references delete them. Secrets: the
+# generated glimpse-<name> and reads of the key Secrets a VoiceAgent names, by name (never list)
+- apiGroups: [""]
+  resources: [secrets, configmaps, services]
+  verbs: [get, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, create, patch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, create, patch]
+{{- end -}}

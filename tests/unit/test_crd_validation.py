@@ -1,0 +1,354 @@
+"""The VoiceAgent CRD's admission-time validation, done as the API server does it: structural defaulting, the OpenAPI
+schema (jsonschema), then every `x-kubernetes-validations` rule where it sits in the schema, evaluated by a CEL
+interpreter (cel-python: the same CEL, RE2 for `matches`). Each rule is shown to refuse a spec that cannot work and to
+accept one that can; the defaults are shown to be the operator's, and to make a minimal VoiceAgent valid."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import celpy
+import jsonschema
+import pytest
+import yaml
+from celpy import celtypes
+
+from glimpse_operator.render import MAX_NAME_LENGTH, labels, object_name, render_proxy
+from glimpse_operator.spec import with_defaults
+from tests.unit import test_operator_render
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
+# the reasons a rule may give (apiextensions.k8s.io/v1 ValidationRule.reason)
+REASONS = {"FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"}
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@functools.cache
+def _schema_text() -> str:
+    return CRD.read_text()
+
+
+def schema() -> dict[str, Any]:
+    crd = yaml.safe_load(_schema_text())
+    root: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root
+
+
+# --- what the API server does with a custom resource, in order -------------------------------------------------------
+
+def defaulted(value: Any, node: dict[str, Any]) -> Any:
+    """Structural defaulting: a missing (or null, non-nullable) property with a `default` gets it, and defaults apply
+    inside defaults too."""
+    if isinstance(value, dict):
+        properties = node.get("properties", {})
+        additional = node.get("additionalProperties")
+        result = {}
+        for key, child_value in value.items():
+            child = properties.get(key, additional if isinstance(additional, dict) else None)
+            if child_value is None and not (child or {}).get("nullable"):
+                continue  # pruned, so a default may take its place
+            result[key] = defaulted(child_value, child) if child else child_value
+        for key, child in properties.items():
+            if key not in result and "default" in child:
+                result[key] = defaulted(copy.deepcopy(child["default"]), child)
+        return result
+    if isinstance(value, list) and "items" in node:
+        return [defaulted(item, node["items"]) for item in value]
+    return value
+
+
+def schema_errors(body: dict[str, Any]) -> list[str]:
+    """The OpenAPI schema's refusals of the defaulted object, as `.path: message`."""
+    validator = jsonschema.Draft202012Validator(schema())
+    return sorted(f".{'.'.join(map(str, error.absolute_path))}: {error.message}"
+                  for error in validator.iter_errors(defaulted(body, schema())))
+
+
+ENVIRONMENT = celpy.Environment()
+
+
+@functools.cache
+def _program(expression: str) -> celpy.Runner:
+    return ENVIRONMENT.program(ENVIRONMENT.compile(expression))
+
+
+def evaluate(expression: str, value: Any) -> Any:
+    result = _program(expression).evaluate({"self": celpy.json_to_cel(value)})
+    if isinstance(result, celpy.CELEvalError):  # e.g. a field that is not there: the API server refuses the request
+        raise result
+    return result
+
+
+def _message(rule: dict[str, Any], value: Any) -> str:
+    if "messageExpression" in rule:
+        message = evaluate(rule["messageExpression"], value)
+        assert isinstance(message, str), rule["messageExpression"]
+        return str(message)
+    return str(rule.get("message") or f"failed rule: {rule['rule']}")
+
+
+def _rule_errors(value: Any, node: dict[str, Any], where: str) -> list[str]:
+    errors = []
+    for rule in node.get("x-kubernetes-validations", []):
+        verdict = evaluate(rule["rule"], value)
+        assert isinstance(verdict, celtypes.BoolType), f"{rule['rule']} must be a boolean"
+        if not verdict:
+            errors.append(f"{where}{rule.get('fieldPath', '')}: {_message(rule, value)}")
+    if isinstance(value, dict):
+        additional = node.get("additionalProperties")
+        for key, child_value in value.items():
+            child = node.get("properties", {}).get(key, additional if isinstance(additional, dict) else None)
+            if child:
+                errors += _rule_errors(child_value, child, f"{where}.{key}")
+    elif isinstance(value, list) and "items" in node:
+        for item in value:
+            errors += _rule_errors(item, node["items"], f"{where}[]")
+    return errors
+
+
+def rule_errors(body: dict[str, Any]) -> list[str]:
+    """The CEL rules' refusals of the defaulted object, as `.path.fieldPath: message`."""
+    return sorted(_rule_errors(defaulted(body, schema()), schema(), ""))
+
+
+# --- VoiceAgents -----------------------------------------------------------------------------------------------------
+
+def voice_agent(name: str = "museum-guide", **changes: Any) -> dict[str, Any]:
+    """A minimal VoiceAgent (what a person writes), with `a__b=value` changes to its spec."""
+    body: dict[str, Any] = {
+        "apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent", "metadata": {"name": name, "namespace": "voice"},
+        "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
+                 "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
+                 "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
+                 "ingress": {"host": "voice.example.com"}}}
+    for dotted, value in changes.items():
+        node = body["spec"]
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return body
+
+
+SHARED = {"proxy__store": "redis://redis.voice.svc:6379/0", "images__storage": "gs://bucket/glimpse"}
+AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}
+STORE_ERROR = ".spec.proxy.store: more than one proxy replica (or autoscaling) needs a conversation store"
+STORAGE_ERROR = ".spec.images.storage: more than one proxy replica (or autoscaling) needs image storage"
+BASE_URL_ERROR = ".spec.llm.baseUrl: spec.llm.baseUrl is required when spec.llm.provider is openai-compatible"
+NAME_ERROR = ": metadata.name has 60 characters, at most 55 are allowed"
+RESOURCE_NAMES_ERROR = ".spec.proxy.resources.{}: the proxy's resources are cpu, memory and ephemeral-storage"
+AUTOSCALING_ERROR = ".spec.proxy.autoscaling.minReplicas: spec.proxy.autoscaling.minReplicas must not be above"
+
+ACCEPTED = {
+    "minimal": voice_agent(),
+    "one-replica-memory": voice_agent(proxy__replicas=1, proxy__store="memory://"),
+    "two-replicas-redis-gcs": voice_agent(proxy__replicas=2, **SHARED),
+    "rediss": voice_agent(proxy__replicas=3, proxy__store="rediss://:pw@redis:6380/1",
+                          images__storage="gs://bucket"),
+    "autoscaled-redis-gcs": voice_agent(proxy__autoscaling=AUTOSCALING, **SHARED),
+    "openai-compatible-with-base-url": voice_agent(llm__provider="openai-compatible",
+                                                   llm__baseUrl="http://vllm.models:8000/v1"),
+    "gemini-without-base-url": voice_agent(llm__provider="gemini", llm__model="gemini-2.5-flash"),
+    f"name-of-{MAX_NAME_LENGTH}": voice_agent(name="a" * MAX_NAME_LENGTH),
+    "resources": voice_agent(proxy__resources={"requests": {"cpu": "250m", "memory": "256Mi"},
+                                               "limits": {"cpu": 1, "memory": "1.5Gi", "ephemeral-storage": "1G"}}),
+    "autoscaling-min-equals-max": voice_agent(proxy__autoscaling={**AUTOSCALING, "maxReplicas": 2}, **SHARED),
+}
+
+# spec changes -> what the CEL rules say (every rule is refused by at least one case; a test checks)
+REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "two-replicas-memory": ({"proxy__replicas": 2}, [STORAGE_ERROR, STORE_ERROR]),
+    "two-replicas-memory-store-explicit": ({"proxy__replicas": 2, "proxy__store": "memory://"},
+                                           [STORAGE_ERROR, STORE_ERROR]),
+    "two-replicas-redis-only": ({"proxy__replicas": 2, "proxy__store": "redis://redis:6379/0"}, [STORAGE_ERROR]),
+    "two-replicas-gcs-only": ({"proxy__replicas": 2, "images__storage": "gs://bucket/glimpse"}, [STORE_ERROR]),
+    "two-replicas-local-files": ({"proxy__replicas": 2, "proxy__store": "redis://redis:6379/0",
+                                  "images__storage": "file:///data/images"}, [STORAGE_ERROR]),
+    "autoscaling-memory": ({"proxy__autoscaling": AUTOSCALING}, [STORAGE_ERROR, STORE_ERROR]),
+    "autoscaling-min-above-max": ({"proxy__autoscaling": {**AUTOSCALING, "minReplicas": 7}, **SHARED},
+                                  [AUTOSCALING_ERROR]),
+    "openai-compatible-without-base-url": ({"llm__provider": "openai-compatible"}, [BASE_URL_ERROR]),
+    "unknown-resource": ({"proxy__resources": {"requests": {"cpu": "1", "nvidia.com/gpu": 1}}},
+                         [RESOURCE_NAMES_ERROR.format("requests")]),
+    "unknown-limit": ({"proxy__resources": {"limits": {"memroy": "1Gi"}}}, [RESOURCE_NAMES_ERROR.format("limits")]),
+}
+
+# spec changes the OpenAPI schema refuses (proxy.resources was free-form; now maps of quantities)
+REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
+    "requests-not-a-map": {"proxy__resources": {"requests": "100m"}},
+    "quantity-not-a-quantity": {"proxy__resources": {"requests": {"cpu": "lots"}}},
+    "quantity-negative": {"proxy__resources": {"limits": {"memory": "-1Gi"}}},
+    "quantity-a-list": {"proxy__resources": {"limits": {"cpu": [1]}}},
+    "quantity-a-boolean": {"proxy__resources": {"requests": {"memory": True}}},
+    "quantity-a-fraction": {"proxy__resources": {"requests": {"cpu": 0.5}}},  # written "500m" or "0.5"
+    "too-many-resources": {"proxy__resources": {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi",
+                                                             "hugepages-2Mi": "1Gi"}}},
+    "base-url-not-http": {"llm__provider": "openai-compatible", "llm__baseUrl": "vllm:8000"},
+}
+
+
+@pytest.mark.parametrize("case", ACCEPTED)
+def test_specs_that_work_are_accepted(case: str) -> None:
+    assert schema_errors(ACCEPTED[case]) == []
+    assert rule_errors(ACCEPTED[case]) == []
+
+
+@pytest.mark.parametrize("case", REFUSED_BY_RULES)
+def test_specs_that_cannot_work_are_refused_by_the_rules(case: str) -> None:
+    changes, expected = REFUSED_BY_RULES[case]
+    body = voice_agent(**changes)
+    assert schema_errors(body) == []  # the schema alone lets it through: the rule is what stops it
+    errors = rule_errors(body)
+    assert len(errors) == len(expected), errors
+    for error, start in zip(errors, expected, strict=True):
+        assert error.startswith(start), errors
+
+
+@pytest.mark.parametrize("case", REFUSED_BY_SCHEMA)
+def test_bad_values_are_refused_by_the_schema(case: str) -> None:
+    assert schema_errors(voice_agent(**REFUSED_BY_SCHEMA[case]))
+
+
+def test_a_name_too_long_for_the_service_is_refused() -> None:
+    """glimpse-<name> names the Service: 60 characters would make a 68-character Service name."""
+    body = voice_agent(name="a" * 60)
+    errors = rule_errors(body)
+    assert len(errors) == 1 and errors[0].startswith(NAME_ERROR), errors
+    assert "glimpse-<name>" in errors[0]
+    assert any("metadata.name" in error and "too long" in error for error in schema_errors(body))
+    assert rule_errors(voice_agent(name="a" * (MAX_NAME_LENGTH + 1)))
+    assert rule_errors(voice_agent(name="a" * MAX_NAME_LENGTH)) == []
+    assert schema_errors(voice_agent(name="a" * MAX_NAME_LENGTH)) == []
+
+
+@pytest.mark.parametrize("name", ["museum.guide", "Museum-guide", "-guide"])
+def test_a_name_that_is_no_service_name_is_refused(name: str) -> None:
+    """A VoiceAgent's name may be a DNS subdomain (dots); a Service's may not."""
+    assert any(error.startswith(".metadata.name:") for error in schema_errors(voice_agent(name=name)))
+
+
+def test_the_name_limit_is_what_every_derived_object_allows() -> None:
+    """MAX_NAME_LENGTH is the tightest limit of everything the operator derives from the name: the Service's name (a
+    DNS-1035 label, at most 63) and the instance label's value (at most 63); the other objects allow 253."""
+    crd_name = schema()["properties"]["metadata"]["properties"]["name"]
+    assert crd_name["maxLength"] == MAX_NAME_LENGTH
+    assert any(f"size(self.metadata.name) <= {MAX_NAME_LENGTH}" == rule["rule"]
+               for rule in schema()["x-kubernetes-validations"])
+
+    def derived(name: str) -> list[dict[str, Any]]:
+        body = {**voice_agent(name=name), "metadata": {"name": name, "namespace": "voice", "uid": "u"}}
+        return render_proxy(body, with_defaults(body["spec"]), "agent_1", {"customLlmKey": "k", "signingSecret": "s"},
+                            "glimpse/proxy:1")
+
+    longest = "a" * (MAX_NAME_LENGTH - 2) + "-b"
+    for obj in derived(longest):
+        name = obj["metadata"]["name"]
+        assert len(name) <= 253 and DNS_1123_SUBDOMAIN.match(name)
+        if obj["kind"] == "Service":
+            assert len(name) == 63 and DNS_1035_LABEL.match(name)
+        assert all(len(value) <= 63 for value in obj["metadata"]["labels"].values())
+    assert max(len(value) for value in labels(longest).values()) <= 63
+    too_long = next(o for o in derived("a" * (MAX_NAME_LENGTH + 1)) if o["kind"] == "Service")
+    assert len(too_long["metadata"]["name"]) == 64 == len(object_name("a" * (MAX_NAME_LENGTH + 1)))
+
+
+# --- the rules themselves --------------------------------------------------------------------------------------------
+
+def rule_sites(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every rule with where it sits (`.spec.llm`; `.*` for a map's values) and the schema node it sits on."""
+    for rule in node.get("x-kubernetes-validations", []):
+        yield path, node, rule
+    for key, child in node.get("properties", {}).items():
+        yield from rule_sites(child, f"{path}.{key}")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from rule_sites(node["additionalProperties"], f"{path}.*")
+    if "items" in node:
+        yield from rule_sites(node["items"], f"{path}[]")
+
+
+RULES = list(rule_sites(schema()))
+RULE_IDS = [f"{path or '<root>'}: {rule['rule'][:40]}" for path, _, rule in RULES]
+SELF_PATH = re.compile(r"\bself((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(\s*\()?")
+
+
+def fields_read(rule: str) -> list[list[str]]:
+    """The `self.a.b` field paths a rule reads (a trailing method call such as `.startsWith(` is no field)."""
+    paths = []
+    for match in SELF_PATH.finditer(rule):
+        parts = match.group(1).strip(".").split(".")
+        paths.append(parts[:-1] if match.group(2) else parts)
+    return [path for path in paths if path]
+
+
+def test_every_rule_is_exercised() -> None:
+    """Each rule refuses at least one case above (else it is untested, or can never fire)."""
+    refused_at = {start.partition(":")[0] for _, starts in REFUSED_BY_RULES.values() for start in starts}
+    refused_at.add(NAME_ERROR.partition(":")[0])  # the name rule, at the root, has no fieldPath
+    for path, _, rule in RULES:
+        assert f"{path}{rule.get('fieldPath', '')}" in refused_at, rule["rule"]
+
+
+@pytest.mark.parametrize(("path", "node", "rule"), RULES, ids=RULE_IDS)
+def test_every_rule_is_what_the_api_server_accepts(path: str, node: dict[str, Any], rule: dict[str, Any]) -> None:
+    """What the API server checks when the CRD is applied, as far as it can be checked here: the rule compiles, says
+    what is wrong in one line, names a field that exists, reads only fields that are always there (required, or
+    defaulted, so no rule fails on an absent field) and only strings of bounded length (the cost estimate)."""
+    _program(rule["rule"])
+    assert rule.get("message") or rule.get("messageExpression"), "say what is wrong"
+    assert "\n" not in rule.get("message", "")
+    if "messageExpression" in rule:
+        _program(rule["messageExpression"])
+    assert rule.get("reason", "FieldValueInvalid") in REASONS
+    if "fieldPath" in rule:
+        target = node
+        for part in rule["fieldPath"].strip(".").split("."):
+            target = target["properties"][part]
+    for expression in filter(None, (rule["rule"], rule.get("messageExpression"))):
+        for fields in fields_read(expression):
+            parent, target = node, node
+            for part in fields:
+                target = parent["properties"][part]
+                always_there = "default" in target or part in parent.get("required", []) or (
+                    path == "" and fields[:2] == ["metadata", "name"])  # the API server sets it before validation
+                assert always_there, f"{expression}: {'.'.join(fields)} may be absent"
+                parent = target
+            if target.get("type") == "string":
+                assert "maxLength" in target or "enum" in target, f"{expression}: {'.'.join(fields)} unbounded"
+
+
+# --- defaults --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["minimal", "two-replicas-redis-gcs", "resources", "autoscaled-redis-gcs"])
+def test_the_operator_defaults_exactly_as_the_api_server_does(case: str) -> None:
+    """spec.DEFAULTS (used by `glimpse-operator render`, which reads files no API server has seen) is the CRD's."""
+    spec = ACCEPTED[case]["spec"]
+    assert with_defaults(spec) == defaulted(spec, schema()["properties"]["spec"])
+
+
+def test_a_minimal_voice_agent_is_one_replica_on_memory_and_local_disk() -> None:
+    """What works on any cluster: nothing shared is needed with one pod."""
+    spec = defaulted(voice_agent()["spec"], schema()["properties"]["spec"])
+    assert spec["proxy"]["replicas"] == 1 and spec["proxy"]["autoscaling"]["enabled"] is False
+    assert spec["proxy"]["store"] == "" and spec["images"]["storage"] == ""
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "manifests" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_admitted(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    assert schema_errors(body) == []
+    assert rule_errors(body) == []
+
+
+@pytest.mark.parametrize("case", test_operator_render.MATRIX)
+def test_the_specs_the_render_tests_use_are_admitted(case: str) -> None:
+    """The render tests render only VoiceAgents a cluster would accept."""
+    body = test_operator_render.voice_agent(**test_operator_render.MATRIX[case])
+    assert schema_errors(body) == []
+    assert rule_errors(body) == []
