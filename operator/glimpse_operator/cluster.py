@@ -1,14 +1,22 @@
-"""The one place that talks to the Kubernetes API: server-side apply, reads, status patches."""
+"""The one place that talks to the Kubernetes API: server-side apply, reads, status patches, finalizers on the
+ElevenLabs key Secret, and events."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import logging
+import random
+import socket
+import time
 from typing import Any
 
 from kubernetes import client as k8s
 
-from . import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from . import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
 
 # apiVersion, kind -> URL prefix and plural, for exactly the kinds the operator manages
 RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
@@ -21,12 +29,19 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     (f"{GROUP}/{VERSION}", "VoiceAgent"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
+EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"  # posted only (create), never read
+MAX_EVENT_MESSAGE = 1024  # what kopf and client-go post at most
+CONFLICT_ATTEMPTS = 10  # a finalizer change that keeps meeting newer versions of the object gives up
+CONFLICT_JITTER_SECONDS = 0.05  # between attempts, so that concurrent writers do not meet again at once
 
 
 class ClusterError(Exception):
+    """The API server refused a request (`status` is its HTTP status) or could not be reached (`status` 0)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+        self.message = message
 
 
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -35,9 +50,14 @@ def resource_path(api_version: str, kind: str, namespace: str, name: str | None 
     return f"{path}/{name}" if name else path
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Cluster:
     def __init__(self, api: k8s.ApiClient | None = None) -> None:
         self.api = api or k8s.ApiClient()
+        self.instance = socket.gethostname()  # the operator pod: reportingInstance of its events
 
     def _request(self, method: str, path: str, *, body: Any = None, content_type: str = "application/json",
                  query: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
@@ -45,8 +65,11 @@ class Cluster:
             method=method, resource_path=path, query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
             auth_settings=["BearerToken"])
-        response = self.api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=(5, 30))
-        raw: bytes = response.read()  # type: ignore[no-untyped-call]
+        try:
+            response = self.api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=(5, 30))
+            raw: bytes = response.read()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # urllib3's connection errors, TLS errors: no answer at all
+            raise ClusterError(0, f"Kubernetes API unreachable: {type(exc).__name__}") from exc
         if response.status == 404 and method == "GET":
             return None
         if response.status >= 400:
@@ -65,6 +88,9 @@ class Cluster:
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._request("GET", resource_path(api_version, kind, namespace, name))
 
+    def get_voice_agent(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(f"{GROUP}/{VERSION}", KIND, namespace, name)
+
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         secret = self.get("v1", "Secret", namespace, name)
         if secret is None:
@@ -72,8 +98,70 @@ class Cluster:
         return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        path = resource_path(f"{GROUP}/{VERSION}", "VoiceAgent", namespace, name) + "/status"
+        path = resource_path(f"{GROUP}/{VERSION}", KIND, namespace, name) + "/status"
         self._request("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+
+    def add_finalizer(self, api_version: str, kind: str, namespace: str, name: str, finalizer: str) -> bool:
+        """Put `finalizer` on an object; False if it is gone or already being deleted (no finalizer may be added
+        then: Kubernetes refuses it)."""
+        return self._change_finalizers(api_version, kind, namespace, name, finalizer, add=True)
+
+    def remove_finalizer(self, api_version: str, kind: str, namespace: str, name: str, finalizer: str) -> bool:
+        """Take `finalizer` off an object; False if the object is gone or never had it."""
+        return self._change_finalizers(api_version, kind, namespace, name, finalizer, add=False)
+
+    def _change_finalizers(self, api_version: str, kind: str, namespace: str, name: str, finalizer: str, *,
+                           add: bool) -> bool:
+        # A merge patch replaces the whole list: with the resourceVersion it was computed from as a precondition, a
+        # concurrent change (another VoiceAgent's finalizer) is a 409, and the list is read and computed again.
+        path = resource_path(api_version, kind, namespace, name)
+        for _ in range(CONFLICT_ATTEMPTS):
+            obj = self._request("GET", path)
+            if obj is None:
+                return False
+            meta = obj.get("metadata") or {}
+            current: list[str] = list(meta.get("finalizers") or [])
+            if add and (finalizer in current or meta.get("deletionTimestamp")):
+                return finalizer in current
+            if not add and finalizer not in current:
+                return False
+            wanted = current + [finalizer] if add else [f for f in current if f != finalizer]
+            patch = {"metadata": {"finalizers": wanted or None, "resourceVersion": meta.get("resourceVersion")}}
+            try:
+                self._request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+                return True
+            except ClusterError as exc:
+                if exc.status == 404:
+                    return False
+                if exc.status != 409:
+                    raise
+                time.sleep(random.uniform(0, CONFLICT_JITTER_SECONDS))
+        raise ClusterError(409, f"{kind} {namespace}/{name} kept changing: its finalizers were not updated")
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved` (what `kubectl describe` lists). Events help but never fail a handler:
+        a refused or lost event is logged, nothing more."""
+        meta = involved["metadata"]
+        if len(message) > MAX_EVENT_MESSAGE:
+            message = message[:MAX_EVENT_MESSAGE - 3] + "..."
+        now = _now()
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            # named as client-go names them: <object>.<unique hex>
+            "metadata": {"name": f"{meta['name']}.{time.time_ns():x}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
+                               "kind": involved.get("kind", KIND), "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid", "")},
+            "type": type_, "reason": reason, "message": message,
+            "source": {"component": FIELD_MANAGER},  # the "From" column of kubectl describe
+            "reportingComponent": FIELD_MANAGER, "reportingInstance": self.instance,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            self._request("POST", EVENTS_PATH.format(namespace=meta["namespace"]), body=event)
+        except ClusterError as exc:
+            log.warning("could not post event %s %s for %s/%s: %s", type_, reason, meta["namespace"], meta["name"],
+                        exc)
 
 
 def _message(raw: bytes) -> str:

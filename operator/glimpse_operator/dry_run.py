@@ -80,7 +80,8 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str) -> list[dict[
         spec = with_defaults(document["spec"])
         adopted = spec["elevenlabs"]["agentId"]
         objects = render_proxy(body, spec, adopted or NEW_AGENT_ID, GENERATED_SECRETS, proxy_image)
-        agent_body = desired_agent(spec, workspace_secret_placeholder(namespace, name))
+        agent_body = desired_agent(spec, workspace_secret_placeholder(namespace, name),
+                                   None if adopted else body["metadata"]["uid"])
     except InvalidSpec as exc:
         raise InvalidVoiceAgent(f"{KIND} {namespace}/{name}: {exc}") from None
     except (KeyError, TypeError, AttributeError) as exc:  # a field of the wrong shape, which the CRD would refuse

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, cast
 
@@ -9,14 +10,18 @@ import kopf
 from kubernetes import config as k8s_config
 
 from . import GROUP, PLURAL, VERSION
-from .agents import ElevenLabsError
-from .cluster import Cluster
-from .reconcile import Reconciler
+from .cluster import Cluster, ClusterError
+from .reconcile import CleanupPending, CleanupRefused, Reconciler
 from .settings import ConfigError, load_settings
 
 RETRY_DELAY_SECONDS = 15
 MAX_RETRY_DELAY_SECONDS = 600
 DRIFT_INTERVAL_SECONDS = 300
+# Deleting a VoiceAgent never waits for ElevenLabs longer than this: at most CLEANUP_ATTEMPTS attempts (15 s, 30 s,
+# 60 s, 120 s apart), within CLEANUP_TIMEOUT_SECONDS of the first. Then the VoiceAgent is released and a Warning
+# event names what is left in ElevenLabs.
+CLEANUP_ATTEMPTS = 5
+CLEANUP_TIMEOUT_SECONDS = 600
 
 
 def backoff(retry: int) -> float:
@@ -49,23 +54,55 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 @kopf.on.update(GROUP, VERSION, PLURAL)
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 def reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf.Memo, retry: int = 0,
-              **_: Any) -> None:
-    outcome = reconciler(memo).reconcile(dict(body))
+              old: kopf.BodyEssence | dict[str, Any] | None = None, **_: Any) -> None:
+    try:
+        outcome = reconciler(memo).reconcile(dict(body))
+        if outcome is not None:
+            release_previous_key_secret(reconciler(memo), dict(body), old)
+    except ClusterError as exc:
+        raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=backoff(retry)) from exc
+    if outcome is None:
+        return  # gone, or being deleted: the delete handler has it
     patch.status.update(outcome.status)  # written even when a retry follows
     if outcome.retry_reason:
         raise kopf.TemporaryError(outcome.retry_reason, delay=backoff(retry))
 
 
+def release_previous_key_secret(reconciler: Reconciler, body: dict[str, Any],
+                                old: kopf.BodyEssence | dict[str, Any] | None) -> None:
+    """spec.elevenlabs.apiKeySecretRef now names another Secret: the one it named before is not needed any more."""
+    def key_secret(document: Any) -> str | None:
+        ref = ((document or {}).get("spec") or {}).get("elevenlabs", {}).get("apiKeySecretRef") or {}
+        return ref.get("name") if isinstance(ref, dict) else None
+
+    before, now = key_secret(old), key_secret(body)
+    if before and now and before != now:
+        reconciler.release_key_secret(body, before)
+
+
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL_SECONDS, initial_delay=DRIFT_INTERVAL_SECONDS, idle=60)
 def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Re-apply the desired objects (server-side apply restores edited fields) and refresh the status."""
-    outcome = reconciler(memo).reconcile(dict(body))
-    patch.status.update(outcome.status)
+    """Re-apply the desired objects (server-side apply restores edited fields) and refresh the status.
+
+    kopf runs timers beside the change handlers, not after them: when a handler is reconciling this object right
+    now, this tick does nothing (the handler does the same work)."""
+    outcome = reconciler(memo).reconcile(dict(body), wait=False)
+    if outcome is not None:
+        patch.status.update(outcome.status)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-def clean_up(body: kopf.Body | dict[str, Any], memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
+@kopf.on.delete(GROUP, VERSION, PLURAL, retries=CLEANUP_ATTEMPTS, timeout=CLEANUP_TIMEOUT_SECONDS)
+def clean_up(body: kopf.Body | dict[str, Any], memo: kopf.Memo, retry: int = 0,
+             runtime: dt.timedelta = dt.timedelta(0), **_: Any) -> None:
+    """Delete what the VoiceAgent made in ElevenLabs, within the bounds above; 401/403 is final at once."""
+    delay = backoff(retry)
+    # kopf's own look-ahead: the attempt after this one would exceed the retries or the timeout
+    final = retry + 1 >= CLEANUP_ATTEMPTS or runtime.total_seconds() + delay >= CLEANUP_TIMEOUT_SECONDS
     try:
-        reconciler(memo).clean_up(dict(body))
-    except ElevenLabsError as exc:
-        raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=backoff(retry)) from exc
+        reconciler(memo).clean_up(dict(body), final_attempt=final, attempt=retry + 1, attempts=CLEANUP_ATTEMPTS)
+    except CleanupRefused as exc:
+        raise kopf.PermanentError(f"ElevenLabs refused the clean-up: {exc}") from exc
+    except CleanupPending as exc:
+        raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=delay) from exc
+    except ClusterError as exc:
+        raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=delay) from exc

@@ -1,35 +1,102 @@
-"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status.
+"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status; and cleaning up
+what it made in ElevenLabs when it is deleted.
 
 A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed
 anywhere and an ElevenLabs client pointed at a fake.
+
+What keeps ElevenLabs free of duplicates, whatever fails and whenever the operator dies:
+- every ElevenLabs id is written to the VoiceAgent's status the moment it exists (a status patch right after the
+  create), not at the end of the reconcile;
+- what could not be recorded is found again before anything is created: the agent by a tag naming the VoiceAgent's
+  uid (`owner_tag`), the workspace secret by its deterministic name (`workspace_secret_name`);
+- one object is never reconciled twice at once (`ObjectLocks`), and each reconcile starts from the object as the API
+  server has it now, so the ids an earlier run recorded are seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from . import GROUP, KIND
 from .agents import AgentsClient, ElevenLabsError
-from .cluster import Cluster
+from .cluster import Cluster, ClusterError
 from .conditions import is_true, set_condition
-from .render import SECRET_KEYS, config_hash, desired_agent, object_name, render_proxy, workspace_secret_name
+from .locks import ObjectLocks
+from .render import (
+    SECRET_KEYS,
+    config_hash,
+    desired_agent,
+    object_name,
+    owner_tag,
+    render_proxy,
+    render_secret,
+    workspace_secret_name,
+)
 from .settings import OperatorSettings
 from .spec import InvalidSpec, custom_llm_api_type, public_url, upstream_base_url, with_defaults
 
 log = logging.getLogger(__name__)
+
+NORMAL, WARNING = "Normal", "Warning"
+# Set to "true" on a VoiceAgent to delete it without touching ElevenLabs (its agent and workspace secret stay).
+SKIP_CLEANUP_ANNOTATION = f"{GROUP}/skip-elevenlabs-cleanup"
+# The finalizer a VoiceAgent puts on the Secret holding its ElevenLabs key, one per VoiceAgent, so that the key is
+# there when the VoiceAgent's clean-up needs it (like Kubernetes' own kubernetes.io/pvc-protection).
+KEY_FINALIZER_DOMAIN = f"voiceagent.{GROUP}"
+MAX_FINALIZER_NAME = 63  # the part after the "/" is a qualified name: at most 63 characters
+_BOOLEAN = TypeAdapter(bool)  # true/false, 1/0, yes/no, on/off, t/f, y/n: the words booleans take everywhere
+
+
+def key_secret_finalizer(voice_agent: str) -> str:
+    if len(voice_agent) > MAX_FINALIZER_NAME:
+        digest = hashlib.sha256(voice_agent.encode()).hexdigest()[:8]
+        voice_agent = f"{voice_agent[:MAX_FINALIZER_NAME - 9].rstrip('-.')}-{digest}"
+    return f"{KEY_FINALIZER_DOMAIN}/{voice_agent}"
 
 
 class MissingSecret(Exception):
     pass
 
 
+class CleanupPending(Exception):
+    """The clean-up failed for now (ElevenLabs down, rate limited): try again later."""
+
+
+class CleanupRefused(Exception):
+    """ElevenLabs refused the key (401/403): trying again cannot help."""
+
+
 @dataclass
 class Outcome:
     status: dict[str, Any]
     retry_reason: str | None = None  # set: ask kopf to retry later
+
+
+@dataclass
+class Run:
+    """One reconcile of one VoiceAgent: the object as the API server has it, and what this run wrote."""
+
+    body: dict[str, Any]
+    status: dict[str, Any]
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"]["uid"])
 
 
 class Reconciler:
@@ -41,12 +108,52 @@ class Reconciler:
         self.proxy_image = settings.proxy_image
         base_url = settings.elevenlabs_base_url
         self.agents: Callable[[str], AgentsClient] = agents or (lambda key: AgentsClient(key, base_url))
+        self.locks = ObjectLocks()
 
-    def reconcile(self, body: dict[str, Any]) -> Outcome:
+    # -- events and records -------------------------------------------------------------------------------------
+
+    def event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        log.log(logging.WARNING if type_ == WARNING else logging.INFO, "%s/%s %s: %s",
+                body["metadata"]["namespace"], body["metadata"]["name"], reason, message)
+        self.cluster.post_event(body, type_, reason, message)
+
+    def _record(self, run: Run, **ids: Any) -> None:
+        """Write ElevenLabs ids to the status now: if anything later fails (or the operator dies), the next run
+        finds them there and creates nothing twice."""
+        run.status.update(ids)
+        self.cluster.patch_status(run.namespace, run.name, ids)
+
+    # -- reconcile ----------------------------------------------------------------------------------------------
+
+    def reconcile(self, body: dict[str, Any], *, wait: bool = True) -> Outcome | None:
+        """Bring the proxy and the agent to what the spec says. None: nothing was done, because the object is gone
+        or being deleted, or (with `wait=False`) because another handler is reconciling it right now."""
+        with self.locks.hold(body["metadata"]["uid"], wait=wait) as held:
+            if not held:
+                return None
+            current = self._current(body)
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                return None
+            return self._reconcile(current)
+
+    def _current(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The object as the API server has it now (with the ids an earlier run recorded), or None if it is gone
+        (or replaced by another object of the same name)."""
+        meta = body["metadata"]
+        current = self.cluster.get_voice_agent(meta["namespace"], meta["name"])
+        if current is None or current.get("metadata", {}).get("uid") != meta["uid"]:
+            return None
+        return current
+
+    def _reconcile(self, body: dict[str, Any]) -> Outcome:
         meta = body["metadata"]
         namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
-        status = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+        run = Run(body, {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"})
+        status = run.status
+        previous_generation = status.get("observedGeneration")
         conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+        previously_failed = any(c.get("type") == "ProxyAvailable" and c.get("reason") == "ApplyFailed"
+                                for c in conditions)
 
         def condition(type_: str, ok: bool, reason: str, message: str) -> None:
             nonlocal conditions
@@ -59,6 +166,13 @@ class Reconciler:
             status.update(conditions=conditions, observedGeneration=generation)
             return Outcome(status, retry)
 
+        def apply_failed(obj: dict[str, Any], exc: ClusterError) -> Outcome:
+            what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            message = f"Could not apply {what}: {exc.message} (HTTP {exc.status or 'no answer'})."
+            condition("ProxyAvailable", False, "ApplyFailed", message)
+            self.event(body, WARNING, "ApplyFailed", message)
+            return finish(message)
+
         spec = with_defaults(body["spec"])
         try:
             upstream_base_url(spec)
@@ -70,20 +184,39 @@ class Reconciler:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
             condition("AgentSynced", False, reason, str(exc))
             condition("ProxyAvailable", False, reason, str(exc))
+            self.event(body, WARNING, reason, str(exc))
             return finish(str(exc))
 
+        self.protect_key_secret(body, el_key_ref["name"])
         generated = self._generated_secrets(namespace, name)
+        # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
+        # here is never one that exists only in ElevenLabs.
+        proxy_secret = render_secret(body, generated)
+        try:
+            self.cluster.apply(proxy_secret)
+        except ClusterError as exc:
+            return apply_failed(proxy_secret, exc)
+
         status["url"] = public_url(spec) + "/v1"
         retry = None
         try:
-            self._sync_agent(self.agents(elevenlabs_key), spec, status, namespace, name, generated["customLlmKey"])
+            self._sync_agent(self.agents(elevenlabs_key), spec, run, generated["customLlmKey"])
             condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
         except ElevenLabsError as exc:
             condition("AgentSynced", False, "ElevenLabsError", str(exc))
+            self.event(body, WARNING, "ElevenLabsError", str(exc))
             retry = str(exc)
 
-        for obj in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image):
-            self.cluster.apply(obj)
+        objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image)
+                   if o["kind"] != "Secret"]
+        for obj in objects:
+            try:
+                self.cluster.apply(obj)
+            except ClusterError as exc:
+                return apply_failed(obj, exc)
+        if previous_generation != generation or previously_failed:
+            self.event(body, NORMAL, "ObjectsApplied", "Applied " + ", ".join(
+                f"{o['kind']} {o['metadata']['name']}" for o in [proxy_secret, *objects]) + ".")
         deployment = self.cluster.get("apps/v1", "Deployment", namespace, object_name(name)) or {}
         available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
         if available > 0:
@@ -105,39 +238,190 @@ class Reconciler:
         existing = self.cluster.read_secret(namespace, object_name(name)) or {}
         return {key: existing.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
 
-    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], status: dict[str, Any], namespace: str,
-                    name: str, custom_llm_key: str) -> None:
+    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], run: Run, custom_llm_key: str) -> None:
+        status, adopted = run.status, spec["elevenlabs"]["agentId"]
+        owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
+
+        def owned_agents() -> list[dict[str, Any]]:
+            nonlocal owned
+            if owned is None:
+                owned = agents.find_agents(owner_tag(run.uid))
+            return owned
+
         if not status.get("workspaceSecretId"):
-            status["workspaceSecretId"] = agents.create_secret(workspace_secret_name(namespace, name), custom_llm_key)
-        desired = desired_agent(spec, status["workspaceSecretId"])
+            self._sync_workspace_secret(agents, run, custom_llm_key, adopted, owned_agents)
+        # only an agent the operator made carries the uid tag (an adopted one is never deleted)
+        desired = desired_agent(spec, status["workspaceSecretId"], None if adopted else run.uid)
         digest = config_hash(desired)
-        adopted = spec["elevenlabs"]["agentId"]
         agent_id = adopted or status.get("agentId")
         if not agent_id:
-            status["agentId"] = agents.create_agent(desired)
-            status["agentCreated"] = True
-            log.info("created ElevenLabs agent %s for %s/%s", status["agentId"], namespace, name)
-        elif agent_id != status.get("agentId") or status.get("agentConfigHash") != digest:
+            found = owned_agents()
+            if not found:
+                agent_id = agents.create_agent(desired)
+                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
+                self.event(run.body, NORMAL, "AgentCreated", f"Created ElevenLabs agent {agent_id}.")
+                return
+            agent_id = str(found[0]["agent_id"])
+            self._record(run, agentId=agent_id, agentCreated=True)
+            self.event(run.body, NORMAL, "AgentFound",
+                       f"Found ElevenLabs agent {agent_id} (tagged {owner_tag(run.uid)}), created by an earlier "
+                       "reconcile that could not record it; no new agent is created.")
+            if len(found) > 1:
+                others = ", ".join(str(a["agent_id"]) for a in found[1:])
+                self.event(run.body, WARNING, "DuplicateAgents",
+                           f"More ElevenLabs agents carry the tag {owner_tag(run.uid)}: {others}. Only "
+                           f"{agent_id} is used; delete the others by hand.")
+        if agent_id != status.get("agentId") or status.get("agentConfigHash") != digest:
             agents.update_agent(agent_id, desired)
             if agent_id != status.get("agentId"):
                 status["agentCreated"] = not adopted and bool(status.get("agentCreated"))
             status["agentId"] = agent_id
-            log.info("updated ElevenLabs agent %s for %s/%s", agent_id, namespace, name)
+            self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
         status["agentConfigHash"] = digest
 
-    def clean_up(self, body: dict[str, Any]) -> None:
-        """Before deletion: remove the agent (only if the operator created it) and the workspace secret."""
-        meta, status = body["metadata"], body.get("status") or {}
-        spec = with_defaults(body["spec"])
-        if not (status.get("agentCreated") or status.get("workspaceSecretId")):
-            return
+    def _sync_workspace_secret(self, agents: AgentsClient, run: Run, custom_llm_key: str, adopted: str,
+                               owned_agents: Callable[[], list[dict[str, Any]]]) -> None:
+        """Find the workspace secret an earlier run made (by its name), or make it; record its id at once."""
+        secret_name = workspace_secret_name(run.namespace, run.name)
+        ours = {a for a in (adopted, run.status.get("agentId")) if a}
+        for candidate in agents.find_secrets(secret_name):
+            users = {str(a.get("id")) for a in (candidate.get("used_by") or {}).get("agents") or []}
+            if users - ours:
+                ours |= {str(a["agent_id"]) for a in owned_agents()}
+            if users <= ours:  # unused, or used only by this VoiceAgent's agent: an earlier run made it
+                secret_id = str(candidate["secret_id"])
+                agents.update_secret(secret_id, secret_name, custom_llm_key)  # the key the proxy has now
+                self._record(run, workspaceSecretId=secret_id)
+                self.event(run.body, NORMAL, "WorkspaceSecretFound",
+                           f"Found ElevenLabs workspace secret {secret_name} ({secret_id}), made by an earlier "
+                           "reconcile that could not record it; its value is set to the proxy's key.")
+                return
+            log.warning("workspace secret %s (%s) is used by other agents (%s): not taking it", secret_name,
+                        candidate.get("secret_id"), ", ".join(sorted(users - ours)))
+        secret_id = agents.create_secret(secret_name, custom_llm_key)
+        self._record(run, workspaceSecretId=secret_id)
+        self.event(run.body, NORMAL, "WorkspaceSecretCreated",
+                   f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
+
+    # -- the ElevenLabs key Secret ------------------------------------------------------------------------------
+
+    def protect_key_secret(self, body: dict[str, Any], secret: str) -> None:
+        """A finalizer of this VoiceAgent on the Secret holding its ElevenLabs key: the Secret stays (Terminating,
+        still readable) until the VoiceAgent's clean-up has used it. Not having it does not stop the reconcile."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
-            key = self._secret_value(meta["namespace"], spec["elevenlabs"]["apiKeySecretRef"])
+            if not self.cluster.add_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name)):
+                self.event(body, WARNING, "KeySecretTerminating",
+                           f"Secret {namespace}/{secret} is being deleted; the clean-up of {KIND} {name} can only "
+                           "delete its ElevenLabs agent while the Secret is there.")
+        except ClusterError as exc:
+            self.event(body, WARNING, "KeySecretNotProtected",
+                       f"Could not put finalizer {key_secret_finalizer(name)} on Secret {namespace}/{secret}: "
+                       f"{exc.message}.")
+
+    def release_key_secret(self, body: dict[str, Any], secret: str) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        self.cluster.remove_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name))
+
+    # -- clean-up -----------------------------------------------------------------------------------------------
+
+    def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
+                 attempts: int = 1) -> None:
+        """Before deletion: remove the agent (only one the operator created) and the workspace secret, then release
+        the key Secret. Returns when done, skipped or given up (each with an event saying what is left);
+        `CleanupPending` when a later attempt may succeed; `CleanupRefused` when none can."""
+        uid = body["metadata"]["uid"]
+        with self.locks.hold(uid):
+            current = self._current(body)
+            body = current or body  # the latest status: ids recorded after kopf read the object
+            spec = with_defaults(body["spec"])
+            key_secret = spec["elevenlabs"]["apiKeySecretRef"]["name"]
+            try:
+                self._clean_up(body, spec, final_attempt=final_attempt, attempt=attempt, attempts=attempts)
+            except CleanupRefused:
+                self.release_key_secret(body, key_secret)
+                raise
+            self.release_key_secret(body, key_secret)
+        self.locks.forget(uid)
+
+    def _clean_up(self, body: dict[str, Any], spec: dict[str, Any], *, final_attempt: bool, attempt: int,
+                  attempts: int) -> None:
+        meta, status = body["metadata"], body.get("status") or {}
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        adopted = spec["elevenlabs"]["agentId"]
+        agent_id = status.get("agentId") if status.get("agentCreated") and not adopted else None
+        secret_id = status.get("workspaceSecretId")
+        left = _leftovers(agent_id, secret_id, uid, namespace, name, look_up=not adopted)
+
+        annotation = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION)
+        if annotation is not None and _is_true(annotation):
+            self.event(body, NORMAL, "CleanupSkipped",
+                       f"{SKIP_CLEANUP_ANNOTATION} is set: nothing is deleted in ElevenLabs. Left there: {left}.")
+            return
+        if annotation is not None and not _is_true(annotation):
+            log.info("%s/%s: %s=%r is not true: cleaning up", namespace, name, SKIP_CLEANUP_ANNOTATION, annotation)
+
+        try:
+            key = self._secret_value(namespace, spec["elevenlabs"]["apiKeySecretRef"])
         except MissingSecret as exc:
-            log.warning("cannot clean up ElevenLabs for %s/%s: %s", meta["namespace"], meta["name"], exc)
+            self.event(body, WARNING, "CleanupSkipped",
+                       f"{exc} Without the ElevenLabs key nothing can be deleted there. Left there: {left}.")
             return
         agents = self.agents(key)
-        if status.get("agentCreated") and status.get("agentId") and not spec["elevenlabs"]["agentId"]:
-            agents.delete_agent(status["agentId"])
-        if status.get("workspaceSecretId"):
-            agents.delete_secret(status["workspaceSecretId"])
+        try:
+            deleted = self._delete_remote(agents, body, agent_id, secret_id, look_up=not adopted)
+        except ElevenLabsError as exc:
+            if exc.refused:
+                self.event(body, WARNING, "CleanupRefused",
+                           f"ElevenLabs refused the key in Secret {namespace}/"
+                           f"{spec['elevenlabs']['apiKeySecretRef']['name']} ({exc}); nothing more is tried. "
+                           f"Left there: {left}.")
+                raise CleanupRefused(str(exc)) from exc
+            if final_attempt:
+                self.event(body, WARNING, "CleanupAbandoned",
+                           f"Giving up after {attempt} attempt(s): {exc}. The {KIND} is released; left in "
+                           f"ElevenLabs: {left}.")
+                return
+            self.event(body, WARNING, "CleanupFailed",
+                       f"Attempt {attempt} of {attempts} failed: {exc}. Will try again.")
+            raise CleanupPending(str(exc)) from exc
+        self.event(body, NORMAL, "CleanedUp",
+                   ("Deleted in ElevenLabs: " + ", ".join(deleted) + ".") if deleted
+                   else "Nothing to delete in ElevenLabs.")
+
+    def _delete_remote(self, agents: AgentsClient, body: dict[str, Any], agent_id: str | None,
+                       secret_id: str | None, *, look_up: bool) -> list[str]:
+        """Delete the agent and workspace secret (the agent first: the secret is in use until it is gone). Ids the
+        status lacks are looked up, as a reconcile would have; both deletions ignore what is already gone."""
+        meta, status = body["metadata"], body.get("status") or {}
+        agent_ids = [agent_id] if agent_id else []
+        if look_up and not status.get("agentId"):  # created, maybe, but never recorded
+            agent_ids = [str(a["agent_id"]) for a in agents.find_agents(owner_tag(meta["uid"]))]
+        secret_ids = [secret_id] if secret_id else []
+        if not secret_id:
+            name = workspace_secret_name(meta["namespace"], meta["name"])
+            ours = set(agent_ids) | {status.get("agentId") or ""}
+            secret_ids = [str(s["secret_id"]) for s in agents.find_secrets(name)
+                          if {str(a.get("id")) for a in (s.get("used_by") or {}).get("agents") or []} <= ours]
+        for agent in agent_ids:
+            agents.delete_agent(agent)
+        for secret in secret_ids:
+            agents.delete_secret(secret)
+        return [f"agent {a}" for a in agent_ids] + [f"workspace secret {s}" for s in secret_ids]
+
+
+def _is_true(value: str) -> bool:
+    try:
+        return bool(_BOOLEAN.validate_python(value.strip()))
+    except ValidationError:
+        return False
+
+
+def _leftovers(agent_id: str | None, secret_id: str | None, uid: str, namespace: str, name: str, *,
+               look_up: bool) -> str:
+    agent = (f"agent {agent_id}" if agent_id
+             else f"any agent tagged {owner_tag(uid)}" if look_up else "no agent (it was adopted)")
+    secret = (f"workspace secret {secret_id}" if secret_id
+              else f"any workspace secret named {workspace_secret_name(namespace, name)}")
+    return f"{agent}; {secret}"
+

@@ -207,7 +207,16 @@ def workspace_secret_name(namespace: str, name: str) -> str:
     return f"glimpse-{namespace}-{name}-llm-key"
 
 
-def desired_agent(spec: dict[str, Any], workspace_secret_id: str) -> dict[str, Any]:
+OWNER_TAG_PREFIX = "glimpse-uid-"
+
+
+def owner_tag(uid: str) -> str:
+    """The tag on an agent the operator created for the VoiceAgent with this uid (and on no other agent): how a
+    later reconcile finds it again instead of creating a second one."""
+    return f"{OWNER_TAG_PREFIX}{uid}"
+
+
+def desired_agent(spec: dict[str, Any], workspace_secret_id: str, owner_uid: str | None = None) -> dict[str, Any]:
     """The ElevenLabs agent body (created, or PATCHed whole): its custom LLM is this VoiceAgent's proxy behind the
     ingress, and it lets the page's sessions through as the page starts them."""
     agent = spec["agent"]
@@ -231,8 +240,9 @@ def desired_agent(spec: dict[str, Any], workspace_secret_id: str) -> dict[str, A
         # the page connects only with signed URLs/tokens the proxy mints (docs, "Authentication": enable_auth)
         "auth": {"enable_auth": True},
     }
+    tags = ["glimpse", owner_tag(owner_uid)] if owner_uid else ["glimpse"]  # an adopted agent gets no owner tag
     return {"name": agent["name"], "conversation_config": config, "platform_settings": platform_settings,
-            "tags": ["glimpse"]}
+            "tags": tags}
 
 
 def config_hash(document: dict[str, Any]) -> str:

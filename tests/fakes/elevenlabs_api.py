@@ -8,14 +8,23 @@ against ElevenLabs' own schema (`shared/vendor-spec/elevenlabs.json` beside the 
 signed URLs are issued only for agents the fake knows, and each one names its agent. Other errors are
 ElevenLabs' `{"detail": {"status": ..., "message": ...}}`. `fail_with` makes every call answer that status.
 
+The two list endpoints the operator reads (agents, workspace secrets) answer in the shapes of ElevenLabs' generated
+Python client (`AGENTS_PAGE`, `SECRETS_PAGE` below), page by page with opaque cursors, and refuse query values
+outside the declared ranges the way FastAPI does.
+
 The agents created here are what `FakeConversations` (when given) runs conversations with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import copy
+import itertools
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -35,6 +44,45 @@ AGENT_ID = "agent_01testglimpse"  # known to the fake, configuration unknown (ma
 # elevenlabs/elevenlabs-docs fern/apis/api/openapi.json); the vendor-spec file does not carry this root.
 SECRET_REQUEST = {"type": "object", "required": ["type", "name", "value"], "properties": {
     "type": {"type": "string", "const": "new"}, "name": {"type": "string"}, "value": {"type": "string"}}}
+
+SECRET_UPDATE_REQUEST = {"type": "object", "required": ["type", "name", "value"], "properties": {
+    "type": {"type": "string", "const": "update"}, "name": {"type": "string"}, "value": {"type": "string"}}}
+
+# The list responses, as elevenlabs/elevenlabs-python (commit 54e58995, 2026-07-23) declares them:
+# src/elevenlabs/types/get_agents_page_response_model.py, agent_summary_response_model.py, resource_access_info.py,
+# get_workspace_secrets_response_model.py, conv_ai_workspace_stored_secret_config.py,
+# conv_ai_stored_secret_dependencies.py, conv_ai_stored_secret_dependencies_agents_item.py.
+_ROLE = {"enum": ["admin", "editor", "commenter", "viewer"]}
+AGENTS_PAGE = {"type": "object", "required": ["agents", "has_more"], "properties": {
+    "agents": {"type": "array", "items": {"type": "object", "required": [
+        "agent_id", "name", "tags", "created_at_unix_secs", "access_info"], "properties": {
+        "agent_id": {"type": "string"}, "name": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "created_at_unix_secs": {"type": "integer"},
+        "access_info": {"type": "object", "required": ["is_creator", "creator_name", "creator_email", "role"],
+                        "properties": {"is_creator": {"type": "boolean"}, "creator_name": {"type": "string"},
+                                       "creator_email": {"type": "string"}, "role": _ROLE}},
+        "last_call_time_unix_secs": {"type": ["integer", "null"]},
+        "archived": {"type": ["boolean", "null"]}}}},
+    "next_cursor": {"type": ["string", "null"]},
+    "has_more": {"type": "boolean"}}}
+SECRETS_PAGE = {"type": "object", "required": ["secrets"], "properties": {
+    "secrets": {"type": "array", "items": {"type": "object", "required": ["type", "secret_id", "name", "used_by"],
+                                           "properties": {
+        "type": {"const": "stored"}, "secret_id": {"type": "string"}, "name": {"type": "string"},
+        "used_by": {"type": "object", "required": ["tools", "agents", "others"], "properties": {
+            "tools": {"type": "array"}, "others": {"type": "array"},
+            "agents": {"type": "array", "items": {"type": "object", "required": ["type", "id"], "properties": {
+                "type": {"enum": ["available", "unknown"]}, "id": {"type": "string"},
+                "name": {"type": "string"}, "created_at_unix_secs": {"type": "integer"},
+                "access_level": _ROLE}}}}}}}},
+    "next_cursor": {"type": ["string", "null"]}}}
+# GET /v1/convai/agents query parameters (agents/raw_client.py `list`): "page_size … Can not exceed 100, defaults
+# to 30"; sort_by is AgentSortBy, sort_direction SortDirection (types/agent_sort_by.py, sort_direction.py)
+AGENTS_DEFAULT_PAGE_SIZE = 30
+AGENT_SORT_BY = ("name", "created_at", "call_count_7d")
+SORT_DIRECTIONS = ("asc", "desc")
+MAX_PAGE_SIZE = 100  # both lists: "Can not exceed 100"
 
 
 @cache
@@ -113,12 +161,16 @@ class FakeElevenLabs:
     calls: list[Call] = field(default_factory=list)
     created_agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # configurations, by agent id
     workspace_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    created_at: dict[str, int] = field(default_factory=dict)  # agent id -> created_at_unix_secs
     fail_with: int | None = None
+    latency: float = 0.0  # seconds each agents or secrets call takes (a slow API makes races visible)
     websocket_base: str = "wss://api.elevenlabs.io"
     # With conversations, signed URLs point at this fake's own conversation WebSocket.
     conversations: FakeConversations | None = None
     runner: web.AppRunner | None = None
     base_url: str = ""
+    _order: itertools.count = field(default_factory=itertools.count)  # creation order, for the lists
+    _created: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.conversations:
@@ -130,8 +182,11 @@ class FakeElevenLabs:
         app.router.add_get("/v1/convai/conversation/get_signed_url", self._signed_url)  # deprecated, still served
         app.router.add_get("/v1/convai/conversation/token", self._token)
         app.router.add_post("/v1/convai/secrets", self._create_secret)
+        app.router.add_get("/v1/convai/secrets", self._list_secrets)
+        app.router.add_patch("/v1/convai/secrets/{secret_id}", self._update_secret)
         app.router.add_delete("/v1/convai/secrets/{secret_id}", self._delete_secret)
         app.router.add_post("/v1/convai/agents/create", self._create_agent)
+        app.router.add_get("/v1/convai/agents", self._list_agents)
         app.router.add_route("*", "/v1/convai/agents/{agent_id}", self._agent)
         if self.conversations:
             self.conversations.add_routes(app)
@@ -155,6 +210,8 @@ class FakeElevenLabs:
         except ValueError:
             body = None
         self.calls.append(Call(request.path, dict(request.query), dict(request.headers), request.method, body))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self.fail_with:
             return _error(self.fail_with, "internal_error", "Something went wrong on our side.")
         if request.headers.get("xi-api-key") != self.api_key:
@@ -172,7 +229,87 @@ class FakeElevenLabs:
         assert body is not None
         secret_id = "sec_" + secrets.token_hex(8)
         self.workspace_secrets[secret_id] = {"name": body["name"], "value": body["value"]}
+        self._created[secret_id] = next(self._order)
         return web.json_response({"type": "stored", "secret_id": secret_id, "name": body["name"]})
+
+    async def _update_secret(self, request: web.Request) -> web.Response:
+        """PATCH /v1/convai/secrets/{secret_id}: `{type: "update", name, value}` (secrets/raw_client.py `update`)."""
+        if (failure := await self._record(request)) is not None:
+            return failure
+        body = self.calls[-1].body
+        if errors := validation_errors(Draft202012Validator(SECRET_UPDATE_REQUEST), body, "body"):
+            return _invalid(errors)
+        assert body is not None
+        secret_id = request.match_info["secret_id"]
+        if secret_id not in self.workspace_secrets:
+            return _error(404, "secret_not_found", "Secret not found")
+        self.workspace_secrets[secret_id] = {"name": body["name"], "value": body["value"]}
+        return web.json_response({"type": "stored", "secret_id": secret_id, "name": body["name"]})
+
+    def secret_users(self, secret_id: str) -> list[str]:
+        """The agents whose custom LLM key is this workspace secret (what ElevenLabs reports in `used_by`)."""
+        return [agent_id for agent_id, config in self.created_agents.items()
+                if ((((config.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {})
+                    .get("custom_llm") or {}).get("api_key", {}).get("secret_id") == secret_id]
+
+    async def _list_secrets(self, request: web.Request) -> web.Response:
+        """GET /v1/convai/secrets: `search` keeps the names starting with it; no `page_size`, every secret."""
+        if (failure := await self._record(request)) is not None:
+            return failure
+        page_size, errors = _bounded_int(request.query, "page_size", None)
+        _, more = _bounded_int(request.query, "dependency_limit", None)
+        offset, cursor_errors = _cursor(request.query)
+        if errors := errors + more + cursor_errors:
+            return _invalid(errors)
+        prefix = request.query.get("search", "")
+        found = sorted((sid for sid, s in self.workspace_secrets.items() if s["name"].startswith(prefix)),
+                       key=lambda sid: self._created.get(sid, -1))
+        end = len(found) if page_size is None else offset + page_size
+        listed = [{"type": "stored", "secret_id": sid, "name": self.workspace_secrets[sid]["name"],
+                   "used_by": {"tools": [], "others": [], "agents": [
+                       {"type": "available", "id": agent_id, "name": self.created_agents[agent_id].get("name") or "",
+                        "created_at_unix_secs": self.created_at.get(agent_id, 0), "access_level": "admin"}
+                       for agent_id in self.secret_users(sid)]}}
+                  for sid in found[offset:end]]
+        return web.json_response({"secrets": listed, "next_cursor": _next_cursor(end) if end < len(found) else None})
+
+    async def _list_agents(self, request: web.Request) -> web.Response:
+        """GET /v1/convai/agents: newest first unless sort_by/sort_direction say otherwise; archived agents only when
+        `archived=true` (the fake archives none); `search` matches the name. No tag filter (the API has none)."""
+        if (failure := await self._record(request)) is not None:
+            return failure
+        page_size, errors = _bounded_int(request.query, "page_size", AGENTS_DEFAULT_PAGE_SIZE)
+        offset, cursor_errors = _cursor(request.query)
+        errors += cursor_errors
+        for key, allowed in (("sort_by", AGENT_SORT_BY), ("sort_direction", SORT_DIRECTIONS)):
+            if key in request.query and request.query[key] not in allowed:
+                errors.append({"type": "enum", "loc": ["query", key], "input": request.query[key],
+                               "msg": "Input should be " + " or ".join(repr(v) for v in allowed)})
+        archived = request.query.get("archived", "false").lower()
+        if archived not in _BOOLEAN_WORDS:
+            errors.append({"type": "bool_parsing", "loc": ["query", "archived"], "input": request.query["archived"],
+                           "msg": "Input should be a valid boolean, unable to interpret input"})
+        if errors:
+            return _invalid(errors)
+        assert page_size is not None
+        search = request.query.get("search", "").lower()
+        agents = [] if _BOOLEAN_WORDS[archived] else [
+            a for a in self.agents if search in (self.created_agents.get(a, {}).get("name") or "").lower()]
+        by_name = request.query.get("sort_by") == "name"
+        agents.sort(key=lambda a: (self.created_agents.get(a, {}).get("name") or "") if by_name
+                    else (self.created_at.get(a, 0), self._created.get(a, -1)),
+                    reverse=request.query.get("sort_direction", "asc" if by_name else "desc") == "desc")
+        end = offset + page_size
+        listed = [{"agent_id": a, "name": self.created_agents.get(a, {}).get("name") or "",
+                   "tags": list(self.created_agents.get(a, {}).get("tags") or []),
+                   "created_at_unix_secs": self.created_at.get(a, 0),
+                   "access_info": {"is_creator": True, "creator_name": "Glimpse tests",
+                                   "creator_email": "tests@glimpse.invalid", "role": "admin"},
+                   "last_call_time_unix_secs": None, "archived": False}
+                  for a in agents[offset:end]]
+        has_more = end < len(agents)
+        return web.json_response({"agents": listed, "next_cursor": _next_cursor(end) if has_more else None,
+                                  "has_more": has_more})
 
     async def _delete_secret(self, request: web.Request) -> web.Response:
         if (failure := await self._record(request)) is not None:
@@ -192,6 +329,8 @@ class FakeElevenLabs:
         agent_id = "agent_" + secrets.token_hex(10)
         self.agents.add(agent_id)
         self.created_agents[agent_id] = body
+        self.created_at[agent_id] = int(time.time())
+        self._created[agent_id] = next(self._order)
         return web.json_response({"agent_id": agent_id})
 
     async def _agent(self, request: web.Request) -> web.Response:
@@ -261,6 +400,47 @@ class FakeElevenLabs:
         if isinstance(agent_id, web.Response):
             return agent_id
         return web.json_response({"token": "eyJ" + secrets.token_urlsafe(48)})
+
+
+_BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True,
+                  "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}
+
+
+def _bounded_int(query: Any, key: str, default: int | None) -> tuple[int | None, list[dict[str, Any]]]:
+    """An integer query parameter in 1..MAX_PAGE_SIZE, refused as FastAPI (pydantic) refuses it."""
+    if key not in query:
+        return default, []
+    raw = query[key]
+    try:
+        value = int(raw)
+    except ValueError:
+        return default, [{"type": "int_parsing", "loc": ["query", key], "input": raw,
+                          "msg": "Input should be a valid integer, unable to parse string as an integer"}]
+    if value < 1:
+        return default, [{"type": "greater_than_equal", "loc": ["query", key], "input": raw,
+                          "msg": "Input should be greater than or equal to 1"}]
+    if value > MAX_PAGE_SIZE:
+        return default, [{"type": "less_than_equal", "loc": ["query", key], "input": raw,
+                          "msg": f"Input should be less than or equal to {MAX_PAGE_SIZE}"}]
+    return value, []
+
+
+def _next_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"fake-offset:{offset}".encode()).decode()
+
+
+def _cursor(query: Any) -> tuple[int, list[dict[str, Any]]]:
+    """Where a page starts: the fake's cursors are opaque to the caller, and only its own are accepted."""
+    if not query.get("cursor"):
+        return 0, []
+    try:
+        text = base64.urlsafe_b64decode(query["cursor"].encode()).decode()
+        if text.startswith("fake-offset:"):
+            return int(text.removeprefix("fake-offset:")), []
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    return 0, [{"type": "value_error", "loc": ["query", "cursor"], "input": query["cursor"],
+                "msg": "Value error, invalid cursor"}]
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

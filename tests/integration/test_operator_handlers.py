@@ -1,5 +1,6 @@
 """The kopf handlers, called with a real `kubernetes` client pointed at a fake API server on loopback
-and a fake ElevenLabs API."""
+and a fake ElevenLabs API. The VoiceAgent lives in the fake API server, and what kopf would write after a handler
+(its status patch) is written there too."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.unit.test_operator_render import voice_agent
 NS = "voice"
 GENERATED = "/api/v1/namespaces/voice/secrets/glimpse-museum-guide"
 DEPLOYMENT = "/apis/apps/v1/namespaces/voice/deployments/glimpse-museum-guide"
+KEY_SECRET = "/api/v1/namespaces/voice/secrets/elevenlabs"
 
 
 def secret(name: str, value: str) -> dict[str, Any]:
@@ -32,19 +34,18 @@ def secret(name: str, value: str) -> dict[str, Any]:
             "data": {"apiKey": base64.b64encode(value.encode()).decode()}}
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
+async def start_cluster() -> FakeKubernetes:
+    """The fake API server with the namespace and the two key Secrets a VoiceAgent names."""
     fake = await FakeKubernetes().start()
+    fake.put("/api/v1/namespaces/voice", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     fake.put("/api/v1/namespaces/voice/secrets/openai", secret("openai", "sk-openai-test"))
     fake.put("/api/v1/namespaces/voice/secrets/elevenlabs", secret("elevenlabs", API_KEY))
-    yield fake
-    await fake.stop()
+    return fake
 
 
-@pytest.fixture
-def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
-    """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes."""
-    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)  # the default proxy image, whatever the shell has
+def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+    """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
+    operator that restarted has)."""
     configuration = k8s.Configuration(host=cluster.base_url)
     configuration.api_key = {"BearerToken": "Bearer test-token"}
     settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
@@ -53,19 +54,68 @@ def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: F
     return memo
 
 
-async def run_reconcile(body: dict[str, Any], memo: kopf.Memo) -> tuple[kopf.Patch, Exception | None]:
+@pytest.fixture
+async def cluster() -> AsyncIterator[FakeKubernetes]:
+    fake = await start_cluster()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)  # the default proxy image, whatever the shell has
+    return new_memo(cluster, elevenlabs)
+
+
+def voice_agent_path(body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"/apis/glimpse.dev/v1alpha1/namespaces/{meta['namespace']}/voiceagents/{meta['name']}"
+
+
+def stored(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` created (or its spec changed) in the fake API server, as kubectl apply would; the object as stored."""
+    return cluster.put(voice_agent_path(body), body)
+
+
+def current(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(cluster.objects[voice_agent_path(body)])
+
+
+def write_status(cluster: FakeKubernetes, body: dict[str, Any], patch: kopf.Patch) -> None:
+    """What kopf does with the handler's patch: a merge patch of the status."""
+    path = voice_agent_path(body)
+    if patch.get("status") and path in cluster.objects:
+        obj = copy.deepcopy(cluster.objects[path])
+        obj["status"] = {**obj.get("status", {}), **dict(patch["status"])}
+        cluster.objects[path] = obj
+
+
+async def run_reconcile(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes | None = None,
+                        **kwargs: Any) -> tuple[kopf.Patch, Exception | None]:
+    """The create/update handler on `body` (stored in `cluster` first when given), then kopf's status write."""
+    if cluster is not None and voice_agent_path(body) not in cluster.objects:
+        body = stored(cluster, body)
     patch = kopf.Patch()
+    error: Exception | None = None
     try:
-        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, memo=memo, logger=logging.getLogger("test"))
+        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, memo=memo, logger=logging.getLogger("test"),
+                                **kwargs)
     except kopf.TemporaryError as exc:
-        return patch, exc
-    return patch, None
+        error = exc
+    if cluster is not None:
+        write_status(cluster, body, patch)
+    return patch, error
 
 
-def with_status(body: dict[str, Any], patch: kopf.Patch) -> dict[str, Any]:
-    updated = copy.deepcopy(body)
-    updated["status"] = {**updated.get("status", {}), **dict(patch["status"])}
-    return updated
+async def run_drift(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes) -> kopf.Patch:
+    patch = kopf.Patch()
+    await asyncio.to_thread(handlers.repair_drift, body=body, patch=patch, memo=memo)
+    write_status(cluster, body, patch)
+    return patch
+
+
+def event_reasons(cluster: FakeKubernetes, type_: str | None = None) -> list[str]:
+    return [e["reason"] for e in cluster.events("museum-guide") if type_ is None or e["type"] == type_]
 
 
 def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
@@ -75,7 +125,7 @@ def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
 async def test_create_applies_objects_creates_agent_and_sets_status(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, error = await run_reconcile(body, memo)
+    patch, error = await run_reconcile(body, memo, cluster)
     assert error is None
     kinds = sorted(a.body["kind"] for a in cluster.applies)
     assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
@@ -97,8 +147,7 @@ async def test_create_applies_objects_creates_agent_and_sets_status(
     # the pods come up: the next reconcile (a timer tick) reports Ready, with no ElevenLabs call
     cluster.objects[DEPLOYMENT]["status"] = {"availableReplicas": 2}
     calls_before = len(elevenlabs.management_calls())
-    patch2 = kopf.Patch()
-    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=patch2, memo=memo)
+    patch2 = await run_drift(current(cluster, body), memo, cluster)
     assert conditions(patch2)["Ready"]["status"] == "True"
     assert len(elevenlabs.management_calls()) == calls_before
     # the generated bearer key is kept across reconciles
@@ -108,15 +157,14 @@ async def test_create_applies_objects_creates_agent_and_sets_status(
 async def test_spec_change_patches_the_agent_once_and_no_change_calls_nothing(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body, memo)
-    body = with_status(body, patch)
+    await run_reconcile(body, memo, cluster)
     before = len(elevenlabs.management_calls())
-    patch, _ = await run_reconcile(body, memo)
+    await run_reconcile(current(cluster, body), memo, cluster)
     assert len(elevenlabs.management_calls()) == before  # nothing changed: no call
-    body = with_status(body, patch)
+    body = current(cluster, body)
     body["spec"]["agent"]["prompt"] = "You are a very patient guide."
-    body["metadata"]["generation"] = 2
-    patch, _ = await run_reconcile(body, memo)
+    body = stored(cluster, body)  # the API server counts the generation
+    patch, _ = await run_reconcile(body, memo, cluster)
     new_calls = elevenlabs.management_calls()[before:]
     assert [(c.method, c.path.split("/")[-2]) for c in new_calls] == [("PATCH", "agents")]
     agent_id = patch["status"]["agentId"]
@@ -128,8 +176,8 @@ async def test_spec_change_patches_the_agent_once_and_no_change_calls_nothing(
 async def test_delete_removes_created_agent_and_secret(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body, memo)
-    body = with_status(body, patch)
+    await run_reconcile(body, memo, cluster)
+    body = current(cluster, body)
     agent_id, secret_id = body["status"]["agentId"], body["status"]["workspaceSecretId"]
     await asyncio.to_thread(handlers.clean_up, body=body, memo=memo)
     assert agent_id not in elevenlabs.agents and secret_id not in elevenlabs.workspace_secrets
@@ -139,11 +187,11 @@ async def test_adopted_agent_is_patched_but_never_deleted(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     elevenlabs.agents.add("agent_existing")
     body = voice_agent(elevenlabs__agentId="agent_existing")
-    patch, error = await run_reconcile(body, memo)
+    patch, error = await run_reconcile(body, memo, cluster)
     assert error is None
     assert patch["status"]["agentId"] == "agent_existing" and not patch["status"].get("agentCreated")
     assert [c.method for c in elevenlabs.management_calls() if "agents" in c.path] == ["PATCH"]
-    await asyncio.to_thread(handlers.clean_up, body=with_status(body, patch), memo=memo)
+    await asyncio.to_thread(handlers.clean_up, body=current(cluster, body), memo=memo)
     assert "agent_existing" in elevenlabs.agents
     assert elevenlabs.management_calls()[-1].method == "DELETE" and "secrets" in elevenlabs.management_calls()[-1].path
 
@@ -151,7 +199,7 @@ async def test_adopted_agent_is_patched_but_never_deleted(
 async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     elevenlabs.fail_with = 500
-    patch, error = await run_reconcile(voice_agent(), memo)
+    patch, error = await run_reconcile(voice_agent(), memo, cluster)
     assert isinstance(error, kopf.TemporaryError)
     synced = conditions(patch)["AgentSynced"]
     assert synced["status"] == "False" and synced["reason"] == "ElevenLabsError" and "500" in synced["message"]
@@ -164,7 +212,7 @@ async def test_elevenlabs_failure_is_a_false_condition_and_a_retry(
 async def test_missing_secret_is_a_clear_condition(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     del cluster.objects["/api/v1/namespaces/voice/secrets/openai"]
-    patch, error = await run_reconcile(voice_agent(), memo)
+    patch, error = await run_reconcile(voice_agent(), memo, cluster)
     assert isinstance(error, kopf.TemporaryError)
     synced = conditions(patch)["AgentSynced"]
     assert synced["reason"] == "SecretMissing" and "voice/openai" in synced["message"]
@@ -175,9 +223,9 @@ async def test_missing_secret_is_a_clear_condition(
 async def test_drift_is_repaired_by_reapplying(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     body = voice_agent()
-    patch, _ = await run_reconcile(body, memo)
+    await run_reconcile(body, memo, cluster)
     cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:latest"
-    await asyncio.to_thread(handlers.repair_drift, body=with_status(body, patch), patch=kopf.Patch(), memo=memo)
+    await run_drift(current(cluster, body), memo, cluster)
     assert cluster.objects[DEPLOYMENT]["spec"]["template"]["spec"]["containers"][0]["image"] == "glimpse/proxy:0.1.0"
 
 
@@ -186,7 +234,7 @@ async def test_created_agent_permits_the_extra_body_and_pins_the_api_type(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo, api_type: str | None,
         expected: str) -> None:
     body = voice_agent() if api_type is None else voice_agent(llm__apiType=api_type)
-    patch, error = await run_reconcile(body, memo)
+    patch, error = await run_reconcile(body, memo, cluster)
     assert error is None
     agent = elevenlabs.created_agents[patch["status"]["agentId"]]
     assert agent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
@@ -199,7 +247,8 @@ async def test_adopted_agent_is_patched_to_permit_the_extra_body(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
     """An agent configured before (by hand, or by an older operator) gets what the page needs on the next PATCH."""
     elevenlabs.agents.add("agent_existing")
-    _, error = await run_reconcile(voice_agent(elevenlabs__agentId="agent_existing", llm__apiType="responses"), memo)
+    _, error = await run_reconcile(voice_agent(elevenlabs__agentId="agent_existing", llm__apiType="responses"), memo,
+                                   cluster)
     assert error is None
     [sent] = [c.body for c in elevenlabs.management_calls() if c.method == "PATCH"]
     assert sent is not None

@@ -75,7 +75,9 @@ def test_render_prints_every_object_and_the_agent_body_without_a_cluster_or_netw
     assert agent["metadata"] == {"name": "museum-guide", "namespace": "voice",
                                  "annotations": {"glimpse.dev/elevenlabs-request": "POST /v1/convai/agents/create"}}
     assert agent["spec"] == desired_agent(with_defaults(example["spec"]),
-                                          workspace_secret_placeholder("voice", "museum-guide"))
+                                          workspace_secret_placeholder("voice", "museum-guide"),
+                                          "<uid of VoiceAgent voice/museum-guide>")
+    assert "glimpse-uid-<uid of VoiceAgent voice/museum-guide>" in agent["spec"]["tags"]  # as the real create tags it
     assert agent["spec"]["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
 
     objects = {d["kind"]: d for d in rendered if d["kind"] != AGENT_KIND}

@@ -1,0 +1,114 @@
+"""The operator run by kopf itself (`kopf.testing.KopfRunner`, as `glimpse-operator` runs it) against the fake API
+server: kopf discovers the CRD, lists and watches VoiceAgents, adds its finalizer with a resourceVersion-guarded JSON
+patch, writes status and progress with merge patches, and retries with the handlers' own delays.
+
+An apply error, then recovery: exactly one ElevenLabs agent and one workspace secret. Then a deletion with
+ElevenLabs down: the VoiceAgent is gone within the clean-up bound, with a Warning event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from kubernetes.config import kube_config
+
+from glimpse_operator import handlers
+from glimpse_operator.settings import load_settings
+from tests.fakes.elevenlabs_api import FakeElevenLabs
+from tests.fakes.kubernetes_api import FakeKubernetes
+from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, start_cluster, stored, voice_agent_path
+from tests.unit.test_operator_render import voice_agent
+
+KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[FakeKubernetes]:
+    fake = await start_cluster()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes,
+               elevenlabs: FakeElevenLabs) -> None:
+    """kopf's login and the operator's startup handler both read the kubeconfig: point it at the fake, and the
+    operator's settings at the fake ElevenLabs."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: "{cluster.base_url}"}}}}]
+users: [{{name: tests, user: {{token: test-token}}}}]
+contexts: [{{name: fake, context: {{cluster: fake, user: tests, namespace: voice}}}}]
+current-context: fake
+""")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(k8s.Configuration, "_default", None)  # load_kube_config sets the process-wide default
+    monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
+    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
+    load_settings.cache_clear()
+    monkeypatch.setattr(handlers, "RETRY_DELAY_SECONDS", 0.05)  # 0.05 s, 0.1 s, 0.2 s …: the same steps, faster
+    yield
+    load_settings.cache_clear()
+
+
+async def until(what: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def reasons(cluster: FakeKubernetes, type_: str) -> list[str]:
+    return [e["reason"] for e in cluster.events("museum-guide") if e["type"] == type_]
+
+
+@pytest.mark.usefixtures("kubeconfig")
+async def test_kopf_runs_it_apply_error_recovery_and_deletion_with_elevenlabs_down(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
+    cluster.refuse_apply["Deployment"] = (400, 'admission webhook "policy.example.com" denied the request: no')
+    body = stored(cluster, voice_agent())
+    path = voice_agent_path(body)
+    runner = KopfRunner(KOPF_RUN, timeout=30)
+    await asyncio.to_thread(runner.__enter__)
+    try:
+        await until(lambda: reasons(cluster, "Warning").count("ApplyFailed") >= 3)
+        assert cluster.objects[path]["metadata"]["finalizers"] == ["glimpse.dev/cleanup"]
+        status = cluster.objects[path]["status"]
+        assert status["agentId"] in elevenlabs.created_agents and len(elevenlabs.created_agents) == 1
+
+        cluster.refuse_apply.clear()
+        await until(lambda: DEPLOYMENT in cluster.objects and {
+            c["type"]: c["reason"] for c in cluster.objects[path]["status"]["conditions"]}["ProxyAvailable"]
+            == "Progressing")
+        status = cluster.objects[path]["status"]
+        assert list(elevenlabs.created_agents) == [status["agentId"]]
+        assert list(elevenlabs.workspace_secrets) == [status["workspaceSecretId"]]
+        assert cluster.objects[KEY_SECRET]["metadata"]["finalizers"] == ["voiceagent.glimpse.dev/museum-guide"]
+
+        elevenlabs.fail_with = 503
+        started = time.monotonic()
+        cluster.delete(path)
+        await until(lambda: path not in cluster.objects)
+        assert time.monotonic() - started < 10  # four short delays, then released
+        assert "CleanupAbandoned" in reasons(cluster, "Warning")
+        assert reasons(cluster, "Warning").count("CleanupFailed") == handlers.CLEANUP_ATTEMPTS - 1
+        assert "finalizers" not in cluster.objects[KEY_SECRET]["metadata"]
+        assert list(elevenlabs.created_agents) == [status["agentId"]]  # left there, and the Warning says so
+        # kopf's finalizer came and went by resourceVersion-guarded JSON patches; status and progress by merge patches
+        patches = {(r.path.removeprefix(path) or "/", r.content_type.split(";")[0])
+                   for r in cluster.requests if r.method == "PATCH" and r.path.startswith(path)}
+        assert {("/", "application/json-patch+json"), ("/", "application/merge-patch+json"),
+                ("/status", "application/merge-patch+json")} <= patches
+        assert any(isinstance(r.body, list) and r.body[0] == {"op": "test", "path": "/metadata/resourceVersion",
+                                                               "value": r.body[0]["value"]}
+                   for r in cluster.requests if r.method == "PATCH")
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
