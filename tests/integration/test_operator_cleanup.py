@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -24,26 +23,12 @@ from tests.integration.test_operator_handlers import (
     event_reasons,
     new_memo,
     run_reconcile,
-    start_cluster,
     stored,
     voice_agent_path,
 )
 from tests.unit.test_operator_render import voice_agent
 
 FINALIZER = "voiceagent.glimpse.dev/museum-guide"  # the VoiceAgent's finalizer on its ElevenLabs key Secret
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
-    fake = await start_cluster()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
-    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
-    return new_memo(cluster, elevenlabs)
 
 
 async def reconciled(cluster: FakeKubernetes, memo: kopf.Memo, body: dict[str, Any] | None = None) -> dict[str, Any]:

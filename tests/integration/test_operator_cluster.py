@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,18 +12,11 @@ from kubernetes import client as k8s
 
 from glimpse_operator.cluster import Cluster, ClusterError
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import KEY_SECRET, start_cluster, stored, voice_agent_path
+from tests.integration.test_operator_handlers import KEY_SECRET, stored, voice_agent_path
 from tests.unit.test_operator_render import voice_agent
 
 MERGE = "application/merge-patch+json"
 RENAME = {"spec": {"agent": {"name": "X"}}}
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
-    fake = await start_cluster()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

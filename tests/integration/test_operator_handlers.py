@@ -8,7 +8,6 @@ import asyncio
 import base64
 import copy
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -52,19 +51,6 @@ def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
     memo = kopf.Memo()
     memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
     return memo
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
-    fake = await start_cluster()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
-    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)  # the default proxy image, whatever the shell has
-    return new_memo(cluster, elevenlabs)
 
 
 def voice_agent_path(body: dict[str, Any]) -> str:

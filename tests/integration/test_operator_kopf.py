@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,17 +21,10 @@ from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, start_cluster, stored, voice_agent_path
+from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, stored, voice_agent_path
 from tests.unit.test_operator_render import voice_agent
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
-    fake = await start_cluster()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

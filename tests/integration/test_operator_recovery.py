@@ -10,12 +10,12 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import kopf
 import pytest
 
 from glimpse_operator import handlers
+from glimpse_operator.render import owner_tag
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
 from tests.integration.test_operator_handlers import (
@@ -26,31 +26,12 @@ from tests.integration.test_operator_handlers import (
     new_memo,
     run_drift,
     run_reconcile,
-    start_cluster,
     stored,
     voice_agent_path,
 )
 from tests.unit.test_operator_render import voice_agent
 
 STATUS = voice_agent_path(voice_agent()) + "/status"
-
-
-def owner_tag(uid: str) -> str:
-    """The tag the operator puts on the agents it creates (glimpse_operator.reconcile.owner_tag)."""
-    return f"glimpse-uid-{uid}"
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[FakeKubernetes]:
-    fake = await start_cluster()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
-    monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
-    return new_memo(cluster, elevenlabs)
 
 
 def one_agent_and_one_secret(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
