@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
+
+from glimpse.config import BOOLEAN
 
 from . import GROUP, KIND
 from .agents import AgentsClient, ElevenLabsError
@@ -51,7 +53,6 @@ SKIP_CLEANUP_ANNOTATION = f"{GROUP}/skip-elevenlabs-cleanup"
 # there when the VoiceAgent's clean-up needs it (like Kubernetes' own kubernetes.io/pvc-protection).
 KEY_FINALIZER_DOMAIN = f"voiceagent.{GROUP}"
 MAX_FINALIZER_NAME = 63  # the part after the "/" is a qualified name: at most 63 characters
-_BOOLEAN = TypeAdapter(bool)  # true/false, 1/0, yes/no, on/off, t/f, y/n: the words booleans take everywhere
 
 
 def key_secret_finalizer(voice_agent: str) -> str:
@@ -412,7 +413,7 @@ class Reconciler:
 
 def _is_true(value: str) -> bool:
     try:
-        return bool(_BOOLEAN.validate_python(value.strip()))
+        return bool(BOOLEAN.validate_python(value.strip()))
     except ValidationError:
         return False
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +37,9 @@ Detail = Literal["auto", "low", "high"]
 LogFormat = Literal["json", "text"]
 
 Positive = Annotated[int, Field(gt=0)]
+# The words a boolean takes everywhere (settings, form fields, annotations): pydantic's true/false, 1/0, yes/no,
+# on/off, t/f, y/n; anything else is an error, not false.
+BOOLEAN = TypeAdapter(bool)
 MIN_SIGNING_SECRET_BYTES = 16  # HMAC-SHA256 keys shorter than this are guessable offline
 Seconds = Annotated[float, Field(gt=0)]
 

@@ -21,6 +21,11 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @classmethod
+    def of(cls, usage: dict[str, Any], prompt: str = "prompt_tokens", completion: str = "completion_tokens") -> Usage:
+        """From an API's usage object (the Responses API names them input_tokens and output_tokens)."""
+        return cls(int(usage.get(prompt) or 0), int(usage.get(completion) or 0))
+
 
 @dataclass
 class RelayState:
@@ -82,7 +87,7 @@ class ChatCompletionsSse(SseDialect):
         usage = data.get("usage") if isinstance(data, dict) else None
         if not isinstance(usage, dict):
             return False
-        state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        state.usage = Usage.of(usage)
         return not data.get("choices")
 
     def error_event(self, message: str, code: str, error_type: str, state: RelayState) -> bytes:
@@ -92,7 +97,7 @@ class ChatCompletionsSse(SseDialect):
     def record_body(self, data: dict[str, Any], state: RelayState) -> None:
         usage = data.get("usage")
         if isinstance(usage, dict):
-            state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            state.usage = Usage.of(usage)
         model = data.get("model")
         state.response_model = model if isinstance(model, str) else None
 
@@ -142,7 +147,7 @@ class ResponsesSse(SseDialect):
             state.response_model = model
         usage = response.get("usage")
         if isinstance(usage, dict):
-            state.usage = Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))
+            state.usage = Usage.of(usage, "input_tokens", "output_tokens")
 
 
 class EventTooLarge(Exception):

@@ -8,12 +8,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from ..config import BOOLEAN
 from ..errors import InvalidRequest, TooLarge
-
-# The same words the settings take for a boolean (pydantic's): true/false, 1/0, yes/no, on/off, t/f, y/n.
-_FLAG = TypeAdapter(bool)
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -53,7 +51,7 @@ def form_flag(fields: dict[str, Any], name: str, default: bool) -> bool:
     if value is None:
         return default
     try:
-        return _FLAG.validate_python(value.strip() if isinstance(value, str) else value)
+        return BOOLEAN.validate_python(value.strip() if isinstance(value, str) else value)
     except ValidationError:
         raise InvalidRequest(f"`{name}` must be true or false.", param=name) from None
 
