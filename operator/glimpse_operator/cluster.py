@@ -29,6 +29,11 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     (f"{GROUP}/{VERSION}", "VoiceAgent"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
+# Besides get, create and patch (server-side apply) of each kind above: the kinds kopf watches for the operator
+# (a VoiceAgent's proxy Deployment for its READY, the Secrets it names for key rotation), and the one it deletes
+# (an HPA autoscaling no longer wants; owner references garbage-collect the rest).
+WATCHED: frozenset[tuple[str, str]] = frozenset({("v1", "Secret"), ("apps/v1", "Deployment")})
+DELETED: frozenset[tuple[str, str]] = frozenset({("autoscaling/v2", "HorizontalPodAutoscaler")})
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"  # posted only (create), never read
 MAX_EVENT_MESSAGE = 1024  # what kopf and client-go post at most
 CONFLICT_ATTEMPTS = 10  # a finalizer change that keeps meeting newer versions of the object gives up
@@ -93,9 +98,16 @@ class Cluster:
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         secret = self.get("v1", "Secret", namespace, name)
-        if secret is None:
-            return None
-        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+        return None if secret is None else secret_values(secret)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, *, uid: str) -> None:
+        """Delete one object, only if it is still the one with `uid` (a precondition: 409 otherwise); gone is fine."""
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        try:
+            self._request("DELETE", resource_path(api_version, kind, namespace, name), body=options)
+        except ClusterError as exc:
+            if exc.status != 404:
+                raise
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = resource_path(f"{GROUP}/{VERSION}", KIND, namespace, name) + "/status"
@@ -162,6 +174,11 @@ class Cluster:
         except ClusterError as exc:
             log.warning("could not post event %s %s for %s/%s: %s", type_, reason, meta["namespace"], meta["name"],
                         exc)
+
+
+def secret_values(secret: dict[str, Any]) -> dict[str, str]:
+    """A Secret's data, decoded."""
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
 
 
 def _message(raw: bytes) -> str:

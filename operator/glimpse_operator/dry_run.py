@@ -79,7 +79,8 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str) -> list[dict[
         check_required(document["spec"])
         spec = with_defaults(document["spec"])
         adopted = spec["elevenlabs"]["agentId"]
-        objects = render_proxy(body, spec, adopted or NEW_AGENT_ID, GENERATED_SECRETS, proxy_image)
+        objects = render_proxy(body, spec, adopted or NEW_AGENT_ID, GENERATED_SECRETS, proxy_image,
+                               "<digest of the keys the pods read from Secrets>")
         agent_body = desired_agent(spec, workspace_secret_placeholder(namespace, name),
                                    None if adopted else body["metadata"]["uid"])
     except InvalidSpec as exc:

@@ -9,14 +9,16 @@ from typing import Any, cast
 import kopf
 from kubernetes import config as k8s_config
 
-from . import GROUP, PLURAL, VERSION
+from . import GROUP, KIND, PLURAL, VERSION
 from .cluster import Cluster, ClusterError
 from .reconcile import CleanupPending, CleanupRefused, Reconciler
+from .render import labels as proxy_labels
 from .settings import ConfigError, load_settings
 
 RETRY_DELAY_SECONDS = 15
 MAX_RETRY_DELAY_SECONDS = 600
 DRIFT_INTERVAL_SECONDS = 300
+MANAGED_BY = "app.kubernetes.io/managed-by"
 # Deleting a VoiceAgent never waits for ElevenLabs longer than this: at most CLEANUP_ATTEMPTS attempts (15 s, 30 s,
 # 60 s, 120 s apart), within CLEANUP_TIMEOUT_SECONDS of the first. Then the VoiceAgent is released and a Warning
 # event names what is left in ElevenLabs.
@@ -39,6 +41,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = "glimpse.dev/cleanup"
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
+    # the proxies' Deployments only, filtered by the API server (not every Deployment of the cluster)
+    settings.watching.label_selectors["apps", "deployments"] = f"{MANAGED_BY}={proxy_labels('')[MANAGED_BY]}"
     try:
         operator_settings = load_settings()
     except ConfigError as exc:
@@ -82,11 +86,12 @@ def release_previous_key_secret(reconciler: Reconciler, body: dict[str, Any],
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL_SECONDS, initial_delay=DRIFT_INTERVAL_SECONDS, idle=60)
 def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Re-apply the desired objects (server-side apply restores edited fields) and refresh the status.
+    """Re-apply the desired objects (server-side apply restores edited fields), write the ElevenLabs agent again
+    (edited in its dashboard, or deleted: made again), and refresh the status.
 
     kopf runs timers beside the change handlers, not after them: when a handler is reconciling this object right
     now, this tick does nothing (the handler does the same work)."""
-    outcome = reconciler(memo).reconcile(dict(body), wait=False)
+    outcome = reconciler(memo).reconcile(dict(body), wait=False, repair=True)
     if outcome is not None:
         patch.status.update(outcome.status)
 
@@ -106,3 +111,52 @@ def clean_up(body: kopf.Body | dict[str, Any], memo: kopf.Memo, retry: int = 0,
         raise kopf.TemporaryError(f"could not clean up ElevenLabs: {exc}", delay=delay) from exc
     except ClusterError as exc:
         raise kopf.TemporaryError(f"Kubernetes API: {exc}", delay=delay) from exc
+
+
+# -- what a VoiceAgent depends on: its proxy's Deployment and the Secrets it names ------------------------------------
+
+@kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY: proxy_labels("")[MANAGED_BY]})
+def proxy_deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """READY follows the proxy's rollout as it happens; a proxy Deployment deleted by hand is made again at once."""
+    owner = next((ref for ref in body.get("metadata", {}).get("ownerReferences") or [] if ref.get("controller")
+                  and ref.get("kind") == KIND and ref.get("apiVersion") == f"{GROUP}/{VERSION}"), None)
+    if owner is None or not type:  # not a VoiceAgent's, or kopf's initial listing (resume covers it)
+        return
+    namespace = str(body["metadata"]["namespace"])
+    try:
+        if type == "DELETED":
+            reconcile_dependent(reconciler(memo), namespace, owner["name"], owner["uid"])
+        else:
+            reconciler(memo).refresh_availability(namespace, owner["name"], owner["uid"])
+    except ClusterError as exc:
+        logging.getLogger(__name__).warning("%s/%s: %s", namespace, owner["name"], exc)  # the next event retries
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def voice_agents_by_secret(namespace: str | None, name: str, uid: str, spec: kopf.Spec, **_: Any
+                           ) -> dict[tuple[str | None, str], tuple[str, str]]:
+    """(namespace, Secret name) -> the VoiceAgents (name, uid) reading a key from that Secret."""
+    refs = [(spec.get(part) or {}).get("apiKeySecretRef") or {} for part in ("llm", "elevenlabs")]
+    return {(namespace, ref["name"]): (name, uid) for ref in refs if isinstance(ref, dict) and ref.get("name")}
+
+
+@kopf.on.event("", "v1", "secrets")
+def key_secret_changed(namespace: str | None, name: str, type: str | None, memo: kopf.Memo,
+                       voice_agents_by_secret: kopf.Index[tuple[str | None, str], tuple[str, str]] | None = None,
+                       **_: Any) -> None:
+    """A key rotated (its hash in the pod template changes: the pods roll), or a missing Secret made: the VoiceAgents
+    reading it reconcile now, not at their next retry or drift tick."""
+    if not type or not namespace or voice_agents_by_secret is None:  # kopf's initial listing: resume covers it
+        return
+    for agent_name, uid in set(voice_agents_by_secret.get((namespace, name), [])):
+        try:
+            reconcile_dependent(reconciler(memo), namespace, agent_name, uid)
+        except ClusterError as exc:
+            logging.getLogger(__name__).warning("%s/%s: %s", namespace, agent_name, exc)
+
+
+def reconcile_dependent(reconciler: Reconciler, namespace: str, name: str, uid: str) -> None:
+    """Reconcile a VoiceAgent from an event of something it depends on, writing its status as its handlers do."""
+    outcome = reconciler.reconcile({"metadata": {"namespace": namespace, "name": name, "uid": uid}})
+    if outcome is not None:
+        reconciler.cluster.patch_status(namespace, name, outcome.status)

@@ -28,17 +28,19 @@ from glimpse.config import BOOLEAN
 
 from . import GROUP, KIND
 from .agents import AgentsClient, ElevenLabsError
-from .cluster import Cluster, ClusterError
+from .cluster import RESOURCES, Cluster, ClusterError, secret_values
 from .conditions import is_true, set_condition
 from .locks import ObjectLocks
 from .render import (
     SECRET_KEYS,
     config_hash,
+    controller_uid,
     desired_agent,
     object_name,
     owner_tag,
     render_proxy,
     render_secret,
+    secrets_hash,
     workspace_secret_name,
 )
 from .settings import OperatorSettings
@@ -126,16 +128,17 @@ class Reconciler:
 
     # -- reconcile ----------------------------------------------------------------------------------------------
 
-    def reconcile(self, body: dict[str, Any], *, wait: bool = True) -> Outcome | None:
+    def reconcile(self, body: dict[str, Any], *, wait: bool = True, repair: bool = False) -> Outcome | None:
         """Bring the proxy and the agent to what the spec says. None: nothing was done, because the object is gone
-        or being deleted, or (with `wait=False`) because another handler is reconciling it right now."""
+        or being deleted, or (with `wait=False`) because another handler is reconciling it right now. `repair`:
+        write the ElevenLabs agent even if the spec did not change (edited or deleted outside Glimpse)."""
         with self.locks.hold(body["metadata"]["uid"], wait=wait) as held:
             if not held:
                 return None
             current = self._current(body)
             if current is None or current["metadata"].get("deletionTimestamp"):
                 return None
-            return self._reconcile(current)
+            return self._reconcile(current, repair=repair)
 
     def _current(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The object as the API server has it now (with the ids an earlier run recorded), or None if it is gone
@@ -146,7 +149,7 @@ class Reconciler:
             return None
         return current
 
-    def _reconcile(self, body: dict[str, Any]) -> Outcome:
+    def _reconcile(self, body: dict[str, Any], *, repair: bool = False) -> Outcome:
         meta = body["metadata"]
         namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
         run = Run(body, {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"})
@@ -179,7 +182,7 @@ class Reconciler:
             upstream_base_url(spec)
             custom_llm_api_type(spec)
             llm_key_ref, el_key_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
-            self._secret_value(namespace, llm_key_ref)
+            llm_key = self._secret_value(namespace, llm_key_ref)
             elevenlabs_key = self._secret_value(namespace, el_key_ref)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
@@ -188,8 +191,21 @@ class Reconciler:
             self.event(body, WARNING, reason, str(exc))
             return finish(str(exc))
 
+        # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
+        existing = self._existing_objects(namespace, object_name(name))
+        foreign = [(kind, uid) for kind, obj in existing.items() if (uid := controller_uid(obj)) != run.uid]
+        if foreign:
+            owners = ", ".join(f"{kind} {namespace}/{object_name(name)} "
+                               f"({f'controlled by uid {uid}' if uid else 'made by someone else'})"
+                               for kind, uid in foreign)
+            message = (f"{owners} already exist(s) and {'is' if len(foreign) == 1 else 'are'} not this {KIND}'s: "
+                       "nothing is changed. Remove or rename it, or give the VoiceAgent another name.")
+            condition("ProxyAvailable", False, "ObjectConflict", message)
+            self.event(body, WARNING, "ObjectConflict", message)
+            return finish(message)
+
         self.protect_key_secret(body, el_key_ref["name"])
-        generated = self._generated_secrets(namespace, name)
+        generated = self._generated_secrets(existing.get("Secret"))
         # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
         # here is never one that exists only in ElevenLabs.
         proxy_secret = render_secret(body, generated)
@@ -201,30 +217,72 @@ class Reconciler:
         status["url"] = public_url(spec) + "/v1"
         retry = None
         try:
-            self._sync_agent(self.agents(elevenlabs_key), spec, run, generated["customLlmKey"])
+            self._sync_agent(self.agents(elevenlabs_key), spec, run, generated["customLlmKey"], repair=repair)
             condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
         except ElevenLabsError as exc:
             condition("AgentSynced", False, "ElevenLabsError", str(exc))
             self.event(body, WARNING, "ElevenLabsError", str(exc))
             retry = str(exc)
 
-        objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image)
+        digest = secrets_hash({"llm": llm_key, "elevenlabs": elevenlabs_key, **generated})
+        objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image, digest)
                    if o["kind"] != "Secret"]
         for obj in objects:
             try:
                 self.cluster.apply(obj)
             except ClusterError as exc:
                 return apply_failed(obj, exc)
+        applied = [proxy_secret, *objects]
+        if "HorizontalPodAutoscaler" in existing and not any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
+            # autoscaling was turned off: a forgotten HPA would keep setting the Deployment's replicas
+            try:
+                self.cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, object_name(name),
+                                    uid=str(existing["HorizontalPodAutoscaler"]["metadata"]["uid"]))
+            except ClusterError as exc:
+                return apply_failed(existing["HorizontalPodAutoscaler"], exc)
+            self.event(body, NORMAL, "AutoscalerDeleted",
+                       f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
+                       f"runs {spec['proxy']['replicas']} replica(s).")
         if previous_generation != generation or previously_failed:
             self.event(body, NORMAL, "ObjectsApplied", "Applied " + ", ".join(
-                f"{o['kind']} {o['metadata']['name']}" for o in [proxy_secret, *objects]) + ".")
-        deployment = self.cluster.get("apps/v1", "Deployment", namespace, object_name(name)) or {}
-        available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
-        if available > 0:
-            condition("ProxyAvailable", True, "Available", f"{available} proxy replica(s) available.")
-        else:
-            condition("ProxyAvailable", False, "Progressing", "Waiting for a proxy replica to become available.")
+                f"{o['kind']} {o['metadata']['name']}" for o in applied) + ".")
+        condition("ProxyAvailable", *availability(existing.get("Deployment")))
         return finish(retry)
+
+    def _existing_objects(self, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+        """Every kind the operator makes for one VoiceAgent, as it exists now under that name (by kind)."""
+        found = {}
+        for api_version, kind in RESOURCES:
+            if kind != KIND and (obj := self.cluster.get(api_version, kind, namespace, name)) is not None:
+                found[kind] = obj
+        return found
+
+    # -- the proxy's availability, from its Deployment's events ---------------------------------------------------
+
+    def refresh_availability(self, namespace: str, name: str, uid: str) -> None:
+        """The proxy's Deployment changed: bring ProxyAvailable and Ready up to date at once (not at the next drift
+        tick). Only a waiting proxy becomes available, or an available one waiting: other reasons (an apply error,
+        a missing Secret) are the reconcile's to clear."""
+        with self.locks.hold(uid):
+            current = self._current({"metadata": {"namespace": namespace, "name": name, "uid": uid}})
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                return
+            status = current.get("status") or {}
+            conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+            proxy = next((c for c in conditions if c.get("type") == "ProxyAvailable"), None)
+            if proxy is None or proxy.get("reason") not in ("Available", "Progressing"):
+                return
+            ok, reason, message = availability(self.cluster.get("apps/v1", "Deployment", namespace,
+                                                                object_name(name)))
+            if proxy.get("reason") == reason and proxy.get("message") == message:
+                return
+            generation = proxy.get("observedGeneration")
+            conditions = set_condition(conditions, "ProxyAvailable", ok, reason, message, generation)
+            ready = ok and is_true(conditions, "AgentSynced")
+            conditions = set_condition(conditions, "Ready", ready, "Ready" if ready else "NotReady",
+                                       "The proxy is serving and the agent points at it." if ready else message,
+                                       generation)
+            self.cluster.patch_status(namespace, name, {"conditions": conditions})
 
     def _secret_value(self, namespace: str, ref: dict[str, str]) -> str:
         values = self.cluster.read_secret(namespace, ref["name"])
@@ -234,12 +292,15 @@ class Reconciler:
             raise MissingSecret(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}.")
         return values[ref["key"]]
 
-    def _generated_secrets(self, namespace: str, name: str) -> dict[str, str]:
-        """Kept across reconciles: regenerating the bearer key would lock ElevenLabs out."""
-        existing = self.cluster.read_secret(namespace, object_name(name)) or {}
-        return {key: existing.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
+    @staticmethod
+    def _generated_secrets(existing: dict[str, Any] | None) -> dict[str, str]:
+        """Kept across reconciles (from the proxy's Secret as it exists): regenerating the bearer key would lock
+        ElevenLabs out."""
+        values = secret_values(existing or {})
+        return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
 
-    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], run: Run, custom_llm_key: str) -> None:
+    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], run: Run, custom_llm_key: str, *,
+                    repair: bool = False) -> None:
         status, adopted = run.status, spec["elevenlabs"]["agentId"]
         owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
 
@@ -272,12 +333,25 @@ class Reconciler:
                 self.event(run.body, WARNING, "DuplicateAgents",
                            f"More ElevenLabs agents carry the tag {owner_tag(run.uid)}: {others}. Only "
                            f"{agent_id} is used; delete the others by hand.")
-        if agent_id != status.get("agentId") or status.get("agentConfigHash") != digest:
-            agents.update_agent(agent_id, desired)
+        changed = agent_id != status.get("agentId") or status.get("agentConfigHash") != digest
+        if changed or repair:
+            try:
+                agents.update_agent(agent_id, desired)
+            except ElevenLabsError as exc:
+                if exc.status != 404 or adopted or not status.get("agentCreated"):
+                    raise
+                # the agent this VoiceAgent made is gone from ElevenLabs (deleted by hand): make it again
+                agent_id = agents.create_agent(desired)
+                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
+                self.event(run.body, WARNING, "AgentRecreated",
+                           f"ElevenLabs agent {status.get('agentId')} no longer exists (deleted outside Glimpse): "
+                           f"created {agent_id}; the page's sessions use it from now on.")
+                return
             if agent_id != status.get("agentId"):
                 status["agentCreated"] = not adopted and bool(status.get("agentCreated"))
             status["agentId"] = agent_id
-            self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
+            if changed:  # a repair's rewrite of an unchanged spec is not news for `kubectl describe`
+                self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
         status["agentConfigHash"] = digest
 
     def _sync_workspace_secret(self, agents: AgentsClient, run: Run, custom_llm_key: str, adopted: str,
@@ -409,6 +483,14 @@ class Reconciler:
         for secret in secret_ids:
             agents.delete_secret(secret)
         return [f"agent {a}" for a in agent_ids] + [f"workspace secret {s}" for s in secret_ids]
+
+
+def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
+    """ProxyAvailable from the proxy's Deployment: (status, reason, message)."""
+    available = int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
+    if available > 0:
+        return True, "Available", f"{available} proxy replica(s) available."
+    return False, "Progressing", "Waiting for a proxy replica to become available."
 
 
 def _is_true(value: str) -> bool:

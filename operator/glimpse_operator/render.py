@@ -58,6 +58,14 @@ def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
             "uid": body["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of the object's controller (its owner reference with controller: true), if it has one."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
 def _metadata(body: dict[str, Any], **extra: Any) -> dict[str, Any]:
     name = body["metadata"]["name"]
     return {"name": object_name(name), "namespace": body["metadata"]["namespace"], "labels": labels(name),
@@ -99,8 +107,17 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str, proxy_image: str) -> dict[str, Any]:
-    """The proxy's pods; `proxy_image` (the operator's GLIMPSE_PROXY_IMAGE) unless the spec names an image."""
+def secrets_hash(values: dict[str, str]) -> str:
+    """A digest of the secret values the proxy's pods read (the LLM and ElevenLabs keys, the generated ones), put
+    into the pod template: rotating a key in its Secret changes the template, so the pods roll and read it (a pod
+    reads env values from Secrets only when it starts)."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str, proxy_image: str,
+                      secrets_digest: str = "") -> dict[str, Any]:
+    """The proxy's pods; `proxy_image` (the operator's GLIMPSE_PROXY_IMAGE) unless the spec names an image;
+    `secrets_digest` is `secrets_hash` of what the pods read from Secrets."""
     name = body["metadata"]["name"]
     generated = object_name(name)
     llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
@@ -116,7 +133,8 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
         "selector": {"matchLabels": selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": labels(name), "annotations": {"glimpse.dev/config-hash": config_hash[:16]}},
+            "metadata": {"labels": labels(name), "annotations": {"glimpse.dev/config-hash": config_hash[:16],
+                                                                  "glimpse.dev/secrets-hash": secrets_digest}},
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
@@ -188,15 +206,29 @@ def render_hpa(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | N
                            "name": object_name(body["metadata"]["name"])},
         "minReplicas": scaling["minReplicas"],
         "maxReplicas": max(scaling["maxReplicas"], scaling["minReplicas"]),
-        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}]}}
+        "metrics": [hpa_metric(scaling)]}}
+
+
+ACTIVE_STREAMS_METRIC = "glimpse_active_streams"  # the proxy's gauge (service/glimpse/observability/metrics.py)
+
+
+def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
+    """CPU, or the streams each pod relays now: a stream is a person on a call, and CPU lags behind them. The
+    custom metric reaches the HPA through prometheus-adapter (or KEDA's metrics server), as docs/architecture.md
+    shows."""
+    if scaling["metric"] == "activeStreams":
+        return {"type": "Pods", "pods": {"metric": {"name": ACTIVE_STREAMS_METRIC}, "target": {
+            "type": "AverageValue", "averageValue": str(scaling["targetActiveStreams"])}}}
+    return {"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}
 
 
 def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
-                 proxy_image: str) -> list[dict[str, Any]]:
-    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image."""
+                 proxy_image: str, secrets_digest: str = "") -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image. Without
+    autoscaling there is no HPA: the reconcile deletes one an earlier spec made."""
     objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
-               render_deployment(body, spec, agent_id, proxy_image), render_service(body),
+               render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
                render_ingress(body, spec), render_pdb(body)]
     hpa = render_hpa(body, spec)
     return objects + ([hpa] if hpa else [])

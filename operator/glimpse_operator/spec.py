@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "ingress": {"className": "", "tlsSecretName": "", "annotations": {}},
     "proxy": {"replicas": 1, "image": "", "store": "", "resources": {},
               "autoscaling": {"enabled": False, "minReplicas": 2, "maxReplicas": 10,
-                              "targetCPUUtilizationPercentage": 70}},
+                              "targetCPUUtilizationPercentage": 70, "metric": "cpu", "targetActiveStreams": 20}},
 }
 
 

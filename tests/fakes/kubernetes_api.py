@@ -120,6 +120,27 @@ class _Watch:
     collection: str | None  # one namespace's collection, or None with `kind` for every namespace
     kind: Kind
     queue: asyncio.Queue[tuple[int, dict[str, Any]] | None]
+    selector: str = ""  # labelSelector
+
+
+def selected(obj: dict[str, Any], selector: str) -> bool:
+    """Equality-based label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma = and), as lists and watches filter
+    with `labelSelector` (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = (x.strip() for x in term.split("!=", 1))
+            ok = labels.get(key) != value
+        elif "=" in term:
+            key, value = (x.strip() for x in term.replace("==", "=").split("=", 1))
+            ok = labels.get(key) == value
+        elif term.startswith("!"):
+            ok = term[1:] not in labels
+        else:
+            ok = term in labels
+        if not ok:
+            return False
+    return True
 
 
 @dataclass
@@ -162,6 +183,12 @@ class FakeKubernetes:
         if previous is None and obj.get("metadata", {}).get("uid"):
             prepared["metadata"]["uid"] = obj["metadata"]["uid"]
         return copy.deepcopy(self._write(target, prepared))
+
+    def put_status(self, path: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Write an object's status subresource, as its controller does (the deployment controller, say)."""
+        target = parse(path + "/status")
+        assert target is not None and target.name and path in self.objects, f"no such object: {path}"
+        return copy.deepcopy(self._write(target, {**self.objects[path], "status": status}, status_only=True))
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects.values() if o.get("kind") == kind]
@@ -244,6 +271,7 @@ class FakeKubernetes:
             # (https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/#how-finalizers-work)
             self.objects.pop(key, None)
             self._notify(revision, target, {"type": "DELETED", "object": copy.deepcopy(new)})
+            self._collect_dependents(meta["uid"])
             return new
         self.objects[key] = new
         self._notify(revision, target, {"type": "ADDED" if old is None else "MODIFIED",
@@ -267,12 +295,24 @@ class FakeKubernetes:
         gone = copy.deepcopy(obj)
         gone["metadata"]["resourceVersion"] = str(revision)
         self._notify(revision, target, {"type": "DELETED", "object": gone})
+        self._collect_dependents(obj["metadata"]["uid"])
         return 200, gone
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        # the garbage collector deletes an object once none of its owners exists (background cascading deletion,
+        # the default: https://kubernetes.io/docs/concepts/architecture/garbage-collection/#cascading-deletion)
+        uids = {o["metadata"]["uid"] for o in self.objects.values()}
+        for key, obj in list(self.objects.items()):
+            owners = {ref.get("uid") for ref in obj.get("metadata", {}).get("ownerReferences") or []}
+            if key in self.objects and owner_uid in owners and not owners & uids:
+                dependent = parse(key)
+                assert dependent is not None
+                self._delete(dependent)
 
     def _notify(self, revision: int, target: Target, event: dict[str, Any]) -> None:
         self._history.append((revision, target.collection, target.kind, event))
         for watch in self._watches:
-            if _watched(watch, target.collection, target.kind):
+            if _watched(watch, target.collection, target.kind, event):
                 watch.queue.put_nowait((revision, event))
 
     # -- HTTP ---------------------------------------------------------------------------------------------------
@@ -302,7 +342,7 @@ class FakeKubernetes:
             if request.method == "GET" and request.query.get("watch") in ("true", "1"):
                 return await self._watch(request, target)
             if request.method == "GET":
-                return web.json_response(self._list(target))
+                return web.json_response(self._list(target, request.query.get("labelSelector", "")))
             if request.method == "POST":
                 return self._create(target, body)
             return _status(405, "method not allowed", "MethodNotAllowed")
@@ -313,6 +353,14 @@ class FakeKubernetes:
             if obj is None:
                 self.deletes.append(target.key)
                 return _not_found(target)
+            # DeleteOptions.preconditions: a uid (or resourceVersion) that is not the object's is a 409
+            # (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/delete-options/)
+            preconditions = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
+            meta = obj["metadata"]
+            if (preconditions.get("uid") not in (None, meta["uid"])
+                    or preconditions.get("resourceVersion") not in (None, meta["resourceVersion"])):
+                return _status(409, f"Precondition failed: UID in precondition: {preconditions.get('uid')}, UID in "
+                               f"object meta: {meta['uid']}", "Conflict")
             code, result = self._delete(target)
             return web.json_response(result, status=code)
         if request.method == "PATCH":
@@ -352,10 +400,10 @@ class FakeKubernetes:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": kinds[0].api_version,
                 "resources": resources}
 
-    def _list(self, target: Target) -> dict[str, Any]:
+    def _list(self, target: Target, selector: str = "") -> dict[str, Any]:
         # a list carries the collection's resourceVersion, from which a watch continues
         # (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes)
-        items = [copy.deepcopy(o) for key, o in self.objects.items() if _in(key, target)]
+        items = [copy.deepcopy(o) for key, o in self.objects.items() if _in(key, target) and selected(o, selector)]
         return {"apiVersion": target.kind.api_version, "kind": f"{target.kind.kind}List",
                 "metadata": {"resourceVersion": str(self._current)}, "items": items}
 
@@ -365,19 +413,20 @@ class FakeKubernetes:
         # (https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-watch)
         since = request.query.get("resourceVersion")
         timeout = float(request.query.get("timeoutSeconds") or 3600)
-        watch = _Watch(target.collection if target.namespace else None, target.kind, asyncio.Queue())
+        watch = _Watch(target.collection if target.namespace else None, target.kind, asyncio.Queue(),
+                       request.query.get("labelSelector", ""))
         self._watches.append(watch)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         try:
             if since in (None, "", "0"):
                 backlog = [(self._current, {"type": "ADDED", "object": copy.deepcopy(o)})
-                           for key, o in self.objects.items() if _in(key, target)]
+                           for key, o in self.objects.items() if _in(key, target) and selected(o, watch.selector)]
                 sent = self._current
             else:
                 sent = int(since)
                 backlog = [(rev, event) for rev, collection, kind, event in self._history
-                           if rev > sent and _watched(watch, collection, kind)]
+                           if rev > sent and _watched(watch, collection, kind, event)]
             for revision, event in backlog:
                 await response.write(json.dumps(event).encode() + b"\n")
                 sent = max(sent, revision)
@@ -491,8 +540,9 @@ def _in(key: str, target: Target) -> bool:
     return key.rsplit("/", 1)[0] == target.collection
 
 
-def _watched(watch: _Watch, collection: str, kind: Kind) -> bool:
-    return kind == watch.kind and (watch.collection is None or watch.collection == collection)
+def _watched(watch: _Watch, collection: str, kind: Kind, event: dict[str, Any]) -> bool:
+    return (kind == watch.kind and (watch.collection is None or watch.collection == collection)
+            and selected(event["object"], watch.selector))
 
 
 def _essence(obj: dict[str, Any]) -> dict[str, Any]:

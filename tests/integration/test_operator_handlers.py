@@ -130,12 +130,18 @@ async def test_create_applies_objects_creates_agent_and_sets_status(
     assert found["AgentSynced"]["status"] == "True"
     assert found["ProxyAvailable"]["status"] == "False" and found["Ready"]["status"] == "False"
 
-    # the pods come up: the next reconcile (a timer tick) reports Ready, with no ElevenLabs call
-    cluster.objects[DEPLOYMENT]["status"] = {"availableReplicas": 2}
+    # the pods come up: the Deployment's event reports Ready, with no ElevenLabs call
+    cluster.put_status(DEPLOYMENT, {"availableReplicas": 2})
     calls_before = len(elevenlabs.management_calls())
+    meta = current(cluster, body)["metadata"]
+    await asyncio.to_thread(memo.reconciler.refresh_availability, NS, meta["name"], meta["uid"])
+    found = {c["type"]: c for c in current(cluster, body)["status"]["conditions"]}
+    assert found["Ready"]["status"] == "True" and found["ProxyAvailable"]["reason"] == "Available"
+    assert len(elevenlabs.management_calls()) == calls_before
+    # a timer tick writes the agent once (drift repair in ElevenLabs), creates nothing
     patch2 = await run_drift(current(cluster, body), memo, cluster)
     assert conditions(patch2)["Ready"]["status"] == "True"
-    assert len(elevenlabs.management_calls()) == calls_before
+    assert [c.method for c in elevenlabs.management_calls()[calls_before:]] == ["PATCH"]
     # the generated bearer key is kept across reconciles
     assert base64.b64decode(cluster.objects[GENERATED]["data"]["customLlmKey"]).decode() == stored_key
 
@@ -240,3 +246,52 @@ async def test_adopted_agent_is_patched_to_permit_the_extra_body(
     assert sent is not None
     assert sent["platform_settings"]["overrides"]["custom_llm_extra_body"] is True
     assert sent["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == "responses"
+
+
+async def test_an_object_someone_else_owns_is_never_taken_over(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
+    """A Service named glimpse-museum-guide that another team made: refused with a condition, before anything is
+    applied or created in ElevenLabs; once it is gone, the VoiceAgent is reconciled."""
+    service_path = "/api/v1/namespaces/voice/services/glimpse-museum-guide"
+    theirs = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "glimpse-museum-guide", "namespace": NS,
+              "labels": {"team": "web"}}, "spec": {"ports": [{"port": 80}]}}
+    cluster.put(service_path, theirs)
+    patch, error = await run_reconcile(voice_agent(), memo, cluster)
+    assert isinstance(error, kopf.TemporaryError)
+    found = conditions(patch)
+    assert found["ProxyAvailable"]["reason"] == "ObjectConflict" and found["Ready"]["status"] == "False"
+    assert "Service voice/glimpse-museum-guide (made by someone else)" in found["ProxyAvailable"]["message"]
+    assert "ObjectConflict" in event_reasons(cluster, "Warning")
+    assert not cluster.applies and not elevenlabs.created_agents
+    assert cluster.objects[service_path]["metadata"]["labels"] == {"team": "web"}
+
+    cluster.delete(service_path)
+    patch, error = await run_reconcile(current(cluster, voice_agent()), memo, cluster)
+    assert error is None and len(elevenlabs.created_agents) == 1
+    owner = cluster.objects[service_path]["metadata"]["ownerReferences"][0]
+    assert owner["uid"] == cluster.objects[voice_agent_path(voice_agent())]["metadata"]["uid"]
+
+
+async def test_the_drift_timer_repairs_the_agent_edited_or_deleted_in_elevenlabs(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
+    """The VoiceAgent is the agent's source of truth: a custom LLM changed in the dashboard is written back, and an
+    agent deleted there is made again (not PATCHed with 404 at every tick), with a Warning event."""
+    body = voice_agent()
+    await run_reconcile(body, memo, cluster)
+    first = current(cluster, body)["status"]["agentId"]
+    elevenlabs.created_agents[first]["conversation_config"]["agent"]["prompt"]["custom_llm"]["url"] = "https://x/v1"
+    await run_drift(current(cluster, body), memo, cluster)
+    custom = elevenlabs.created_agents[first]["conversation_config"]["agent"]["prompt"]["custom_llm"]
+    assert custom["url"] == "https://voice.example.com/v1"
+
+    elevenlabs.agents.discard(first)  # deleted by hand in the dashboard
+    elevenlabs.created_agents.pop(first)
+    patch = await run_drift(current(cluster, body), memo, cluster)
+    second = current(cluster, body)["status"]["agentId"]
+    assert second != first and list(elevenlabs.created_agents) == [second]
+    assert patch["status"]["agentId"] == second and conditions(patch)["AgentSynced"]["status"] == "True"
+    assert "AgentRecreated" in event_reasons(cluster, "Warning")
+    config = cluster.objects["/api/v1/namespaces/voice/configmaps/glimpse-museum-guide"]["data"]
+    assert config["GLIMPSE_ELEVENLABS_AGENT_ID"] == second
+    await run_drift(current(cluster, body), memo, cluster)
+    assert list(elevenlabs.created_agents) == [second]

@@ -21,7 +21,7 @@ from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, stored, voice_agent_path
+from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent_path
 from tests.unit.test_operator_render import voice_agent
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
@@ -103,5 +103,68 @@ async def test_kopf_runs_it_apply_error_recovery_and_deletion_with_elevenlabs_do
         assert any(isinstance(r.body, list) and r.body[0] == {"op": "test", "path": "/metadata/resourceVersion",
                                                                "value": r.body[0]["value"]}
                    for r in cluster.requests if r.method == "PATCH")
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+
+
+def conditions(cluster: FakeKubernetes, path: str) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"])
+            for c in (cluster.objects[path].get("status") or {}).get("conditions") or []}
+
+
+def template_annotation(cluster: FakeKubernetes, key: str) -> str:
+    return str(cluster.objects[DEPLOYMENT]["spec"]["template"]["metadata"]["annotations"][key])
+
+
+HPA = "/apis/autoscaling/v2/namespaces/voice/horizontalpodautoscalers/glimpse-museum-guide"
+OPENAI_SECRET = "/api/v1/namespaces/voice/secrets/openai"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs
+                                                          ) -> None:
+    """Without waiting for the 5-minute drift timer: READY follows the proxy's rollout, a rotated key rolls the pods,
+    a proxy Deployment deleted by hand comes back, an HPA autoscaling no longer wants is deleted, and deleting the
+    VoiceAgent garbage-collects what it owned."""
+    body = stored(cluster, voice_agent())
+    path = voice_agent_path(body)
+    runner = KopfRunner(KOPF_RUN, timeout=30)
+    await asyncio.to_thread(runner.__enter__)
+    try:
+        await until(lambda: conditions(cluster, path).get("ProxyAvailable") == ("False", "Progressing"))
+        assert conditions(cluster, path)["Ready"][0] == "False"
+        # kopf asked only for the proxies' Deployments (the operator's label selector, filtered by the API server)
+        assert any(r.path == "/apis/apps/v1/namespaces/voice/deployments" for r in cluster.requests)
+
+        # what the deployment controller reports once a pod is ready
+        cluster.put_status(DEPLOYMENT, {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1})
+        await until(lambda: conditions(cluster, path).get("Ready") == ("True", "Ready"), timeout=5)
+        assert conditions(cluster, path)["ProxyAvailable"] == ("True", "Available")
+
+        before = template_annotation(cluster, "glimpse.dev/secrets-hash")
+        config_before = template_annotation(cluster, "glimpse.dev/config-hash")
+        cluster.put(OPENAI_SECRET, secret("openai", "sk-openai-rotated"))
+        await until(lambda: template_annotation(cluster, "glimpse.dev/secrets-hash") != before, timeout=5)
+        assert template_annotation(cluster, "glimpse.dev/config-hash") == config_before  # only the keys changed
+        assert len(elevenlabs.created_agents) == 1
+
+        cluster.delete(DEPLOYMENT)
+        await until(lambda: DEPLOYMENT in cluster.objects, timeout=5)
+
+        scaled = voice_agent(proxy__autoscaling={"enabled": True, "metric": "activeStreams"},
+                             proxy__store="redis://redis:6379/0", images__storage="gs://bucket/glimpse")
+        stored(cluster, {**current(cluster, body), "spec": scaled["spec"]})
+        await until(lambda: HPA in cluster.objects)
+        assert cluster.objects[HPA]["spec"]["metrics"][0]["pods"]["metric"]["name"] == "glimpse_active_streams"
+        assert "replicas" not in cluster.objects[DEPLOYMENT]["spec"]  # the HPA owns the count
+        stored(cluster, {**current(cluster, body), "spec": voice_agent()["spec"]})
+        await until(lambda: HPA not in cluster.objects)
+        assert cluster.objects[DEPLOYMENT]["spec"]["replicas"] == 1
+        assert "AutoscalerDeleted" in reasons(cluster, "Normal")
+
+        cluster.delete(path)
+        await until(lambda: path not in cluster.objects)
+        assert not [key for key in cluster.objects if key.endswith("/glimpse-museum-guide")]
+        assert not elevenlabs.created_agents
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)

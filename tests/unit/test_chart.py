@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from glimpse_operator.cluster import RESOURCES
+from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +164,8 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        assert "delete" not in rule["verbs"]  # owner references garbage-collect the proxy's objects
+        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants is deleted
+        assert "delete" not in rule["verbs"] or rule["resources"] == ["horizontalpodautoscalers"]
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -175,7 +176,7 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 def namespaced_grants(peerings: str) -> dict[tuple[str, str], set[str]]:
     """What the operator does in a namespace it serves: exactly its resource table, and what kopf needs."""
     expected: dict[tuple[str, str], set[str]] = {}
-    for (api_version, _kind), (_prefix, plural) in RESOURCES.items():
+    for (api_version, kind), (_prefix, plural) in RESOURCES.items():
         group = api_version.rpartition("/")[0]
         if plural == "voiceagents":
             expected[(group, plural)] = {"get", "list", "watch", "patch"}  # kopf: watch, finalizer, annotations
@@ -184,6 +185,10 @@ def namespaced_grants(peerings: str) -> dict[tuple[str, str], set[str]]:
             expected[(group, "voiceagents/finalizers")] = {"update"}
         else:
             expected[(group, plural)] = {"get", "create", "patch"}  # server-side apply, reads by name
+            if (api_version, kind) in WATCHED:
+                expected[(group, plural)] |= {"list", "watch"}
+            if (api_version, kind) in DELETED:
+                expected[(group, plural)] |= {"delete"}
     for group in ("", "events.k8s.io"):
         expected[(group, "events")] = {"create", "patch"}
     for group in ("kopf.dev", "zalando.org"):  # kopf serves both groups' peering, where they exist
@@ -210,7 +215,6 @@ def test_operator_rbac_is_exactly_what_it_uses() -> None:
     found = grants(next(o for o in objects if o["kind"] == "ClusterRole"))
     cluster_scoped = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
     assert found == namespaced_grants("clusterkopfpeerings") | cluster_scoped
-    assert "list" not in found[("", "secrets")] and "watch" not in found[("", "secrets")]
     peering = next(o for o in objects if o["kind"] == "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "glimpse-operator" and "namespace" not in peering["metadata"]
 

@@ -12,7 +12,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from glimpse_operator.render import CLIENT_EVENTS, desired_agent, render_proxy
+from glimpse.observability import metrics
+from glimpse_operator.render import (
+    ACTIVE_STREAMS_METRIC,
+    CLIENT_EVENTS,
+    desired_agent,
+    render_deployment,
+    render_proxy,
+    secrets_hash,
+)
 from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +60,8 @@ MATRIX = {
                       "proxy__replicas": 2, "ingress__tlsSecretName": "voice-tls", "ingress__className": "nginx",
                       "ingress__annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"}},
     "gemini-autoscaled": {"llm__provider": "gemini", "llm__model": "gemini-2.5-flash",
-                          "proxy__autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+                          "proxy__autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6,
+                                                 "metric": "activeStreams", "targetActiveStreams": 12},
                           "proxy__store": "rediss://redis:6380/0", "images__storage": "gs://bucket/gemini",
                           "proxy__resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
     "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
@@ -65,7 +74,7 @@ MATRIX = {
 def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     body = voice_agent(**MATRIX[case])
     jsonschema.validate(body, crd_schema())
-    objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)
+    objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE, "0123456789abcdef")
     kinds = [o["kind"] for o in objects]
     assert kinds[:6] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
@@ -287,3 +296,31 @@ def test_crd_schema_rejects_bad_specs(change: str, value: Any) -> None:
     del body["spec"]["llm"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(copy.deepcopy(body), crd_schema())
+
+
+def test_autoscaling_on_active_streams_targets_the_proxys_gauge() -> None:
+    """A Pods metric named as the proxy exports it, averaged per pod; CPU stays the default."""
+    body = voice_agent(**MATRIX["gemini-autoscaled"])
+    hpa = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)[-1]
+    target = {"type": "AverageValue", "averageValue": "12"}
+    assert hpa["spec"]["metrics"] == [{"type": "Pods", "pods": {"metric": {"name": "glimpse_active_streams"},
+                                                                "target": target}}]
+    assert ACTIVE_STREAMS_METRIC in Path(metrics.__file__).read_text()
+    cpu = voice_agent(proxy__autoscaling={"enabled": True}, proxy__store="redis://r:6379/0",
+                      images__storage="gs://b/p")
+    hpa = render_proxy(cpu, with_defaults(cpu["spec"]), "agent_123", SECRETS, PROXY_IMAGE)[-1]
+    assert hpa["spec"]["metrics"][0]["resource"] == {"name": "cpu", "target": {"type": "Utilization",
+                                                                               "averageUtilization": 70}}
+
+
+def test_a_rotated_key_changes_the_pod_template() -> None:
+    """The pods read keys from Secrets only when they start: a new key must change the template to roll them."""
+    body = voice_agent()
+    spec = with_defaults(body["spec"])
+    before = secrets_hash({"llm": "sk-1", "elevenlabs": "el-1", **SECRETS})
+    after = secrets_hash({"llm": "sk-2", "elevenlabs": "el-1", **SECRETS})
+    templates = [render_deployment(body, spec, "agent_123", PROXY_IMAGE, digest)["spec"]["template"]
+                 for digest in (before, after)]
+    assert before != after
+    assert templates[0]["metadata"]["annotations"]["glimpse.dev/secrets-hash"] == before
+    assert templates[0] != templates[1] and templates[0]["spec"] == templates[1]["spec"]

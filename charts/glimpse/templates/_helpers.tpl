@@ -67,20 +67,25 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
   resources: [events]
   verbs: [create, patch]
 # the proxy's objects, by server-side apply (create + patch) and reads; owner references delete them. Secrets: the
-# generated glimpse-<name> and reads of the key Secrets a VoiceAgent names, by name (never list)
+# generated glimpse-<name>, and the key Secrets a VoiceAgent names, watched so that a rotated key rolls the proxy
+# (with watchNamespaces, only there); Deployments watched (only the proxies', by label) for READY
 - apiGroups: [""]
-  resources: [secrets, configmaps, services]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
+  resources: [configmaps, services]
   verbs: [get, create, patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [get, create, patch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, create, patch]
+# an HPA is deleted when autoscaling is turned off (it would keep setting the Deployment's replicas)
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 {{- end -}}
