@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -36,6 +45,9 @@ Policy = Literal["sticky", "once"]
 Detail = Literal["auto", "low", "high"]
 LogFormat = Literal["json", "text"]
 
+Provider = Literal["openai", "gemini", "openai-compatible"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
 Positive = Annotated[int, Field(gt=0)]
 # The words a boolean takes everywhere (settings, form fields, annotations): pydantic's true/false, 1/0, yes/no,
 # on/off, t/f, y/n; anything else is an error, not false.
@@ -46,6 +58,39 @@ Seconds = Annotated[float, Field(gt=0)]
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or inconsistent."""
+
+
+class UpstreamConfig(BaseModel):
+    """One upstream LLM of `GLIMPSE_UPSTREAMS` (tried in order), or the one the `GLIMPSE_UPSTREAM_*` shorthand
+    describes. `provider` empty: inferred from the base URL's host. `model` empty: the request's model (or
+    GLIMPSE_UPSTREAM_MODEL); set: this upstream is always called with it (a fallback on another provider needs
+    its own model). `api_key_env` names an environment variable holding the key (resolved at start)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    base_url: str
+    api_key: SecretStr = SecretStr("")
+    api_key_env: str = ""
+    provider: Provider | None = None
+    model: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return http_url(value, example="https://api.openai.com/v1")
+
+    @model_validator(mode="after")
+    def _key_from_environment(self) -> UpstreamConfig:
+        if not self.api_key_env:
+            return self
+        if self.api_key.get_secret_value():
+            raise ValueError(f"upstream {self.name!r}: set api_key or api_key_env, not both")
+        environment = (_INPUTS.get() or _Inputs()).environment
+        value = environment.get(self.api_key_env, "")
+        if not value:
+            raise ValueError(f"upstream {self.name!r}: the environment variable {self.api_key_env} is not set")
+        return self.model_copy(update={"api_key": SecretStr(value)})
 
 
 class Settings(BaseSettings):
@@ -69,6 +114,15 @@ class Settings(BaseSettings):
     upstream_max_retries: int = Field(2, ge=0)
     upstream_stream_usage: bool = True
     upstream_max_event_bytes: Positive = 1024 * 1024
+    upstream_provider: Provider | None = None
+    # Several upstreams, in order (JSON list of UpstreamConfig objects); empty: the GLIMPSE_UPSTREAM_* one.
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    # No first token within this (from sending the request): the next upstream is tried, while the caller has
+    # heard nothing yet. The last one may use the rest of GLIMPSE_UPSTREAM_FIRST_BYTE_TIMEOUT.
+    first_token_timeout: Seconds = 3.0
+    reasoning_effort: ReasoningEffort = "low"  # for reasoning models, unless the caller chose one
+    upstream_breaker_failures: Positive = 3
+    upstream_breaker_cooldown_seconds: Seconds = 30.0
 
     store_url: str = "memory://"
     storage_url: str = "file://./data/images"
@@ -93,6 +147,14 @@ class Settings(BaseSettings):
 
     chat_max_body_bytes: Positive = 4 * 1024 * 1024
     chat_max_messages: Positive = 5000
+
+    @property
+    def upstream_targets(self) -> tuple[UpstreamConfig, ...]:
+        """The upstreams in the order they are tried."""
+        if self.upstreams:
+            return self.upstreams
+        return (UpstreamConfig(name="default", base_url=self.upstream_base_url, api_key=self.upstream_api_key,
+                               provider=self.upstream_provider),)
 
     @property
     def store_scheme(self) -> str:
@@ -129,6 +191,14 @@ class Settings(BaseSettings):
                 _Values(settings_cls, inputs.config_file),
                 _Values(settings_cls, {"upstream_api_key": inputs.environment["OPENAI_API_KEY"]}
                         if inputs.environment.get("OPENAI_API_KEY") else {}))
+
+    @field_validator("upstreams")
+    @classmethod
+    def _distinct_names(cls, value: tuple[UpstreamConfig, ...]) -> tuple[UpstreamConfig, ...]:
+        names = [upstream.name for upstream in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each upstream needs its own name")
+        return value
 
     @field_validator("image_delivery", "image_policy", "image_detail", "log_format", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ from .images.uploads import ImageUploads
 from .images.urls import ImageUrls
 from .observability.metrics import Metrics
 from .observability.tracing import Tracing
-from .upstream.client import Upstream
+from .upstream.failover import Upstreams
 from .upstream.span import UpstreamSpans
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ DRAIN = web.AppKey("drain", Drain)
 # Opened and closed by a cleanup context each.
 CONVERSATIONS = web.AppKey("conversations", ConversationStore)
 IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
-UPSTREAM = web.AppKey("upstream", Upstream)
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
 ELEVENLABS = web.AppKey("elevenlabs", ElevenLabs)
 # The services handlers call, built on the above once they are open.
 IMAGE_URLS = web.AppKey("image_urls", ImageUrls)
@@ -90,9 +90,9 @@ async def _image_storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
-    upstream = app[UPSTREAM] = Upstream(app[SETTINGS])
+    upstreams = app[UPSTREAMS] = Upstreams(app[SETTINGS])
     yield
-    await upstream.close()
+    await upstreams.close()
 
 
 async def _elevenlabs(app: web.Application) -> AsyncIterator[None]:
@@ -132,8 +132,9 @@ async def _build_services(app: web.Application) -> None:
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds)
     injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
                              policy=settings.image_policy, detail=settings.image_detail)
-    spans = UpstreamSpans(app[TRACING], metrics, settings.upstream_base_url, settings.image_delivery,
-                          settings.image_policy)
-    app[CHAT] = ChatService(injector, app[UPSTREAM], spans, metrics, default_model=settings.upstream_model,
-                                max_messages=settings.chat_max_messages,
-                                first_byte_timeout=settings.upstream_first_byte_timeout)
+    spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
+    app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
+                            max_messages=settings.chat_max_messages,
+                            first_byte_timeout=settings.upstream_first_byte_timeout,
+                            first_token_timeout=settings.first_token_timeout,
+                            reasoning_effort=settings.reasoning_effort)

@@ -51,7 +51,7 @@ async def test_metrics_move_by_the_right_amounts(proxy: Proxy, upstream: FakeOpe
     assert delta("glimpse_requests_total", route=route, status="200") == 1
     assert delta("glimpse_time_to_first_token_seconds_count", model="gpt-4o-mini") == 1
     assert delta("glimpse_time_to_first_token_seconds_bucket", model="gpt-4o-mini", le="10.0") == 1
-    assert delta("glimpse_upstream_duration_seconds_count", model="gpt-4o-mini", outcome="ok") == 1
+    assert delta("glimpse_upstream_duration_seconds_count", model="gpt-4o-mini", outcome="ok", upstream="default") == 1
     assert delta("glimpse_tokens_total", model="gpt-4o-mini", kind="completion") == len(DEFAULT_WORDS)
     assert delta("glimpse_tokens_total", model="gpt-4o-mini", kind="prompt") > 0
     assert delta("glimpse_images_uploaded_total", outcome="stored") == 1

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from glimpse.app import create_app
 from glimpse.observability.tracing import Tracing
-from glimpse.resources import UPSTREAM
+from glimpse.resources import UPSTREAMS
 from glimpse.server import start_server
 from tests.conftest import proxy_settings
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -33,12 +33,12 @@ async def served_one_request(upstream: FakeOpenAI, tmp_path: Any,
 
 async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstream: FakeOpenAI, tmp_path: Any) -> None:
     app, runner, exporter = await served_one_request(upstream, tmp_path)
-    upstream_client = app[UPSTREAM].client
+    upstream_client = app[UPSTREAMS].primary.client
 
     async def broken_close() -> None:
         raise ConnectionError("the upstream pool failed to close")
 
-    app[UPSTREAM].close = broken_close  # type: ignore[method-assign]
+    app[UPSTREAMS].close = broken_close  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await runner.cleanup()
     # Opened before the upstream, so closed after it: still closed, and tracing flushed its queue.

@@ -40,7 +40,9 @@ async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpen
     assert client.context.trace_id == server.context.trace_id
     attributes = dict(client.attributes or {})
     assert attributes["gen_ai.operation.name"] == "chat"
-    assert attributes["gen_ai.system"] == "openai_compatible"
+    # the current GenAI conventions: gen_ai.provider.name (gen_ai.system is deprecated)
+    assert attributes["gen_ai.provider.name"] == "openai_compatible" and "gen_ai.system" not in attributes
+    assert attributes["glimpse.upstream"] == "default"
     assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert attributes["gen_ai.response.model"] == "gpt-4o-mini"
     assert attributes["gen_ai.usage.input_tokens"] > 0

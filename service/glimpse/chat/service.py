@@ -1,9 +1,11 @@
-"""Starting a chat turn, in either API: check the request, inject the conversation's images, open the upstream.
+"""Starting a chat turn, in either API: check the request, inject the conversation's images, open an upstream.
 
 `ChatService.start_completion` (Chat Completions) and `start_response` (Responses API) return a `ChatTurn`
 whose upstream has already answered (for a stream: sent its first output), so every failure before the
-first token is still a proper error for the caller, never an in-band one. The turn then hands its events,
-framed in its API's SSE dialect, to the HTTP layer and records how the call ended.
+first token is still a proper error for the caller, never an in-band one — and, while nothing has reached
+the caller, a reason to try the next upstream (`upstream/failover.py`): connection errors, 429, 5xx, or no
+first token within GLIMPSE_FIRST_TOKEN_TIMEOUT. The turn then hands its events, framed in its API's SSE
+dialect, to the HTTP layer and records how the call ended.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..conversation.injection import CHAT_MESSAGES, RESPONSES_INPUT, ImageInjector
+from ..conversation.injection import CHAT_MESSAGES, RESPONSES_INPUT, ImageInjector, InjectionResult
 from ..errors import UpstreamError, UpstreamTimedOut
 from ..observability.metrics import Metrics
 from ..upstream.client import Upstream
+from ..upstream.failover import Upstreams, fails_over
+from ..upstream.providers import TurnContext
 from ..upstream.span import UpstreamSpan, UpstreamSpans
 from ..upstream.stream import UpstreamStream
 from .completions import upstream_request, validate_chat_request
 from .responses import input_items, upstream_response_request
 
 OpenUpstream = Callable[[dict[str, Any], dict[str, str]], Awaitable[UpstreamStream]]
+CHAT, RESPONSES = "chat", "responses"
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +42,10 @@ class StreamInterrupted(UpstreamError):
 class ChatTurn:
     """One upstream call with its span. Close it when done, whatever happened (`close` is idempotent)."""
 
-    def __init__(self, payload: dict[str, Any], model: str, images: int, span: UpstreamSpan, metrics: Metrics,
-                 log_fields: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], upstream: str, model: str, images: int, span: UpstreamSpan,
+                 metrics: Metrics, log_fields: dict[str, Any]) -> None:
         self._payload = payload
+        self.upstream = upstream  # the name of the upstream answering
         self.model = model
         self.stream = bool(payload.get("stream"))
         self.images = images
@@ -122,24 +128,27 @@ class ChatTurn:
 
 
 class ChatService:
-    def __init__(self, injector: ImageInjector, upstream: Upstream, spans: UpstreamSpans, metrics: Metrics, *,
-                 default_model: str, max_messages: int, first_byte_timeout: float) -> None:
+    def __init__(self, injector: ImageInjector, upstreams: Upstreams, spans: UpstreamSpans, metrics: Metrics, *,
+                 default_model: str, max_messages: int, first_byte_timeout: float, first_token_timeout: float,
+                 reasoning_effort: str) -> None:
         self._injector = injector
-        self._upstream = upstream
+        self._upstreams = upstreams
         self._spans = spans
         self._metrics = metrics
         self._default_model = default_model
         self._max_messages = max_messages
         self._first_byte_timeout = first_byte_timeout
+        self._first_token_timeout = first_token_timeout
+        self._reasoning_effort = reasoning_effort
 
     async def start_completion(self, body: dict[str, Any], public_base_url: str,
                                log_fields: dict[str, Any]) -> ChatTurn:
-        """A Chat Completions turn whose upstream has answered. `log_fields` gains the model, stream flag and
-        image count."""
+        """A Chat Completions turn whose upstream has answered. `log_fields` gains the model, stream flag, image
+        count and the upstream that answered."""
         validate_chat_request(body, self._max_messages)
         injected = await self._injector.apply(body, body["messages"], public_base_url, CHAT_MESSAGES)
         payload = upstream_request(body, injected.messages, self._default_model)
-        return await self._start(payload, injected.image_count, log_fields, self._upstream.open)
+        return await self._start(CHAT, payload, injected, log_fields)
 
     async def start_response(self, body: dict[str, Any], public_base_url: str,
                              log_fields: dict[str, Any]) -> ChatTurn:
@@ -147,16 +156,54 @@ class ChatService:
         items = input_items(body, self._max_messages)
         injected = await self._injector.apply(body, items, public_base_url, RESPONSES_INPUT)
         payload = upstream_response_request(body, injected.messages, self._default_model)
-        return await self._start(payload, injected.image_count, log_fields, self._upstream.open_response)
+        return await self._start(RESPONSES, payload, injected, log_fields)
 
-    async def _start(self, payload: dict[str, Any], images: int, log_fields: dict[str, Any],
-                     open_upstream: OpenUpstream) -> ChatTurn:
-        model = self._metrics.model_label(payload["model"])
-        turn = ChatTurn(payload, model, images, self._spans.start(payload, model, images), self._metrics, log_fields)
-        log_fields.update(model=model, stream=turn.stream, images=images)
-        try:
-            await turn.open(open_upstream, self._first_byte_timeout)
-        except BaseException:
-            await turn.close()
-            raise
-        return turn
+    async def _start(self, api: str, payload: dict[str, Any], injected: InjectionResult,
+                     log_fields: dict[str, Any]) -> ChatTurn:
+        """Try the upstreams in order until one answers; the last one may use what is left of the first-byte
+        budget, the others get the first-token timeout each."""
+        context = TurnContext(injected.conversation_id, self._reasoning_effort)
+        deadline = time.monotonic() + self._first_byte_timeout
+        candidates = self._upstreams.candidates()
+        for index, candidate in enumerate(candidates):
+            upstream, last = candidate.upstream, index == len(candidates) - 1
+            request = await self._request_for(upstream, api, payload, injected, context)
+            model = self._metrics.model_label(request["model"])
+            turn = ChatTurn(request, upstream.name, model, injected.image_count,
+                            self._spans.start(request, model, injected.image_count, upstream), self._metrics,
+                            log_fields)
+            log_fields.update(model=model, stream=turn.stream, images=injected.image_count, upstream=upstream.name)
+            left = max(0.0, deadline - time.monotonic())
+            # only a stream's first token is worth waiting for; a whole non-streamed answer may take long
+            timeout = left if last or not turn.stream else min(self._first_token_timeout, left)
+            try:
+                await turn.open(upstream.open if api == CHAT else upstream.open_response, timeout)
+            except UpstreamError as exc:
+                await turn.close()
+                if fails_over(exc):
+                    candidate.breaker.failed()
+                if last or not fails_over(exc):
+                    raise
+                self._metrics.failovers.labels(upstream.name, exc.outcome).inc()
+                log.warning("upstream %s failed before its first token (%s): trying %s", upstream.name,
+                            exc.outcome, candidates[index + 1].upstream.name)
+                continue
+            except BaseException:
+                await turn.close()
+                raise
+            candidate.breaker.succeeded()
+            return turn
+        raise AssertionError("no upstream to try")  # candidates() is never empty
+
+    async def _request_for(self, upstream: Upstream, api: str, payload: dict[str, Any], injected: InjectionResult,
+                           context: TurnContext) -> dict[str, Any]:
+        """`payload` as this upstream takes it: its own model, images inline where it fetches no URLs, its
+        provider's rules."""
+        request = dict(payload)
+        if upstream.model:
+            request["model"] = upstream.model
+        if upstream.provider.inline_images_only and injected.image_count:
+            request["messages" if api == CHAT else "input"] = await self._injector.inline(injected)
+        if api == CHAT:
+            return upstream.provider.adapt_chat(request, context)
+        return upstream.provider.adapt_response(request, context)

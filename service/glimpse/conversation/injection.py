@@ -90,6 +90,10 @@ class InjectionResult:
     conversation_id: str | None
     image_count: int
     store_failed: bool = False
+    # what `ImageInjector.inline` needs to build the same turn with data: URLs
+    original: list[Any] | None = None
+    images: tuple[StoredImage, ...] = ()
+    shape: Shape | None = None
 
 
 class _DataUrlCache:
@@ -144,12 +148,21 @@ class ImageInjector:
             return InjectionResult(messages, conversation_id, 0, store_failed=True)
         if not images:
             return InjectionResult(messages, conversation_id, 0)
-        urls = [url for url in [await self._url_for(image, public_base_url) for image in images] if url]
+        urls = [url for url in [await self._url_for(image, public_base_url, self.delivery) for image in images]
+                if url]
         self.metrics.images_injected.labels(self.policy).inc(len(urls))
-        return InjectionResult(shape.insert(messages, urls, self.detail), conversation_id, len(urls))
+        return InjectionResult(shape.insert(messages, urls, self.detail), conversation_id, len(urls),
+                               original=messages, images=tuple(images), shape=shape)
 
-    async def _url_for(self, image: StoredImage, public_base_url: str) -> str | None:
-        if self.delivery == "url":
+    async def inline(self, result: InjectionResult) -> list[Any]:
+        """The turn of `result` with its images as data: URLs, for an upstream that fetches no URLs (Gemini)."""
+        if self.delivery == "inline" or result.shape is None or result.original is None:
+            return result.messages
+        urls = [url for url in [await self._url_for(image, "", "inline") for image in result.images] if url]
+        return result.shape.insert(result.original, urls, self.detail)
+
+    async def _url_for(self, image: StoredImage, public_base_url: str, delivery: Delivery) -> str | None:
+        if delivery == "url":
             try:
                 return (await self.urls.url_for(image, public_base_url)).value
             except Exception as exc:

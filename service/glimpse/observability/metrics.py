@@ -26,7 +26,10 @@ class Metrics:
                               "From the request's arrival to the first streamed chunk written to the caller.",
                               ["model"], buckets=TTFT_BUCKETS, registry=r)
         self.upstream_duration = Histogram("glimpse_upstream_duration_seconds", "Upstream call, start to end.",
-                                           ["model", "outcome"], buckets=DURATION_BUCKETS, registry=r)
+                                           ["model", "outcome", "upstream"], buckets=DURATION_BUCKETS, registry=r)
+        self.failovers = Counter("glimpse_upstream_failovers",
+                                 "Turns moved to the next upstream before their first token, by the upstream that "
+                                 "failed and how.", ["upstream", "outcome"], registry=r)
         self.active_streams = Gauge("glimpse_active_streams", "Streaming completions being relayed now.",
                                     registry=r)
         self.tokens = Counter("glimpse_tokens", "Tokens reported by the upstream's usage.", ["model", "kind"],

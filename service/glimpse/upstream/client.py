@@ -1,4 +1,4 @@
-"""The real LLM behind the proxy, reached with the `openai` SDK (auth, retries, base URL handling)."""
+"""One upstream LLM, reached with the `openai` SDK (auth, retries, base URL handling)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,34 @@ from urllib.parse import urlsplit
 
 import openai
 
-from ..config import Settings
+from ..config import Settings, UpstreamConfig
 from ..errors import UpstreamLacksApi, UpstreamRejectedRequest
 from .errors import upstream_error
+from .providers import Provider, provider_for
 from .sse import ChatCompletionsSse, ResponsesSse
 from .stream import UpstreamStream
 
-# Hosts whose OpenAI-compatible API has no `/responses` (Gemini's serves Chat Completions only).
-NO_RESPONSES_API_HOSTS = ("generativelanguage.googleapis.com",)
 NO_RESPONSES_API = ("The upstream LLM ({base_url}) has no Responses API. Set the ElevenLabs agent's custom LLM API "
                     "type to Chat Completions (VoiceAgent spec.llm.apiType: chatCompletions), or point "
                     "GLIMPSE_UPSTREAM_BASE_URL at an upstream that serves /responses.")
 
 
 class Upstream:
-    def __init__(self, settings: Settings) -> None:
-        self._base_url = settings.upstream_base_url
+    """One upstream: its name, provider, fixed model (if any) and SDK client."""
+
+    def __init__(self, target: UpstreamConfig, settings: Settings, *, max_retries: int) -> None:
+        self.name = target.name
+        self.model = target.model
+        self.provider: Provider = provider_for(target.provider, target.base_url)
+        self.server_address = urlsplit(target.base_url).hostname or ""
+        self._base_url = target.base_url
         self._max_event_bytes = settings.upstream_max_event_bytes
         self._ask_for_usage = settings.upstream_stream_usage
         timeout = openai.Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout)
         self.client = openai.AsyncOpenAI(
-            base_url=settings.upstream_base_url,
-            api_key=settings.upstream_api_key.get_secret_value() or "no-key-configured",
-            max_retries=settings.upstream_max_retries,
+            base_url=target.base_url,
+            api_key=target.api_key.get_secret_value() or "no-key-configured",
+            max_retries=max_retries,
             timeout=timeout,
             # aiohttp as the SDK's transport: one pooled keep-alive connector, and a fraction of the CPU the
             # default transport spends per request (measured with bench/run.py)
@@ -61,7 +66,7 @@ class Upstream:
     async def open_response(self, payload: dict[str, Any],
                             extra_headers: dict[str, str] | None = None) -> UpstreamStream:
         """The same for the Responses API (`POST {base_url}/responses`)."""
-        if urlsplit(self._base_url).hostname in NO_RESPONSES_API_HOSTS:
+        if not self.provider.has_responses_api:
             raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._base_url))
         payload = dict(payload)
         stream = bool(payload.pop("stream", False))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -12,37 +11,30 @@ from ..observability.metrics import Metrics
 from ..observability.tracing import Tracing
 from .sse import RelayState
 
-
-def provider_name(base_url: str) -> str:
-    host = urlsplit(base_url).hostname or ""
-    if host.endswith("openai.com"):
-        return "openai"
-    if host.endswith("googleapis.com"):
-        return "gcp.gemini"
-    return "openai_compatible"
+if TYPE_CHECKING:
+    from .client import Upstream
 
 
 class UpstreamSpans:
     """What every upstream call's span needs, fixed for the process: make one span per call with `start`."""
 
-    def __init__(self, tracing: Tracing, metrics: Metrics, upstream_base_url: str, image_delivery: str,
-                 image_policy: str) -> None:
+    def __init__(self, tracing: Tracing, metrics: Metrics, image_delivery: str, image_policy: str) -> None:
         self.tracing = tracing
         self.metrics = metrics
-        self.system = provider_name(upstream_base_url)
-        self.server_address = urlsplit(upstream_base_url).hostname or ""
         self.image_delivery = image_delivery
         self.image_policy = image_policy
 
-    def start(self, payload: dict[str, Any], model_label: str, images: int) -> UpstreamSpan:
-        """A span that is current (its trace context goes to the upstream) until `end`."""
-        return UpstreamSpan(self, payload, model_label, images)
+    def start(self, payload: dict[str, Any], model_label: str, images: int, upstream: Upstream) -> UpstreamSpan:
+        """A span that is current (its trace context goes to the upstream) until `end`: one per upstream tried."""
+        return UpstreamSpan(self, payload, model_label, images, upstream)
 
 
 class UpstreamSpan:
-    def __init__(self, spans: UpstreamSpans, payload: dict[str, Any], model_label: str, images: int) -> None:
+    def __init__(self, spans: UpstreamSpans, payload: dict[str, Any], model_label: str, images: int,
+                 upstream: Upstream) -> None:
         self._spans = spans
         self.model = model_label
+        self.upstream = upstream.name
         self.done = False
         self.started = time.perf_counter()
         self._span = spans.tracing.tracer.start_span(f"chat {payload.get('model')}", kind=trace.SpanKind.CLIENT)
@@ -51,9 +43,10 @@ class UpstreamSpan:
         if self._span.is_recording():
             self._span.set_attributes({
                 "gen_ai.operation.name": "chat",
-                "gen_ai.system": spans.system,
+                "gen_ai.provider.name": upstream.provider.otel_name,
                 "gen_ai.request.model": str(payload.get("model")),
-                "server.address": spans.server_address,
+                "server.address": upstream.server_address,
+                "glimpse.upstream": upstream.name,
                 "glimpse.stream": bool(payload.get("stream")),
             })
             if images:
@@ -73,7 +66,8 @@ class UpstreamSpan:
             return
         self.done = True
         metrics = self._spans.metrics
-        metrics.upstream_duration.labels(self.model, outcome).observe(time.perf_counter() - self.started)
+        elapsed = time.perf_counter() - self.started
+        metrics.upstream_duration.labels(self.model, outcome, self.upstream).observe(elapsed)
         span = self._span
         if state is not None and state.usage is not None:
             metrics.count_usage(self.model, state.usage.prompt_tokens, state.usage.completion_tokens)

@@ -27,6 +27,7 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx-style ingresses: do not buffer the stream
 }
+UPSTREAM_HEADER = "X-Glimpse-Upstream"  # the name of the upstream that answered (GLIMPSE_UPSTREAMS)
 
 
 @routes.post("/v1/chat/completions")
@@ -55,7 +56,8 @@ async def _read_turn(request: web.Request) -> dict[str, object]:
 async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     try:
         if not turn.stream:
-            return web.Response(body=await turn.read_body(), content_type="application/json")
+            return web.Response(body=await turn.read_body(), content_type="application/json",
+                                headers={UPSTREAM_HEADER: turn.upstream})
         with request.app[DRAIN].live_stream():
             return await _relay(request, turn, arrived)
     finally:
@@ -65,7 +67,7 @@ async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.S
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     """The upstream's events as strict SSE, each written as it arrives; a failure after the first token
     is told in-band, as the API's own error event (then `[DONE]` for Chat Completions)."""
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers={**SSE_HEADERS, UPSTREAM_HEADER: turn.upstream})
     await response.prepare(request)
     try:
         if turn.first_event is not None:
