@@ -136,7 +136,9 @@ def proxy_deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Memo,
 def voice_agents_by_secret(namespace: str | None, name: str, uid: str, spec: kopf.Spec, **_: Any
                            ) -> dict[tuple[str | None, str], tuple[str, str]]:
     """(namespace, Secret name) -> the VoiceAgents (name, uid) reading a key from that Secret."""
-    refs = [(spec.get(part) or {}).get("apiKeySecretRef") or {} for part in ("llm", "elevenlabs")]
+    llm = spec.get("llm") or {}
+    fallbacks = [f for f in llm.get("fallbacks") or [] if isinstance(f, dict)]
+    refs = [(part or {}).get("apiKeySecretRef") or {} for part in (llm, spec.get("elevenlabs"), *fallbacks)]
     return {(namespace, ref["name"]): (name, uid) for ref in refs if isinstance(ref, dict) and ref.get("name")}
 
 

@@ -44,7 +44,14 @@ from .render import (
     workspace_secret_name,
 )
 from .settings import OperatorSettings
-from .spec import InvalidSpec, custom_llm_api_type, public_url, upstream_base_url, with_defaults
+from .spec import (
+    InvalidSpec,
+    custom_llm_api_type,
+    fallback_base_urls,
+    public_url,
+    upstream_base_url,
+    with_defaults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +187,12 @@ class Reconciler:
         spec = with_defaults(body["spec"])
         try:
             upstream_base_url(spec)
+            fallback_base_urls(spec)
             custom_llm_api_type(spec)
             llm_key_ref, el_key_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
             llm_key = self._secret_value(namespace, llm_key_ref)
             elevenlabs_key = self._secret_value(namespace, el_key_ref)
+            fallback_keys = [self._secret_value(namespace, f["apiKeySecretRef"]) for f in spec["llm"]["fallbacks"]]
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
             condition("AgentSynced", False, reason, str(exc))
@@ -224,7 +233,8 @@ class Reconciler:
             self.event(body, WARNING, "ElevenLabsError", str(exc))
             retry = str(exc)
 
-        digest = secrets_hash({"llm": llm_key, "elevenlabs": elevenlabs_key, **generated})
+        digest = secrets_hash({"llm": llm_key, "elevenlabs": elevenlabs_key, "fallbacks": "\n".join(fallback_keys),
+                               **generated})
         objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image, digest)
                    if o["kind"] != "Secret"]
         for obj in objects:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from . import GROUP, KIND, VERSION
-from .spec import custom_llm_api_type, public_url, upstream_base_url
+from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
 
 PORT = 8080
 SECRET_KEYS = ("customLlmKey", "signingSecret")
@@ -78,14 +78,37 @@ def render_secret(body: dict[str, Any], values: dict[str, str]) -> dict[str, Any
             "stringData": {key: values[key] for key in SECRET_KEYS}}
 
 
+PRIMARY_KEY_ENV = "GLIMPSE_UPSTREAM_API_KEY"
+
+
+def fallback_key_env(index: int) -> str:
+    """The environment variable holding the key of spec.llm.fallbacks[index] (from its Secret)."""
+    return f"GLIMPSE_FALLBACK_{index + 1}_API_KEY"
+
+
+def upstreams_setting(spec: dict[str, Any]) -> str:
+    """GLIMPSE_UPSTREAMS for a spec with fallbacks: the primary, then each fallback with its own model; keys come
+    from environment variables the pod fills from the Secrets (never from the ConfigMap)."""
+    llm = spec["llm"]
+    upstreams = [{"name": "primary", "base_url": upstream_base_url(spec), "provider": llm["provider"],
+                  "api_key_env": PRIMARY_KEY_ENV}]
+    upstreams += [{"name": f["name"], "base_url": url, "provider": f["provider"], "model": f["model"],
+                   "api_key_env": fallback_key_env(i)}
+                  for i, (f, url) in enumerate(zip(llm["fallbacks"], fallback_base_urls(spec), strict=True))]
+    return json.dumps(upstreams, separators=(",", ":"))
+
+
 def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
     images = spec["images"]
+    fallbacks = {"GLIMPSE_UPSTREAMS": upstreams_setting(spec)} if spec["llm"]["fallbacks"] else {}
     return {
         "GLIMPSE_HOST": "0.0.0.0",  # noqa: S104 (a pod listens on its own interface)
         "GLIMPSE_PORT": str(PORT),
         "GLIMPSE_PUBLIC_BASE_URL": public_url(spec),
         "GLIMPSE_UPSTREAM_BASE_URL": upstream_base_url(spec),
         "GLIMPSE_UPSTREAM_MODEL": spec["llm"]["model"],
+        "GLIMPSE_UPSTREAM_PROVIDER": spec["llm"]["provider"],
+        **fallbacks,
         "GLIMPSE_STORE_URL": spec["proxy"]["store"] or "memory://",
         "GLIMPSE_STORAGE_URL": images["storage"] or "file:///data/images",
         "GLIMPSE_IMAGE_DELIVERY": images["delivery"],
@@ -148,7 +171,9 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                     "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                     "envFrom": [{"configMapRef": {"name": generated}}],
                     "env": [
-                        _secret_env("GLIMPSE_UPSTREAM_API_KEY", llm_ref["name"], llm_ref["key"]),
+                        _secret_env(PRIMARY_KEY_ENV, llm_ref["name"], llm_ref["key"]),
+                        *(_secret_env(fallback_key_env(i), f["apiKeySecretRef"]["name"], f["apiKeySecretRef"]["key"])
+                          for i, f in enumerate(spec["llm"]["fallbacks"])),
                         _secret_env("GLIMPSE_ELEVENLABS_API_KEY", el_ref["name"], el_ref["key"]),
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),

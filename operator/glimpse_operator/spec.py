@@ -22,7 +22,7 @@ REQUIRED_FIELDS = ("agent.name", "agent.prompt", "llm.model", "llm.apiKeySecretR
 # one replica with each pod's own memory and disk works on any cluster; more need Redis and GCS (a CEL rule says so).
 DEFAULTS: dict[str, Any] = {
     "agent": {"firstMessage": "", "voiceId": "", "language": "en"},
-    "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions"},
+    "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions", "fallbacks": []},
     "images": {"storage": "", "delivery": "url", "policy": "sticky", "detail": "auto", "maxBytes": 10485760,
                "ttlSeconds": 3600},
     "elevenlabs": {"agentId": ""},
@@ -38,10 +38,18 @@ class InvalidSpec(ValueError):
     a required field missing."""
 
 
+# each item of spec.llm.fallbacks
+FALLBACK_DEFAULTS: dict[str, Any] = {"provider": "openai", "baseUrl": ""}
+
+
 def with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
     result = copy.deepcopy(spec)
     _merge(result, DEFAULTS)
-    for ref in (result["llm"].get("apiKeySecretRef"), result["elevenlabs"].get("apiKeySecretRef")):
+    fallbacks = [f for f in result["llm"]["fallbacks"] if isinstance(f, dict)]
+    for fallback in fallbacks:
+        _merge(fallback, FALLBACK_DEFAULTS)
+    for ref in (result["llm"].get("apiKeySecretRef"), result["elevenlabs"].get("apiKeySecretRef"),
+                *(f.get("apiKeySecretRef") for f in fallbacks)):
         if isinstance(ref, dict):
             ref.setdefault("key", "apiKey")
     return result
@@ -68,12 +76,20 @@ def check_required(spec: dict[str, Any]) -> None:
 
 
 def upstream_base_url(spec: dict[str, Any]) -> str:
-    llm = spec["llm"]
+    return llm_base_url(spec["llm"], "spec.llm")
+
+
+def llm_base_url(llm: dict[str, Any], where: str) -> str:
+    """The base URL of spec.llm (or of one of its fallbacks, `where` naming it in errors)."""
     if llm["baseUrl"]:
         return str(llm["baseUrl"])
     if llm["provider"] not in PROVIDER_BASE_URLS:
-        raise InvalidSpec("spec.llm.baseUrl is required when spec.llm.provider is openai-compatible")
+        raise InvalidSpec(f"{where}.baseUrl is required when {where}.provider is openai-compatible")
     return PROVIDER_BASE_URLS[llm["provider"]]
+
+
+def fallback_base_urls(spec: dict[str, Any]) -> list[str]:
+    return [llm_base_url(f, f"spec.llm.fallbacks[{i}]") for i, f in enumerate(spec["llm"]["fallbacks"])]
 
 
 def custom_llm_api_type(spec: dict[str, Any]) -> str:

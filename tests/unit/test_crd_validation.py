@@ -146,6 +146,11 @@ NAME_ERROR = ": metadata.name has 60 characters, at most 55 are allowed"
 RESOURCE_NAMES_ERROR = ".spec.proxy.resources.{}: the proxy's resources are cpu, memory and ephemeral-storage"
 AUTOSCALING_ERROR = ".spec.proxy.autoscaling.minReplicas: spec.proxy.autoscaling.minReplicas must not be above"
 
+GEMINI_FALLBACK = {"name": "gemini", "provider": "gemini", "model": "gemini-2.5-flash",
+                   "apiKeySecretRef": {"name": "gemini"}}
+FALLBACK_NAMES_ERROR = ".spec.llm.fallbacks: each fallback needs its own name"
+FALLBACK_BASE_URL_ERROR = ".spec.llm.fallbacks[].baseUrl: a fallback's baseUrl is required"
+
 ACCEPTED = {
     "minimal": voice_agent(),
     "one-replica-memory": voice_agent(proxy__replicas=1, proxy__store="memory://"),
@@ -160,6 +165,11 @@ ACCEPTED = {
     "resources": voice_agent(proxy__resources={"requests": {"cpu": "250m", "memory": "256Mi"},
                                                "limits": {"cpu": 1, "memory": "1.5Gi", "ephemeral-storage": "1G"}}),
     "autoscaling-min-equals-max": voice_agent(proxy__autoscaling={**AUTOSCALING, "maxReplicas": 2}, **SHARED),
+    "autoscaling-on-active-streams": voice_agent(proxy__autoscaling={**AUTOSCALING, "metric": "activeStreams",
+                                                                     "targetActiveStreams": 15}, **SHARED),
+    "fallbacks": voice_agent(llm__fallbacks=[GEMINI_FALLBACK, {**GEMINI_FALLBACK, "name": "vllm",
+                                                               "provider": "openai-compatible",
+                                                               "baseUrl": "http://vllm:8000/v1"}]),
 }
 
 # spec changes -> what the CEL rules say (every rule is refused by at least one case; a test checks)
@@ -178,6 +188,11 @@ REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "unknown-resource": ({"proxy__resources": {"requests": {"cpu": "1", "nvidia.com/gpu": 1}}},
                          [RESOURCE_NAMES_ERROR.format("requests")]),
     "unknown-limit": ({"proxy__resources": {"limits": {"memroy": "1Gi"}}}, [RESOURCE_NAMES_ERROR.format("limits")]),
+    "fallbacks-same-name": ({"llm__fallbacks": [GEMINI_FALLBACK, GEMINI_FALLBACK]}, [FALLBACK_NAMES_ERROR]),
+    "fallback-named-primary": ({"llm__fallbacks": [{**GEMINI_FALLBACK, "name": "primary"}]}, [FALLBACK_NAMES_ERROR]),
+    "fallback-compatible-without-base-url": ({"llm__fallbacks": [{**GEMINI_FALLBACK,
+                                                                  "provider": "openai-compatible"}]},
+                                             [FALLBACK_BASE_URL_ERROR]),
 }
 
 # spec changes the OpenAPI schema refuses (proxy.resources was free-form; now maps of quantities)
@@ -191,6 +206,9 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "too-many-resources": {"proxy__resources": {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi",
                                                              "hugepages-2Mi": "1Gi"}}},
     "base-url-not-http": {"llm__provider": "openai-compatible", "llm__baseUrl": "vllm:8000"},
+    "fallback-without-model": {"llm__fallbacks": [{"name": "g", "apiKeySecretRef": {"name": "gemini"}}]},
+    "five-fallbacks": {"llm__fallbacks": [{**GEMINI_FALLBACK, "name": f"g{i}"} for i in range(5)]},
+    "autoscaling-on-memory": {"proxy__autoscaling": {"enabled": True, "metric": "memory"}},
 }
 
 

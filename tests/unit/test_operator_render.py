@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from glimpse.config import Settings
 from glimpse.observability import metrics
 from glimpse_operator.render import (
     ACTIVE_STREAMS_METRIC,
@@ -324,3 +325,28 @@ def test_a_rotated_key_changes_the_pod_template() -> None:
     assert before != after
     assert templates[0]["metadata"]["annotations"]["glimpse.dev/secrets-hash"] == before
     assert templates[0] != templates[1] and templates[0]["spec"] == templates[1]["spec"]
+
+
+def test_fallbacks_become_an_upstreams_setting_the_proxy_loads() -> None:
+    """The ConfigMap and the pod's env, as the kubelet would fill them, read by the proxy's own settings: the
+    primary, then each fallback with its model and its key from its own Secret (no key in the ConfigMap)."""
+    body = voice_agent(llm__fallbacks=[
+        {"name": "gemini", "provider": "gemini", "model": "gemini-2.5-flash", "apiKeySecretRef": {"name": "gemini"}},
+        {"name": "vllm", "provider": "openai-compatible", "baseUrl": "http://vllm:8000/v1", "model": "llama",
+         "apiKeySecretRef": {"name": "vllm", "key": "token"}}])
+    objects = {o["kind"]: o for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS,
+                                                  PROXY_IMAGE)}
+    secrets = {("openai", "apiKey"): "sk-openai", ("gemini", "apiKey"): "gm-key", ("vllm", "token"): "vllm-token",
+               ("elevenlabs", "apiKey"): "xi-key", ("glimpse-museum-guide", "customLlmKey"): "k" * 43,
+               ("glimpse-museum-guide", "signingSecret"): "s" * 43}
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = dict(objects["ConfigMap"]["data"])
+    assert "sk-openai" not in json.dumps(env) and "gm-key" not in json.dumps(env)
+    for variable in container["env"]:
+        ref = variable["valueFrom"]["secretKeyRef"]
+        env[variable["name"]] = secrets[(ref["name"], ref["key"])]
+    targets = Settings.load(env=env).upstream_targets
+    assert [(t.name, t.provider, t.model, t.api_key.get_secret_value()) for t in targets] == [
+        ("primary", "openai", "", "sk-openai"), ("gemini", "gemini", "gemini-2.5-flash", "gm-key"),
+        ("vllm", "openai-compatible", "llama", "vllm-token")]
+    assert targets[1].base_url == "https://generativelanguage.googleapis.com/v1beta/openai/"
