@@ -239,8 +239,8 @@ ACTIVE_STREAMS_METRIC = "glimpse_active_streams"  # the proxy's gauge (service/g
 
 def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
     """CPU, or the streams each pod relays now: a stream is a person on a call, and CPU lags behind them. The
-    custom metric reaches the HPA through prometheus-adapter (or KEDA's metrics server), as docs/architecture.md
-    shows."""
+    custom metric reaches the HPA through prometheus-adapter, as docs/architecture.md shows (with KEDA: autoscaling
+    off here, and a ScaledObject of your own)."""
     if scaling["metric"] == "activeStreams":
         return {"type": "Pods", "pods": {"metric": {"name": ACTIVE_STREAMS_METRIC}, "target": {
             "type": "AverageValue", "averageValue": str(scaling["targetActiveStreams"])}}}

@@ -38,6 +38,9 @@ VALUES = {
         "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {
             "kubernetes.io/metadata.name": "ingress-nginx"}}}]}}},
     "watched-namespaces-standby": {"operator": {"replicas": 2, "watchNamespaces": ["voice", "voice-staging"]}},
+    # a Pods metric (glimpse_active_streams via prometheus-adapter): the HPA's schema checks its shape
+    "autoscaled-on-active-streams": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "autoscaling": {
+        "enabled": True, "metric": "activeStreams", "targetActiveStreams": 30}}},
 }
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
 
@@ -72,8 +75,12 @@ def test_rendered_objects_are_valid(case: str) -> None:
                 "standalone-proxy": {"Secret", "Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
-                "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"}}[case]
+                "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
+                "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"}}[case]
     assert expected <= set(kinds)
+    for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
+        [metric] = hpa["spec"]["metrics"]
+        assert metric["type"] == ("Pods" if case == "autoscaled-on-active-streams" else "Resource")
 
 
 def test_service_monitor_needs_the_crd_or_an_explicit_assumption() -> None:
@@ -124,7 +131,11 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"operator": {"watchNamespaces": ["voice", "voice"]}},
                 {"operator": {"resources": {"requests": {"cpu": "lots"}}}},
                 {"proxy": {"resources": {"limits": {"memroy": "1Gi"}}}},
-                {"proxy": {"resources": {"requests": "100m"}}}):
+                {"proxy": {"resources": {"requests": "100m"}}},
+                {"proxy": {"images": {"detail": "ultra"}}}, {"proxy": {"images": {"maxBytes": 100}}},
+                {"proxy": {"images": {"ttlSeconds": "1h"}}}, {"proxy": {"autoscaling": {"metric": "memory"}}},
+                {"proxy": {"autoscaling": {"targetActiveStreams": 0}}}, {"dev": {"writableRootFilesystem": "yes"}},
+                {"proxy": {"upstream": {"provider": "anthropic"}}}, {"proxy": {"upstream": {"baseUrl": "vllm:8000"}}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
@@ -134,6 +145,25 @@ def test_values_schema_rejects_wrong_types() -> None:
 def test_standalone_proxy_requires_an_upstream_key_secret() -> None:
     with pytest.raises(helm_python.HelmError, match="apiKeySecret"):
         render_chart({"proxy": {"enabled": True}})
+
+
+def test_standalone_proxy_upstream_is_a_provider_or_a_base_url() -> None:
+    """As a VoiceAgent's spec.llm: the provider's endpoint unless baseUrl is set; openai-compatible needs one."""
+    def upstream(**change: str) -> dict[str, str]:
+        proxy = copy.deepcopy(STANDALONE["proxy"])
+        proxy["upstream"].update(change)
+        configmap = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "ConfigMap"
+                         and o["metadata"]["name"].endswith("proxy"))
+        return {key.removeprefix("GLIMPSE_UPSTREAM_"): configmap["data"][key]
+                for key in ("GLIMPSE_UPSTREAM_PROVIDER", "GLIMPSE_UPSTREAM_BASE_URL")}
+
+    assert upstream() == {"PROVIDER": "openai", "BASE_URL": "https://api.openai.com/v1"}
+    assert upstream(provider="gemini") == {
+        "PROVIDER": "gemini", "BASE_URL": "https://generativelanguage.googleapis.com/v1beta/openai/"}
+    assert upstream(provider="openai-compatible", baseUrl="http://vllm:8000/v1") == {
+        "PROVIDER": "openai-compatible", "BASE_URL": "http://vllm:8000/v1"}
+    with pytest.raises(helm_python.HelmError, match="baseUrl is required"):
+        upstream(provider="openai-compatible")
 
 
 @pytest.mark.parametrize(("change", "problem"), [

@@ -35,9 +35,10 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{- /* dev.writableRootFilesystem: only the Tiltfile sets it (live update copies source into the image) */ -}}
 {{- define "glimpse.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
+readOnlyRootFilesystem: {{ not .Values.dev.writableRootFilesystem }}
 capabilities:
   drop: [ALL]
 {{- end -}}
