@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -178,6 +179,21 @@ async def test_url_delivery_sends_a_signed_fetchable_url(start_proxy: StartProxy
     async with http.get(part["url"]) as response:  # what the upstream would do
         assert response.status == 200 and response.headers["Content-Type"] == "image/png"
         assert Image.open(io.BytesIO(await response.read())).size == (20, 20)
+
+
+async def test_the_prompt_prefix_stays_the_same_turn_after_turn(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                                 http: aiohttp.ClientSession) -> None:
+    """A new turn only appends: the system prompt and the image message are byte-identical to the last turn's (the
+    same signed URL, not a fresh signature), so the upstream's prompt cache keeps hitting."""
+    proxy = await start_proxy(image_delivery="url")
+    session = await new_session(http, proxy.url)
+    await upload(http, proxy.url, session)
+    await chat(http, proxy, elevenlabs_body(session["session_id"], conversation("What is this?")))
+    first = upstream.last_messages()
+    await asyncio.sleep(1.1)  # a signature made now would carry a later expiry
+    await chat(http, proxy, elevenlabs_body(session["session_id"], conversation("What is this?", "A cup.", "Color?")))
+    second = upstream.last_messages()
+    assert second[:len(first)] == first and len(second) == len(first) + 2
 
 
 async def test_conversation_id_from_extra_body_conversation_id_and_dynamic_variable(

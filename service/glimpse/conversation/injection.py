@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..auth import SignedValue
 from ..config import Delivery, Detail, Policy
 from ..images.storage import ImageStorage
 from ..images.urls import ImageUrls
@@ -24,6 +26,7 @@ from .store import ConversationStore, StoredImage
 log = logging.getLogger(__name__)
 
 LEADING_ROLES = frozenset({"system", "developer"})
+MAX_SIGNED_URLS = 10_000  # signed image URLs kept for reuse (a few hundred bytes each)
 
 IMAGE_NOTE_ONE = ("(System note: the user has shared an image in this conversation. Use it to answer "
                   "their questions about what they are showing you.)")
@@ -132,6 +135,7 @@ class ImageInjector:
         self.policy = policy
         self.detail = detail
         self._data_urls = _DataUrlCache(max_bytes=64 * 1024 * 1024)
+        self._signed: OrderedDict[tuple[str, str], SignedValue] = OrderedDict()
 
     async def apply(self, body: dict[str, Any], messages: list[Any], public_base_url: str,
                     shape: Shape = CHAT_MESSAGES) -> InjectionResult:
@@ -161,13 +165,27 @@ class ImageInjector:
         urls = [url for url in [await self._url_for(image, "", "inline") for image in result.images] if url]
         return result.shape.insert(result.original, urls, self.detail)
 
+    async def _signed_url(self, image: StoredImage, public_base_url: str) -> str | None:
+        """The image's signed URL, the same one turn after turn while it has at least half its lifetime left: a
+        URL that changed every turn would change the prompt's prefix, and the upstream's prompt cache would miss."""
+        key = (image.key, public_base_url)
+        cached = self._signed.get(key)
+        if cached is not None and cached.expires_at - time.time() >= self.urls.ttl_seconds / 2:
+            self._signed.move_to_end(key)
+            return cached.value
+        try:
+            signed = await self.urls.url_for(image, public_base_url)
+        except Exception as exc:
+            log.warning("no URL could be signed for image %s: %s", image.image_id, exc)
+            return None
+        self._signed[key] = signed
+        if len(self._signed) > MAX_SIGNED_URLS:
+            self._signed.popitem(last=False)
+        return signed.value
+
     async def _url_for(self, image: StoredImage, public_base_url: str, delivery: Delivery) -> str | None:
         if delivery == "url":
-            try:
-                return (await self.urls.url_for(image, public_base_url)).value
-            except Exception as exc:
-                log.warning("no URL could be signed for image %s: %s", image.image_id, exc)
-                return None
+            return await self._signed_url(image, public_base_url)
         cached = self._data_urls.get(image.key)
         if cached is not None:
             return cached
