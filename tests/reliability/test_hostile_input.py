@@ -16,7 +16,7 @@ from glimpse.config import ConfigError, Settings
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.loopback import serve_app
 from tests.helpers import conversation, elevenlabs_body, new_session, parse_sse
-from tests.images import jpeg
+from tests.images import jpeg, png
 
 
 async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -162,3 +162,24 @@ async def test_a_200_that_is_not_json_is_a_502(start_proxy: StartProxy, http: ai
             assert (await response.json())["error"]["type"] == "upstream_error"
     finally:
         await runner.cleanup()
+
+
+async def test_a_form_of_many_parts_is_refused_at_the_part_past_the_limit(
+        proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    """50,000 fields (the attack's shape): a 400 naming the limit, not a form read to its end; two files: a 400."""
+    session = await new_session(http, proxy.url)
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("session_id", session["session_id"])
+    for index in range(50_000):
+        form.add_field(f"f{index}", "x")
+    async with http.post(proxy.v1 + "/images", data=form,
+                         headers={"X-Upload-Token": session["upload_token"]}) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "too_many_parts"
+    form = aiohttp.FormData()
+    form.add_field("session_id", session["session_id"])
+    for _ in range(2):
+        form.add_field("file", png(8, 8), filename="a.png", content_type="image/png")
+    async with http.post(proxy.v1 + "/images", data=form,
+                         headers={"X-Upload-Token": session["upload_token"]}) as response:
+        assert response.status == 400 and (await response.json())["error"]["param"] == "file"

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from ...errors import TooLarge, UnsupportedMedia
+from ...errors import InvalidRequest, TooLarge, UnsupportedMedia
 from ...images.uploads import UploadRequest
 from ...resources import IMAGE_UPLOADS, IMAGE_URLS, SETTINGS
 from ..base_url import public_base_url
@@ -16,6 +16,9 @@ from ..errors import json_response
 routes = web.RouteTableDef()
 
 FIELD_LIMIT = 4096
+# An upload has a file and a few short fields: a form with more parts (50,000 fields, a dozen files) is refused at
+# the part past the limit, not read to its end.
+MAX_PARTS = 16
 
 
 @routes.post("/v1/images")
@@ -63,10 +66,17 @@ async def _read_form(request: web.Request, max_bytes: int) -> tuple[dict[str, st
     fields: dict[str, str] = {}
     data: bytes | None = None
     reader = await request.multipart()
+    parts = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > MAX_PARTS:
+            raise InvalidRequest(f"Too many form parts (at most {MAX_PARTS}): send `file`, `session_id` and "
+                                 "`ready`.", code="too_many_parts")
         if not isinstance(part, BodyPartReader):
             continue
         if part.name == "file":
+            if data is not None:
+                raise InvalidRequest("Send one `file` per upload.", param="file")
             data = await _read_part(part, max_bytes, "The image")
         elif part.name:
             fields[part.name] = (await _read_part(part, FIELD_LIMIT, f"The field `{part.name}`")).decode(
