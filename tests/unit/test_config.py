@@ -80,3 +80,32 @@ def test_errors_are_one_line_and_never_echo_a_value() -> None:
     message = str(info.value)
     assert "GLIMPSE_PORT" in message and "GLIMPSE_IMAGE_TTL_SECONDS" in message
     assert "sk-live-pasted-key" not in message and "\n" not in message
+
+
+def test_several_upstreams_from_the_config_file_or_the_environment(tmp_path: Path) -> None:
+    """The same list either way; a key by name of an environment variable; what cannot work is one line."""
+    path = tmp_path / "glimpse.toml"
+    path.write_text('''
+[[upstreams]]
+name = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_KEY"
+
+[[upstreams]]
+name = "gemini"
+base_url = "https://generativelanguage.googleapis.com/v1beta/openai/"
+api_key = "gm-inline"
+model = "gemini-2.5-flash"
+''')
+    targets = Settings.load(env={"OPENAI_KEY": "sk-from-env"}, config_file=path).upstream_targets
+    assert [(t.name, t.api_key.get_secret_value(), t.model) for t in targets] == [
+        ("openai", "sk-from-env", ""), ("gemini", "gm-inline", "gemini-2.5-flash")]
+    listed = '[{"name": "a", "base_url": "http://a/v1"}, {"name": "a", "base_url": "http://b/v1"}]'
+    with pytest.raises(ConfigError, match=r"^GLIMPSE_UPSTREAMS: each upstream needs its own name$"):
+        Settings.load(env={"GLIMPSE_UPSTREAMS": listed})
+    with pytest.raises(ConfigError, match="OPENAI_KEY is not set") as refused:
+        Settings.load(env={}, config_file=path)
+    assert "gm-inline" not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"^GLIMPSE_UPSTREAMS"):
+        Settings.load(env={"GLIMPSE_UPSTREAMS": '[{"name": "a", "base_url": "http://a/v1", "apikey": "x"}]'})
+    assert Settings.load(env={"GLIMPSE_UPSTREAM_BASE_URL": "http://vllm:8000/v1"}).upstream_targets[0].name == "default"
