@@ -5,7 +5,11 @@ Requests are checked against OpenAI's own schemas (`shared/vendor-spec/openai.js
 refused, as OpenAI does. Chat streams are real SSE (`data: <chunk json>\\n\\n` … `data: [DONE]\\n\\n`);
 Responses streams are `event:`/`data:` pairs from `response.created` to `response.completed`. Both have
 optional tool calls, usage, error statuses with OpenAI's error body, a slow first byte, and a drop in the
-middle of the stream.
+middle of the stream. Chat Completions bodies also meet the per-model rules of `provider_rules` (reasoning models
+refuse `max_tokens`, a temperature other than 1 …, non-reasoning ones `reasoning_effort`), with OpenAI's own 400s.
+
+`FakeUpstream` is what every fake upstream shares (the Gemini fake too): loopback serving, recorded requests, the
+`next`/`default` behaviours and the streaming loop.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
 from tests.fakes.loopback import serve_app
+from tests.fakes.provider_rules import openai_chat_refusal, unrecognized
 from tests.fakes.vendor_spec import known_fields, validator
 
 DEFAULT_WORDS = ["The ", "picture ", "shows ", "a ", "red ", "bicycle", "."]
@@ -54,7 +60,11 @@ class Received:
     at: float
 
 
-class FakeOpenAI:
+class FakeUpstream:
+    """A fake LLM server on loopback: requests recorded, behaviours picked from `next`, else `default`."""
+
+    prefix: ClassVar[str] = ""  # the API's root path, which `base_url` ends with
+
     def __init__(self) -> None:
         self.default = Behaviour()
         self.next: deque[Behaviour] = deque()
@@ -62,66 +72,109 @@ class FakeOpenAI:
         self.disconnects = 0
         self.disconnected = asyncio.Event()
         self.streams_started = asyncio.Event()
-        self.models = ["gpt-4o-mini", "gpt-4o"]
         self._ids = itertools.count(1)
         self.app = web.Application()
-        self.app.router.add_post("/v1/chat/completions", self._chat)
-        self.app.router.add_post("/v1/responses", self._responses)
-        self.app.router.add_get("/v1/models", self._models)
         self.runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def start(self) -> FakeOpenAI:
+    async def start(self) -> Self:
         self.runner, port = await serve_app(self.app)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.base_url = f"http://127.0.0.1:{port}{self.prefix}"
         return self
 
     async def stop(self) -> None:
         if self.runner:
             await self.runner.cleanup()
 
+    def _record(self, request: web.Request, body: Any) -> None:
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+
+    def _pick(self, body: dict[str, Any]) -> Behaviour:
+        return self.next.popleft() if self.next else FAULT_MODELS.get(str(body.get("model")), self.default)
+
+    async def _stream(self, request: web.Request, frames: Iterable[bytes], behaviour: Behaviour,
+                      drop_at: int | None, end: bytes = b"data: [DONE]\n\n") -> web.StreamResponse:
+        """Writes `frames` as they come (with the behaviour's delay), then `end`; closes the connection abruptly
+        instead of writing frame `drop_at`."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        self.streams_started.set()
+        try:
+            for index, frame in enumerate(frames):
+                if drop_at is not None and index >= drop_at:
+                    assert request.transport is not None
+                    request.transport.close()  # abrupt: no terminating chunk, no [DONE]
+                    return response
+                await response.write(frame)
+                if behaviour.chunk_delay:
+                    await asyncio.sleep(behaviour.chunk_delay)
+            if end:
+                await response.write(end)
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
+        return response
+
+
+class FakeOpenAI(FakeUpstream):
+    prefix = "/v1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models = ["gpt-4o-mini", "gpt-4o"]
+        self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_post("/v1/responses", self._responses)
+        self.app.router.add_get("/v1/models", self._models)
+
     @property
     def chat_requests(self) -> list[Received]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     def last_messages(self) -> list[dict[str, Any]]:
-        return self.chat_requests[-1].body["messages"]
+        messages: list[dict[str, Any]] = self.chat_requests[-1].body["messages"]
+        return messages
 
     @property
     def response_requests(self) -> list[Received]:
         return [r for r in self.requests if r.path.endswith("/responses")]
 
     def last_input(self) -> list[dict[str, Any]]:
-        return self.response_requests[-1].body["input"]
+        items: list[dict[str, Any]] = self.response_requests[-1].body["input"]
+        return items
 
     @staticmethod
     def _refusal(body: Any, definition: str) -> web.Response | None:
-        """OpenAI's 400 for a body its schema does not allow, or for a field it does not know."""
+        """OpenAI's 400 for a body its schema does not allow, for a field it does not know, or (Chat Completions)
+        for a field or value the model named refuses."""
         if not isinstance(body, dict):
             return _invalid("We could not parse the JSON body of your request.", None)
-        # OpenAI answers an unknown top-level field with "Unrecognized request argument supplied: <name>".
         unknown = sorted(set(body) - known_fields("openai", definition))
         if unknown:
-            return _invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0], "unknown_parameter")
+            refusal = unrecognized(unknown[0])
+            return _invalid(refusal.message, refusal.param, refusal.code)
         error = next(iter(validator("openai", definition).iter_errors(body)), None)
         if error is not None:
             param = ".".join(str(part) for part in error.absolute_path) or None
             return _invalid(f"Invalid value for '{param}': {error.message[:300]}", param, "invalid_value")
+        if definition == "CreateChatCompletionRequest" and (model_refusal := openai_chat_refusal(body)):
+            return _invalid(model_refusal.message, model_refusal.param, model_refusal.code)
         return None
 
     async def _models(self, request: web.Request) -> web.Response:
-        self.requests.append(Received(request.path, dict(request.headers), {}, time.monotonic()))
+        self._record(request, {})
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
     async def _accept(self, request: web.Request, schema: str) -> tuple[dict[str, Any], Behaviour] | web.Response:
         """Record the request, refuse it as OpenAI would, or pick how to answer it (an error status too)."""
         body = await request.json()
-        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        self._record(request, body)
         refusal = self._refusal(body, schema)
         if refusal is not None:
             return refusal
-        behaviour = self.next.popleft() if self.next else FAULT_MODELS.get(body.get("model"), self.default)
+        behaviour = self._pick(body)
         if behaviour.first_byte_delay:
             await asyncio.sleep(behaviour.first_byte_delay)
         if behaviour.status:
@@ -137,25 +190,10 @@ class FakeOpenAI:
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream"):
             return web.json_response(self._completion(completion_id, model, behaviour))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        self.streams_started.set()
-        try:
-            for index, chunk in enumerate(self._chunks(completion_id, model, behaviour, body)):
-                if behaviour.drop_after is not None and index > behaviour.drop_after:
-                    assert request.transport is not None
-                    request.transport.close()  # abrupt: no terminating chunk, no [DONE]
-                    return response
-                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                if behaviour.chunk_delay:
-                    await asyncio.sleep(behaviour.chunk_delay)
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
-            self.disconnects += 1
-            self.disconnected.set()
-            raise
-        return response
+        frames = (b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                  for chunk in self._chunks(completion_id, model, behaviour, body))
+        drop_at = None if behaviour.drop_after is None else behaviour.drop_after + 1  # after the role chunk
+        return await self._stream(request, frames, behaviour, drop_at)
 
     def _error(self, behaviour: Behaviour) -> web.Response:
         kinds = {400: ("invalid_request_error", "invalid_value", "Invalid value for 'model'."),
@@ -175,7 +213,8 @@ class FakeOpenAI:
         return {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "system_fingerprint": "fp_fake"}
 
-    def _chunks(self, completion_id: str, model: str, behaviour: Behaviour, body: dict[str, Any]):
+    def _chunks(self, completion_id: str, model: str, behaviour: Behaviour,
+                body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         base = self._base(completion_id, model)
         if (body.get("stream_options") or {}).get("include_usage"):
             base["usage"] = None  # as OpenAI does: every chunk carries "usage": null, the last one the numbers
@@ -226,26 +265,13 @@ class FakeOpenAI:
                                             behaviour, body))
         if not body.get("stream"):
             return web.json_response(events[-1]["response"])
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        self.streams_started.set()
-        try:
-            for index, event in enumerate(events):
-                if behaviour.drop_after is not None and index > behaviour.drop_after + 4:  # after the preamble
-                    assert request.transport is not None
-                    request.transport.close()  # abrupt: no response.completed
-                    return response
-                await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                if behaviour.chunk_delay:
-                    await asyncio.sleep(behaviour.chunk_delay)
-            await response.write_eof()  # the Responses API sends no [DONE]
-        except (asyncio.CancelledError, ConnectionResetError):
-            self.disconnects += 1
-            self.disconnected.set()
-            raise
-        return response
+        frames = (f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in events)
+        # a drop comes after the preamble (created, in_progress, the item and its part) and no response.completed
+        drop_at = None if behaviour.drop_after is None else behaviour.drop_after + 5
+        return await self._stream(request, frames, behaviour, drop_at, end=b"")  # the Responses API sends no [DONE]
 
-    def _response_events(self, response_id: str, model: str, behaviour: Behaviour, body: dict[str, Any]):
+    def _response_events(self, response_id: str, model: str, behaviour: Behaviour,
+                         body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The event sequence of a streamed Responses API answer, numbered from 0 as OpenAI numbers them."""
         sequence = itertools.count()
         created = int(time.time())
