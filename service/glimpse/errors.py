@@ -59,9 +59,11 @@ class ElevenLabsFailed(GlimpseError):
 
 class UpstreamError(GlimpseError):
     """The upstream LLM failed the request (unreachable, refused credentials, 5xx, a broken stream).
-    `outcome` is the word metrics and spans record for it."""
+    `outcome` is the word metrics and spans record for it; `upstreams_fault`: another upstream may answer instead
+    (before the first token), and the upstream's circuit breaker counts it."""
 
     outcome = "error"
+    upstreams_fault = True
 
 
 class UpstreamTimedOut(UpstreamError):
@@ -86,6 +88,7 @@ class UpstreamRejectedRequest(UpstreamError):
     """The upstream refused the request as invalid; `upstream_status` is what it answered (400, 404, 409, 422)."""
 
     outcome = "rejected"
+    upstreams_fault = False  # a refusal of the request itself is the caller's answer
 
     def __init__(self, message: str, *, upstream_status: int, code: str | None = None) -> None:
         super().__init__(message, code=code)

@@ -134,3 +134,21 @@ async def test_the_breaker_skips_a_primary_that_keeps_failing_then_tries_it_agai
     assert status == 200 and headers["X-Glimpse-Upstream"] == "primary"  # half-open, tried, closed again
     status, headers, _ = await turn(proxy, http)
     assert headers["X-Glimpse-Upstream"] == "primary"
+
+
+async def test_a_turn_the_primary_answers_does_not_use_up_the_backups_trial(
+        start_proxy: StartProxy, upstream: FakeOpenAI, backup: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    """Both breakers opened; after the cool-down the primary answers a turn without reaching the backup. The
+    backup's half-open trial is still there for the next turn the primary fails."""
+    proxy = await start_proxy(upstreams=upstreams(("primary", upstream.base_url), ("backup", backup.base_url)),
+                              upstream_breaker_failures=1, upstream_breaker_cooldown_seconds=0.3)
+    upstream.next.append(Behaviour(status=503))
+    backup.next.append(Behaviour(status=503))
+    status, _, _ = await turn(proxy, http)
+    assert status == 502
+    await asyncio.sleep(0.35)
+    status, headers, _ = await turn(proxy, http)
+    assert status == 200 and headers["X-Glimpse-Upstream"] == "primary"
+    upstream.next.append(Behaviour(status=503))
+    status, headers, _ = await turn(proxy, http)
+    assert status == 200 and headers["X-Glimpse-Upstream"] == "backup"

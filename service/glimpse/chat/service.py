@@ -20,7 +20,7 @@ from ..conversation.injection import CHAT_MESSAGES, RESPONSES_INPUT, ImageInject
 from ..errors import UpstreamError, UpstreamTimedOut
 from ..observability.metrics import Metrics
 from ..upstream.client import Upstream
-from ..upstream.failover import Upstreams, fails_over
+from ..upstream.failover import Upstreams
 from ..upstream.providers import TurnContext
 from ..upstream.span import UpstreamSpan, UpstreamSpans
 from ..upstream.stream import UpstreamStream
@@ -165,7 +165,10 @@ class ChatService:
         context = TurnContext(injected.conversation_id, self._reasoning_effort)
         deadline = time.monotonic() + self._first_byte_timeout
         candidates = self._upstreams.candidates()
+        failure: UpstreamError | None = None
         for index, candidate in enumerate(candidates):
+            if not candidate.claim():
+                continue  # its half-open trial was taken by another turn meanwhile
             upstream, last = candidate.upstream, index == len(candidates) - 1
             request = await self._request_for(upstream, api, payload, injected, context)
             model = self._metrics.model_label(request["model"])
@@ -180,20 +183,22 @@ class ChatService:
                 await turn.open(upstream.open if api == CHAT else upstream.open_response, timeout)
             except UpstreamError as exc:
                 await turn.close()
-                if fails_over(exc):
-                    candidate.breaker.failed()
-                if last or not fails_over(exc):
+                if not exc.upstreams_fault:
                     raise
+                candidate.breaker.failed()
+                if last:
+                    raise
+                failure = exc
                 self._metrics.failovers.labels(upstream.name, exc.outcome).inc()
-                log.warning("upstream %s failed before its first token (%s): trying %s", upstream.name,
-                            exc.outcome, candidates[index + 1].upstream.name)
+                log.warning("upstream %s failed before its first token (%s): trying the next", upstream.name,
+                            exc.outcome)
                 continue
             except BaseException:
                 await turn.close()
                 raise
             candidate.breaker.succeeded()
             return turn
-        raise AssertionError("no upstream to try")  # candidates() is never empty
+        raise failure or UpstreamError("Every upstream LLM is failing; none was tried.")
 
     async def _request_for(self, upstream: Upstream, api: str, payload: dict[str, Any], injected: InjectionResult,
                            context: TurnContext) -> dict[str, Any]:

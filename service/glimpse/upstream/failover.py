@@ -8,27 +8,25 @@ costs the callers nothing after its first failures.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import Settings
-from ..errors import UpstreamError, UpstreamLacksApi, UpstreamRateLimited, UpstreamTimedOut
 from .breaker import CircuitBreaker
 from .client import Upstream
 
 log = logging.getLogger(__name__)
 
 
-def fails_over(error: UpstreamError) -> bool:
-    """Is this failure the upstream's, so that another one may answer? Connection errors, timeouts, 429, 5xx,
-    refused credentials, a missing API; not a refusal of the request itself (a 400 stays the caller's)."""
-    return (isinstance(error, UpstreamTimedOut | UpstreamRateLimited | UpstreamLacksApi)
-            or type(error) is UpstreamError)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     upstream: Upstream
     breaker: CircuitBreaker
+    forced: bool = False  # every breaker was open: tried anyway
+
+    def claim(self) -> bool:
+        """May the turn that reached this upstream try it? Asked only then: a half-open breaker's one trial is
+        used up by a turn that really tries it, not by one an earlier upstream answered."""
+        return self.forced or self.breaker.allows()
 
 
 class Upstreams:
@@ -46,10 +44,10 @@ class Upstreams:
         return self.all[0].upstream
 
     def candidates(self) -> list[Candidate]:
-        """The upstreams a turn may try, in order: those whose breaker lets it; if every breaker is open, all of
-        them (trying is better than certain silence)."""
-        allowed = [candidate for candidate in self.all if candidate.breaker.allows()]
-        return allowed or list(self.all)
+        """The upstreams a turn may try, in order: those whose breaker is not open (each `claim`ed as the turn
+        reaches it); if every breaker is open, all of them (trying is better than certain silence)."""
+        usable = [candidate for candidate in self.all if candidate.breaker.state != "open"]
+        return usable or [replace(candidate, forced=True) for candidate in self.all]
 
     async def close(self) -> None:
         for candidate in self.all:
