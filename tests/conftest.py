@@ -20,6 +20,7 @@ from glimpse.observability.tracing import Tracing
 from glimpse.resources import CONVERSATIONS, IMAGE_STORAGE, METRICS, SIGNER
 from glimpse.server import start_server
 from tests.fakes.elevenlabs_api import FakeElevenLabs
+from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.redis_server import RedisServer
 
@@ -56,6 +57,13 @@ class Proxy:
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeOpenAI]:
     fake = await FakeOpenAI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def gemini() -> AsyncIterator[FakeGemini]:
+    fake = await FakeGemini().start()
     yield fake
     await fake.stop()
 

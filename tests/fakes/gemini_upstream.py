@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.openai_upstream import Behaviour, FakeUpstream, Received
+from tests.fakes.openai_upstream import Behaviour, FakeUpstream
 from tests.fakes.provider_rules import GoogleRefusal, gemini_chat_refusal, invalid_argument
 from tests.fakes.vendor_spec import known_fields, validator
 
@@ -145,14 +145,6 @@ class FakeGemini(FakeUpstream):
         self.app.router.add_post("/v1beta/openai/chat/completions", self._chat)
         self.app.router.add_get("/v1beta/openai/models", self._models)
         self.app.router.add_route("*", "/{path:.*}", self._not_found)
-
-    @property
-    def chat_requests(self) -> list[Received]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
-
-    def last_messages(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = self.chat_requests[-1].body["messages"]
-        return messages
 
     def _auth_refusal(self, request: web.Request) -> GoogleRefusal | None:
         authorization = request.headers.get("Authorization", "")

@@ -86,6 +86,14 @@ class FakeUpstream:
         if self.runner:
             await self.runner.cleanup()
 
+    @property
+    def chat_requests(self) -> list[Received]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.chat_requests[-1].body["messages"]
+        return messages
+
     def _record(self, request: web.Request, body: Any) -> None:
         self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
 
@@ -127,14 +135,6 @@ class FakeOpenAI(FakeUpstream):
         self.app.router.add_post("/v1/chat/completions", self._chat)
         self.app.router.add_post("/v1/responses", self._responses)
         self.app.router.add_get("/v1/models", self._models)
-
-    @property
-    def chat_requests(self) -> list[Received]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
-
-    def last_messages(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = self.chat_requests[-1].body["messages"]
-        return messages
 
     @property
     def response_requests(self) -> list[Received]:

@@ -3,22 +3,12 @@ services refuse (tests/fakes/provider_rules.py) — without the adapters these t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from tests.conftest import StartProxy
 from tests.fakes.gemini_upstream import DEFAULT_KEY, FakeGemini
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import contents, conversation, elevenlabs_body, image_parts, new_session, parse_sse, upload
-
-
-@pytest.fixture
-async def gemini() -> AsyncIterator[FakeGemini]:
-    fake = await FakeGemini().start()
-    yield fake
-    await fake.stop()
 
 
 async def test_a_reasoning_model_on_openai_takes_elevenlabs_turns(start_proxy: StartProxy, upstream: FakeOpenAI,

@@ -21,22 +21,8 @@ HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
 
 
 @pytest.fixture
-async def openai_fake() -> AsyncIterator[FakeOpenAI]:
-    fake = await FakeOpenAI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def gemini() -> AsyncIterator[FakeGemini]:
-    fake = await FakeGemini().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def to_openai(openai_fake: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=openai_fake.base_url, api_key="sk-test", max_retries=0)
+async def to_openai(upstream: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(base_url=upstream.base_url, api_key="sk-test", max_retries=0)
     yield client
     await client.close()
 
@@ -272,7 +258,7 @@ async def test_gemini_gives_up_mid_stream_with_a_bare_error(gemini: FakeGemini) 
     assert json.loads(tail)[0]["error"]["status"] == "UNAVAILABLE" and "[DONE]" not in raw
 
 
-async def test_gemini_drops_and_delays_like_the_openai_fake(gemini: FakeGemini, to_gemini: openai.AsyncOpenAI) -> None:
+async def test_gemini_drops_and_delays_like_the_upstream(gemini: FakeGemini, to_gemini: openai.AsyncOpenAI) -> None:
     gemini.next.append(Behaviour(drop_after=2))
     with pytest.raises(openai.APIConnectionError):
         await streamed_text(to_gemini, model="gemini-2.5-flash")
