@@ -27,3 +27,13 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, re
 
 def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
     return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+READY_MESSAGE = "The proxy is serving and the agent points at it."
+
+
+def with_ready(conditions: list[dict[str, Any]], waiting: str, generation: int | None) -> list[dict[str, Any]]:
+    """`conditions` with Ready set from ProxyAvailable and AgentSynced; `waiting` says why it is not (yet)."""
+    ready = is_true(conditions, "ProxyAvailable") and is_true(conditions, "AgentSynced")
+    return set_condition(conditions, "Ready", ready, "Ready" if ready else "NotReady",
+                         READY_MESSAGE if ready else waiting, generation)

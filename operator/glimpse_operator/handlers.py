@@ -15,6 +15,8 @@ from .reconcile import CleanupPending, CleanupRefused, Reconciler
 from .render import labels as proxy_labels
 from .settings import ConfigError, load_settings
 
+log = logging.getLogger(__name__)
+
 RETRY_DELAY_SECONDS = 15
 MAX_RETRY_DELAY_SECONDS = 600
 DRIFT_INTERVAL_SECONDS = 300
@@ -129,7 +131,7 @@ def proxy_deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Memo,
         else:
             reconciler(memo).refresh_availability(namespace, owner["name"], owner["uid"])
     except ClusterError as exc:
-        logging.getLogger(__name__).warning("%s/%s: %s", namespace, owner["name"], exc)  # the next event retries
+        log.warning("%s/%s: %s", namespace, owner["name"], exc)  # the next event retries
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -154,7 +156,7 @@ def key_secret_changed(namespace: str | None, name: str, type: str | None, memo:
         try:
             reconcile_dependent(reconciler(memo), namespace, agent_name, uid)
         except ClusterError as exc:
-            logging.getLogger(__name__).warning("%s/%s: %s", namespace, agent_name, exc)
+            log.warning("%s/%s: %s", namespace, agent_name, exc)
 
 
 def reconcile_dependent(reconciler: Reconciler, namespace: str, name: str, uid: str) -> None:

@@ -29,7 +29,7 @@ from glimpse.config import BOOLEAN
 from . import GROUP, KIND
 from .agents import AgentsClient, ElevenLabsError
 from .cluster import RESOURCES, Cluster, ClusterError, secret_values
-from .conditions import is_true, set_condition
+from .conditions import set_condition, with_ready
 from .locks import ObjectLocks
 from .render import (
     SECRET_KEYS,
@@ -171,9 +171,8 @@ class Reconciler:
             conditions = set_condition(conditions, type_, ok, reason, message, generation)
 
         def finish(retry: str | None) -> Outcome:
-            ready = is_true(conditions, "ProxyAvailable") and is_true(conditions, "AgentSynced")
-            condition("Ready", ready, "Ready" if ready else "NotReady",
-                      "The proxy is serving and the agent points at it." if ready else (retry or "Waiting."))
+            nonlocal conditions
+            conditions = with_ready(conditions, retry or "Waiting.", generation)
             status.update(conditions=conditions, observedGeneration=generation)
             return Outcome(status, retry)
 
@@ -288,10 +287,7 @@ class Reconciler:
                 return
             generation = proxy.get("observedGeneration")
             conditions = set_condition(conditions, "ProxyAvailable", ok, reason, message, generation)
-            ready = ok and is_true(conditions, "AgentSynced")
-            conditions = set_condition(conditions, "Ready", ready, "Ready" if ready else "NotReady",
-                                       "The proxy is serving and the agent points at it." if ready else message,
-                                       generation)
+            conditions = with_ready(conditions, message, generation)
             self.cluster.patch_status(namespace, name, {"conditions": conditions})
 
     def _secret_value(self, namespace: str, ref: dict[str, str]) -> str:

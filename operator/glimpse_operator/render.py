@@ -134,7 +134,7 @@ def secrets_hash(values: dict[str, str]) -> str:
     """A digest of the secret values the proxy's pods read (the LLM and ElevenLabs keys, the generated ones), put
     into the pod template: rotating a key in its Secret changes the template, so the pods roll and read it (a pod
     reads env values from Secrets only when it starts)."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(values, 16)
 
 
 def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str, proxy_image: str,
@@ -144,7 +144,6 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     name = body["metadata"]["name"]
     generated = object_name(name)
     llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
-    config_hash = hashlib.sha256(json.dumps(proxy_environment(spec, agent_id), sort_keys=True).encode()).hexdigest()
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
@@ -156,8 +155,9 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
         "selector": {"matchLabels": selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": labels(name), "annotations": {"glimpse.dev/config-hash": config_hash[:16],
-                                                                  "glimpse.dev/secrets-hash": secrets_digest}},
+            "metadata": {"labels": labels(name), "annotations": {
+                "glimpse.dev/config-hash": _digest(proxy_environment(spec, agent_id), 16),
+                "glimpse.dev/secrets-hash": secrets_digest}},
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
@@ -303,4 +303,9 @@ def desired_agent(spec: dict[str, Any], workspace_secret_id: str, owner_uid: str
 
 
 def config_hash(document: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+    return _digest(document, 32)
+
+
+def _digest(document: dict[str, Any], length: int) -> str:
+    """The first `length` hex digits of the SHA-256 of `document` as canonical JSON."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:length]
