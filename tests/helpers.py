@@ -38,13 +38,16 @@ async def upload(http: aiohttp.ClientSession, base: str, session: dict[str, Any]
     return response
 
 
-def elevenlabs_body(session_id: str | None, messages: list[dict[str, Any]], *, stream: bool = True,
+def elevenlabs_body(session: dict[str, Any] | str | None, messages: list[dict[str, Any]], *, stream: bool = True,
                     **extra: Any) -> dict[str, Any]:
-    """What ElevenLabs sends a custom LLM: OpenAI fields plus user_id and elevenlabs_extra_body."""
+    """What ElevenLabs sends a custom LLM: OpenAI fields plus user_id and elevenlabs_extra_body. `session`: the
+    page's session from /v1/session (its id and key, as the page passes them), or a bare session id (no key)."""
     body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages, "stream": stream, "temperature": 0.5,
                             "max_tokens": 300, "user_id": "el-user-42"}
-    if session_id is not None:
-        body["elevenlabs_extra_body"] = {"session_id": session_id}
+    if isinstance(session, dict):
+        body["elevenlabs_extra_body"] = {"session_id": session["session_id"], "session_key": session["session_key"]}
+    elif session is not None:
+        body["elevenlabs_extra_body"] = {"session_id": session}
     body.update(extra)
     return body
 

@@ -3,6 +3,7 @@ import { vi } from "vitest";
 
 export const SESSION = {
   session_id: "sess_abc123",
+  session_key: "key_read_secret",
   upload_token: "tok_upload_secret",
   upload_token_expires_at: 2_000_000_000,
   agent_id: "agent_01",

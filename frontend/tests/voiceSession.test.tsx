@@ -55,7 +55,7 @@ describe("connecting", () => {
     const options = startSession.mock.calls[0][0];
     expect(options.signedUrl).toBe(SESSION.signed_url);
     expect(options.connectionType).toBe("websocket");
-    expect(options.customLlmExtraBody).toEqual({ session_id: SESSION.session_id });
+    expect(options.customLlmExtraBody).toEqual({ session_id: SESSION.session_id, session_key: SESSION.session_key });
     expect(status()).toHaveTextContent("Connecting");
 
     act(() => started[0].connect());
@@ -76,7 +76,7 @@ describe("connecting", () => {
     expect(fetchMock.mock.calls[0][0]).toBe("/v1/session?transport=webrtc");
     const options = startSession.mock.calls[0][0];
     expect(options).toMatchObject({ conversationToken: "eyJtoken", connectionType: "webrtc",
-                                     customLlmExtraBody: { session_id: SESSION.session_id } });
+                                     customLlmExtraBody: { session_id: SESSION.session_id, session_key: SESSION.session_key } });
     expect(options.signedUrl).toBeUndefined();
   });
 

@@ -9,10 +9,20 @@ import hashlib
 import json
 from typing import Any
 
+from glimpse.config import Settings, memory_limit_mib
+
 from . import GROUP, KIND, VERSION
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
 
 PORT = 8080
+METRICS_PORT = 9090  # /metrics alone: the Service exposes it, the Ingress routes only to PORT
+# The proxy's drain on SIGTERM (GLIMPSE_SHUTDOWN_GRACE_SECONDS), and the pod's grace above it: Kubernetes SIGKILLs at
+# terminationGracePeriodSeconds, and the drain must be over before (the margin covers start-up of the shutdown).
+SHUTDOWN_GRACE_SECONDS = 25
+TERMINATION_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS + 5
+# Whose X-Forwarded-For the proxy believes (its rate limits key on the caller's address): the cluster's private
+# networks, where the ingress controller runs; a caller outside them cannot pose as another address.
+TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 SECRET_KEYS = ("customLlmKey", "signingSecret")
 PROXY_UID = 10001
 
@@ -104,6 +114,9 @@ def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
     return {
         "GLIMPSE_HOST": "0.0.0.0",  # noqa: S104 (a pod listens on its own interface)
         "GLIMPSE_PORT": str(PORT),
+        "GLIMPSE_METRICS_PORT": str(METRICS_PORT),
+        "GLIMPSE_SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
+        "GLIMPSE_TRUSTED_PROXIES": TRUSTED_PROXIES,
         "GLIMPSE_PUBLIC_BASE_URL": public_url(spec),
         "GLIMPSE_UPSTREAM_BASE_URL": upstream_base_url(spec),
         "GLIMPSE_UPSTREAM_MODEL": spec["llm"]["model"],
@@ -161,14 +174,15 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "securityContext": {"runAsNonRoot": True, "runAsUser": PROXY_UID, "runAsGroup": PROXY_UID,
                                     "fsGroup": PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "proxy",
                     "image": spec["proxy"]["image"] or proxy_image,
                     "args": ["serve"],
-                    "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                    "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
+                              {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
                     "envFrom": [{"configMapRef": {"name": generated}}],
                     "env": [
                         _secret_env(PRIMARY_KEY_ENV, llm_ref["name"], llm_ref["key"]),
@@ -182,7 +196,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                     "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
                     "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
                     "resources": spec["proxy"]["resources"] or {
-                        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": proxy_memory_limit(spec)}},
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}},
                     "volumeMounts": mounts,
@@ -196,10 +210,18 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
 
 
+def proxy_memory_limit(spec: dict[str, Any]) -> str:
+    """The proxy's memory limit: what its image decodes may hold (bounded by its settings, among them the spec's
+    largest upload) plus its baseline and headroom (`glimpse.config.memory_limit_mib`)."""
+    settings = Settings.load(env={"GLIMPSE_IMAGE_MAX_BYTES": str(spec["images"]["maxBytes"])})
+    return f"{memory_limit_mib(settings)}Mi"
+
+
 def render_service(body: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(body), "spec": {
         "type": "ClusterIP", "selector": selector(body["metadata"]["name"]),
-        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                  {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}]}}
 
 
 def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Secrets that guard the proxy: the custom-LLM bearer key, session upload tokens, signed image URLs.
+"""Secrets that guard the proxy: the custom-LLM bearer key, session upload tokens and read keys, signed image URLs.
 
 All comparisons are constant-time. Tokens and signatures are HMAC-SHA256 over a purpose-tagged
 message, so an image signature can never be replayed as an upload token or the other way round.
@@ -82,6 +82,17 @@ class Signer:
         if not (expires_at is not None and signature and self._verify("upload", session_id, expires_at, signature)):
             raise NotPermitted("The upload token is not valid for this session or has expired.",
                                code="invalid_upload_token")
+
+    def session_key(self, session_id: str) -> str:
+        """What a chat turn shows to read `session_id`'s images: only the page that created the session has it (it
+        travels in the turn's `elevenlabs_extra_body`). It has no expiry of its own: the conversation's store TTL
+        bounds it."""
+        return self._mac("session-key", session_id, 0)
+
+    def session_key_valid(self, session_id: str, key: object) -> bool:
+        if not isinstance(key, str) or not key:
+            return False
+        return hmac.compare_digest(self.session_key(session_id).encode(), _bytes(key))
 
     def image_query(self, image_id: str, ttl_seconds: int) -> SignedValue:
         expires_at = int(self._now()) + ttl_seconds

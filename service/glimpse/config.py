@@ -8,6 +8,7 @@ whose one-line message names the variable, so `glimpse serve` prints that instea
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -98,6 +99,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, gt=0, lt=65536)
+    # /metrics on its own port, which the Service exposes to Prometheus and the Ingress does not route to; 0: on `port`.
+    metrics_port: int = Field(0, ge=0, lt=65536)
     public_base_url: str = ""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
@@ -133,6 +136,9 @@ class Settings(BaseSettings):
     elevenlabs_agent_id: str = ""
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     upload_token_ttl_seconds: Positive = 3600
+    # A chat turn reads a conversation's images only with its session key (`elevenlabs_extra_body.session_key`, from
+    # GET /v1/session): a session id alone is not enough. Off only for pages older than the key.
+    require_session_key: bool = True
 
     image_delivery: Delivery = "inline"
     image_policy: Policy = "sticky"
@@ -147,6 +153,50 @@ class Settings(BaseSettings):
 
     chat_max_body_bytes: Positive = 4 * 1024 * 1024
     chat_max_messages: Positive = 5000
+
+    # Rate limits per client address (token buckets, in Redis when the store is; per_minute 0 = off) and storage
+    # quotas (0 = off). X-Forwarded-For is believed only from GLIMPSE_TRUSTED_PROXIES (comma-separated CIDRs; empty:
+    # from none, every caller is its peer). The chart and the operator set the private networks, where an in-cluster
+    # ingress controller is: without it every caller behind the ingress would share the ingress's bucket.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    session_rate_per_minute: int = Field(10, ge=0)  # each GET /v1/session spends the ElevenLabs API key
+    session_rate_burst: Positive = 5
+    upload_rate_per_minute: int = Field(30, ge=0)
+    upload_rate_burst: Positive = 10
+    # ElevenLabs calls chat for all of an agent's users from a few addresses: this is per ElevenLabs address.
+    chat_rate_per_minute: int = Field(600, ge=0)
+    chat_rate_burst: Positive = 100
+    session_storage_quota_bytes: int = Field(40 * 1024 * 1024, ge=0)  # one conversation's images
+    storage_quota_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=0)  # all stored images (this replica's count)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return items
+        networks = []
+        for index, item in enumerate(str(item).strip() for item in items):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"entry {index + 1} is not an IP address or CIDR such as 10.0.0.0/8") from None
+        return tuple(networks)
+
+    # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
+    max_connections: int = Field(0, ge=0)  # open client connections; 0: derived from RLIMIT_NOFILE, kept below it
+    listen_backlog: Positive = 2048  # connections the kernel queues before accept (it caps this at somaxconn)
+    keepalive_timeout_seconds: Seconds = 75.0  # between requests; keep above the ingress's (ingress-nginx: 60 s)
+    header_timeout_seconds: Seconds = 10.0  # for a request head: from the connection's opening, or its first byte
+    body_timeout_seconds: Seconds = 30.0  # a request body may pause this long between bytes, not longer
+
+    # Image decode memory (images/decoding.py): decode_memory_bytes(settings) is what the decodes may hold.
+    image_decode_memory_bytes: Positive = 256 * 1024 * 1024  # all running decodes together; an image needing more: 413
+    image_decode_concurrency: Positive = 2  # decodes running at once at most (they are CPU-bound)
+    image_decode_queue: int = Field(6, ge=0)  # uploads waiting for decode memory at most; more get a 503 at once
+    image_decode_wait_seconds: Seconds = 10.0  # an upload waits this long for decode memory at most, then 503
 
     @property
     def upstream_targets(self) -> tuple[UpstreamConfig, ...]:
@@ -254,6 +304,24 @@ class Settings(BaseSettings):
     @classmethod
     def _elevenlabs_base_url(cls, value: str) -> str:
         return http_url(value, example="https://api.elevenlabs.io")
+
+
+MiB = 1024 * 1024
+PROCESS_BASELINE_BYTES = 96 * MiB  # the proxy's RSS with nothing to do (measured: 82 MiB)
+MEMORY_HEADROOM_BYTES = 64 * MiB  # streams, buffers, the allocator's slack
+
+
+def decode_memory_bytes(settings: Settings) -> int:
+    """What image decodes may hold in total: the reserved decode memory, plus the uploaded files of the decodes
+    running and waiting (each up to GLIMPSE_IMAGE_MAX_BYTES)."""
+    held = (settings.image_decode_concurrency + settings.image_decode_queue) * settings.image_max_bytes
+    return settings.image_decode_memory_bytes + held
+
+
+def memory_limit_mib(settings: Settings) -> int:
+    """The container memory limit a proxy with these settings needs: its baseline, the decodes' memory and
+    headroom. The operator and the chart set it (the chart computes the same sum in its template)."""
+    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(settings) + MEMORY_HEADROOM_BYTES) // MiB)
 
 
 def http_url(value: str, *, example: str) -> str:

@@ -1,11 +1,14 @@
-"""Shutting down without cutting anyone off: on SIGTERM the server refuses new chats and fails /readyz
-while the streams already being relayed finish, up to a grace period."""
+"""Shutting down without cutting anyone off mid-word: on SIGTERM the server refuses new chats and fails /readyz
+while the turns already under way finish, within the grace period. A turn still running when the grace is nearly
+over is cut cleanly: a stream gets an in-band error event and its closing event, a turn that has sent nothing yet
+gets a 503, so the whole shutdown ends inside the grace and Kubernetes never has to SIGKILL a pod mid-write."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 
 from .errors import Unavailable
@@ -13,38 +16,78 @@ from .observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+# Of the grace period, kept back for what follows the drain: the turns cut at its end writing their last events,
+# then aiohttp's own shutdown of the remaining requests (app.runner_options) and closing the resources.
+CUT_SECONDS = 0.5
+CLOSE_SECONDS = 1.0
+
 
 class Drain:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self.draining = False
-        self.live_streams = 0
+        self._turns: set[asyncio.Task[object]] = set()
+        self._cut: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def live_turns(self) -> int:
+        return len(self._turns)
 
     def refuse_if_draining(self) -> None:
         if self.draining:
             raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1")
 
     @contextlib.contextmanager
-    def live_stream(self) -> Iterator[None]:
-        """Counts one stream being relayed (the `glimpse_active_streams` gauge too) while the block runs."""
-        self.live_streams += 1
-        self._metrics.active_streams.inc()
+    def turn(self) -> Iterator[None]:
+        """One chat turn, from its arrival to its last byte: the drain waits for it, and cuts it at the deadline."""
+        self.refuse_if_draining()
+        task = asyncio.current_task()
+        assert task is not None
+        self._turns.add(task)
         self._idle.clear()
         try:
             yield
         finally:
-            self.live_streams -= 1
-            self._metrics.active_streams.dec()
-            if self.live_streams == 0:
+            self._turns.discard(task)
+            self._cut.discard(task)
+            if not self._turns:
                 self._idle.set()
 
+    @contextlib.contextmanager
+    def live_stream(self) -> Iterator[None]:
+        """Counts one stream being relayed (the `glimpse_active_streams` gauge) while the block runs."""
+        self._metrics.active_streams.inc()
+        try:
+            yield
+        finally:
+            self._metrics.active_streams.dec()
+
+    def was_cut(self) -> bool:
+        """Called on CancelledError in a turn: True when the drain cut this turn (the turn then ends itself,
+        telling its caller), False when the caller hung up (the cancellation goes on)."""
+        task = asyncio.current_task()
+        if task is None or task not in self._cut:
+            return False
+        self._cut.discard(task)  # a second cancellation (aiohttp's own shutdown) is not absorbed
+        task.uncancel()
+        return True
+
     async def drain(self, grace_seconds: float) -> None:
-        """Refuse new chats from now on and wait until live streams end or the grace period is over."""
+        """Refuse new chats from now on, let the live turns finish, and cut those still running so that every one
+        has ended within `grace_seconds` minus what closing the server takes (CLOSE_SECONDS)."""
+        started = time.monotonic()
         self.draining = True
-        log.info("draining: refusing new chats, %d live stream(s) to finish", self.live_streams)
+        log.info("draining: refusing new chats, %d turn(s) to finish", self.live_turns)
+        budget = max(0.0, grace_seconds - CLOSE_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace_seconds)
-        if self.live_streams:
-            log.warning("grace period over with %d live stream(s); closing them", self.live_streams)
+            await asyncio.wait_for(self._idle.wait(), max(0.0, budget - CUT_SECONDS))
+        if self._turns:
+            log.warning("grace period nearly over: cutting %d turn(s) with a final error event", len(self._turns))
+            for task in self._turns:
+                self._cut.add(task)
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), max(0.0, budget - (time.monotonic() - started)) or 0.1)
+        log.info("drained in %.2f s", time.monotonic() - started)

@@ -93,3 +93,15 @@ class UpstreamRejectedRequest(UpstreamError):
     def __init__(self, message: str, *, upstream_status: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.upstream_status = upstream_status
+
+
+class RateLimited(GlimpseError):
+    """One client called a route more often than its rate allows; `retry_after` says when a call is allowed."""
+
+
+class SessionQuotaExceeded(GlimpseError):
+    """A conversation's images would take more bytes than its quota; waiting does not free any."""
+
+
+class StorageFull(GlimpseError):
+    """The image storage holds its quota of bytes; `retry_after` is when expired images will have been swept."""

@@ -25,8 +25,12 @@ from .conversation.store import ConversationStore, open_conversation_store
 from .drain import Drain
 from .elevenlabs.client import ElevenLabs
 from .images.storage import ImageStorage, open_image_storage
+from .images.sweeper import sweep_forever
 from .images.uploads import ImageUploads
 from .images.urls import ImageUrls
+from .limits.policy import RateLimits
+from .limits.quota import Quotas
+from .limits.rate import open_rate_limiter
 from .observability.metrics import Metrics
 from .observability.tracing import Tracing
 from .upstream.failover import Upstreams
@@ -45,6 +49,8 @@ CONVERSATIONS = web.AppKey("conversations", ConversationStore)
 IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 ELEVENLABS = web.AppKey("elevenlabs", ElevenLabs)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+QUOTAS = web.AppKey("quotas", Quotas)
 # The services handlers call, built on the above once they are open.
 IMAGE_URLS = web.AppKey("image_urls", ImageUrls)
 IMAGE_UPLOADS = web.AppKey("image_uploads", ImageUploads)
@@ -60,6 +66,7 @@ def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing 
     app[SIGNER] = Signer(_signing_secret(settings))
     app[DRAIN] = Drain(metrics)
     app.cleanup_ctx.extend([_tracing, _conversations, _image_storage, _upstream, _elevenlabs, _image_sweeper])
+    app.cleanup_ctx.extend([_rate_limits, _storage_quota])
     app.on_startup.append(_build_services)
 
 
@@ -104,34 +111,51 @@ async def _elevenlabs(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _image_sweeper(app: web.Application) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_forever(app[IMAGE_STORAGE], app[SETTINGS]), name="glimpse-sweeper")
+    settings = app[SETTINGS]
+    sweeper = asyncio.create_task(sweep_forever(app[IMAGE_STORAGE], app[CONVERSATIONS], settings.image_ttl_seconds,
+                                                settings.sweep_interval_seconds), name="glimpse-sweeper")
     yield
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
 
 
-async def _sweep_forever(storage: ImageStorage, settings: Settings) -> None:
-    """Delete images older than their TTL (the conversation store expires its own keys)."""
-    while True:
-        await asyncio.sleep(settings.sweep_interval_seconds)
-        try:
-            removed = await storage.sweep(settings.image_ttl_seconds)
-            if removed:
-                log.info("swept %d expired images", removed)
-        except Exception as exc:
-            log.warning("image sweep failed: %s", exc)
+async def _rate_limits(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    limiter = open_rate_limiter(settings, metrics)
+    app[RATE_LIMITS] = RateLimits.from_settings(settings, limiter, metrics)
+    yield
+    await limiter.close()
+
+
+async def _storage_quota(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics, storage = app[SETTINGS], app[METRICS], app[IMAGE_STORAGE]
+    try:
+        await storage.measure()
+    except Exception as exc:
+        log.warning("could not measure the image storage, the storage quota counts from 0: %s", exc)
+    metrics.stored_image_bytes.set_function(lambda: storage.stored_bytes)
+    app[QUOTAS] = Quotas(metrics, session_bytes=settings.session_storage_quota_bytes,
+                         storage_bytes=settings.storage_quota_bytes, stored=lambda: storage.stored_bytes,
+                         retry_after_seconds=settings.sweep_interval_seconds)
+    yield
 
 
 async def _build_services(app: web.Application) -> None:
     settings, metrics = app[SETTINGS], app[METRICS]
     store, storage = app[CONVERSATIONS], app[IMAGE_STORAGE]
     urls = app[IMAGE_URLS] = ImageUrls(app[SIGNER], storage, settings.image_url_ttl_seconds)
-    app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, metrics,
-                                      max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge)
+    app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, app[QUOTAS], metrics,
+                                      max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge,
+                                      decode_memory_bytes=settings.image_decode_memory_bytes,
+                                      decode_concurrency=settings.image_decode_concurrency,
+                                      decode_queue=settings.image_decode_queue,
+                                      decode_wait_seconds=settings.image_decode_wait_seconds)
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds)
     injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
-                             policy=settings.image_policy, detail=settings.image_detail)
+                             policy=settings.image_policy, detail=settings.image_detail,
+                             session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key
+                             else None)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
     app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
                             max_messages=settings.chat_max_messages,

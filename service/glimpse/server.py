@@ -11,16 +11,19 @@ from aiohttp import web
 
 from .app import create_app, runner_options
 from .config import Settings
-from .resources import DRAIN, SETTINGS
+from .resources import DRAIN, METRICS, SETTINGS
+from .web.connections import GuardedSite, Limits
 
 log = logging.getLogger(__name__)
 
 
 async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start `app` listening; port 0 picks a free one. Returns the runner and the bound port."""
-    runner = web.AppRunner(app, **runner_options(app[SETTINGS]))
+    settings = app[SETTINGS]
+    runner = web.AppRunner(app, **runner_options(settings))
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = GuardedSite(runner, host, port, limits=Limits.from_settings(settings), metrics=app[METRICS],
+                       backlog=settings.listen_backlog)
     await site.start()
     address = runner.addresses[0] if runner.addresses else None
     bound = address[1] if isinstance(address, tuple) else port

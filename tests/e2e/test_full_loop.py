@@ -154,7 +154,8 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     session_calls = [c for c in elevenlabs.calls if c.path == "/v1/convai/conversation/get-signed-url"]
     assert len(session_calls) == 1 and session_calls[0].headers["xi-api-key"] == API_KEY
     assert session_calls[0].query == {"agent_id": agent_id}
-    session_id = conversation.initiation["custom_llm_extra_body"]["session_id"]
+    extra_body = conversation.initiation["custom_llm_extra_body"]
+    session_id = extra_body["session_id"]
     assert session_id and conversation.agent_id == agent_id and conversation.close_code is None
     assert conversation.audio_chunks > 0 and conversation.audio_bytes > 0, "the microphone never streamed"
     assert conversation.pongs, "the page did not answer the ping"
@@ -167,7 +168,8 @@ async def test_speak_show_and_hear_the_answer(start_proxy: StartProxy, upstream:
     assert attempt.url == proxy.url + endpoint
     assert attempt.headers["Authorization"] == f"Bearer {CUSTOM_LLM_KEY}"
     assert turn.llm_status == 200 and turn.agent_response == ANSWER
-    assert turn.llm_request["elevenlabs_extra_body"] == {"session_id": session_id}
+    assert turn.llm_request["elevenlabs_extra_body"] == {"session_id": session_id,
+                                                         "session_key": extra_body["session_key"]}
     if api_type == "responses":
         assert upstream.chat_requests == []
         [sent] = upstream.response_requests

@@ -49,6 +49,7 @@ FAULT_MODELS = {
     "fault-429": Behaviour(status=429, retry_after="0"),
     "fault-drop": Behaviour(drop_after=2),
     "fault-slow-first-byte": Behaviour(first_byte_delay=1.5),
+    "fault-slow-first-byte-5s": Behaviour(first_byte_delay=5.0),
 }
 
 

@@ -130,7 +130,7 @@ async def test_bad_images_are_rejected_and_nothing_is_stored(proxy: Proxy, upstr
     root = proxy.storage.root  # type: ignore[attr-defined]
     assert not root.exists() or list(root.iterdir()) == []
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("hi"))) as r:
+                         json=elevenlabs_body(session, conversation("hi"))) as r:
         await r.read()
     assert "image_url" not in json.dumps(upstream.last_messages())
 

@@ -463,7 +463,8 @@ async def test_a_retried_turn_through_the_proxy_reaches_the_llm_with_the_same_pi
     assert (await upload(http, proxy.url, session)).status == 201
     agent_id = await new_agent(http, fake, proxy.v1)
     upstream.next.append(Behaviour(status=500))
-    await converse(http, fake, clients, agent_id, custom_llm_extra_body={"session_id": session["session_id"]})
+    await converse(http, fake, clients, agent_id, custom_llm_extra_body={"session_id": session["session_id"],
+                                                                          "session_key": session["session_key"]})
     turn = await say(http, fake, "What is this?")
     assert turn["llm_attempts"] == 2 and turn["agent_response"] == "".join(DEFAULT_WORDS)
     conversation = fake.conversations.conversations[-1] if fake.conversations else None

@@ -111,7 +111,7 @@ async def test_proxy_on_gcs_with_url_delivery(start_proxy: StartProxy, gcs_env: 
     names = [b.name for b in gcs_env.client().list_blobs(BUCKET)]
     assert names == [f"glimpse/{session['session_id']}/{result['image_id']}"]
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
         await r.read()
     url = image_parts(upstream.last_messages())[0][1]["image_url"]["url"]
     assert "X-Goog-Signature=" in url and f"/glimpse/{session['session_id']}/" in url
@@ -125,7 +125,7 @@ async def test_proxy_on_gcs_inline_delivery_reads_the_object(start_proxy: StartP
     session = await new_session(http, proxy.url)
     assert (await upload(http, proxy.url, session)).status == 201
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
         await r.read()
     assert image_parts(upstream.last_messages())[0][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
 
@@ -141,7 +141,7 @@ async def test_gcs_down_upload_is_503_and_leaves_no_state(start_proxy: StartProx
     async with http.get(proxy.url + "/readyz") as r:
         assert r.status == 503
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as r:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
         assert r.status == 200
         await r.read()
     assert image_parts(upstream.last_messages()) == []

@@ -40,7 +40,7 @@ async def test_metrics_move_by_the_right_amounts(proxy: Proxy, upstream: FakeOpe
     await upload(http, proxy.url, session)
     await upload(http, proxy.url, session, b"not an image")
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as response:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as response:
         await response.read()
     after = await scrape(http, proxy)
 

@@ -54,7 +54,7 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
             session = await new_session(http, base)
             assert session["signed_url"].startswith("wss://")
             assert (await upload(http, base, session)).status == 201
-            body = elevenlabs_body(session["session_id"], conversation("What is this?"))
+            body = elevenlabs_body(session, conversation("What is this?"))
             async with http.post(base + "/v1/chat/completions", json=body,
                                  headers={"Authorization": "Bearer cllm-process-key"}) as response:
                 assert response.status == 200

@@ -36,7 +36,7 @@ async def test_a_gemini_fallback_gets_inline_images_and_only_its_fields(
     session = await new_session(http, proxy.url)
     await upload(http, proxy.url, session)
     upstream.next.append(Behaviour(status=503))
-    body = elevenlabs_body(session["session_id"], conversation("What is this?"), store=True)
+    body = elevenlabs_body(session, conversation("What is this?"), store=True)
     async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
         raw = await response.read()
         assert response.status == 200, raw

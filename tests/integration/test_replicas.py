@@ -20,12 +20,12 @@ async def test_upload_through_one_replica_chat_through_another(start_proxy: Star
     session = await new_session(http, a.url)
     assert (await upload(http, a.url, session)).status == 201
     async with http.post(b.v1 + "/chat/completions",
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as response:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as response:
         assert response.status == 200
         await response.read()
     assert len(image_parts(upstream.last_messages())) == 1
     async with http.post(a.v1 + "/chat/completions",  # sticky: the next turn, on the other replica, has it too
-                         json=elevenlabs_body(session["session_id"], conversation("What?", "A bike.", "Colour?"))) as r:
+                         json=elevenlabs_body(session, conversation("What?", "A bike.", "Colour?"))) as r:
         await r.read()
     assert len(image_parts(upstream.last_messages())) == 1
 
@@ -38,7 +38,7 @@ async def test_concurrent_turns_on_two_replicas_inject_exactly_once(
     await upload(http, a.url, session)
 
     async def turn(base: str, question: str) -> None:
-        body = elevenlabs_body(session["session_id"], conversation(question))
+        body = elevenlabs_body(session, conversation(question))
         async with http.post(base + "/v1/chat/completions", json=body) as response:
             assert response.status == 200
             await response.read()
@@ -55,11 +55,11 @@ async def test_redis_down_chat_still_streams_and_readyz_fails(start_proxy: Start
     async with http.get(proxy.url + "/readyz") as response:
         assert response.status == 503
         assert (await response.json())["checks"]["store"].startswith("unavailable")
+    session = await new_session(http, proxy.url)
     async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body("sess-x", conversation("Hello?"))) as response:
+                         json=elevenlabs_body(session, conversation("Hello?"))) as response:
         assert response.status == 200
         assert (await response.read()).endswith(b"data: [DONE]\n\n")
-    session = await new_session(http, proxy.url)
     response = await upload(http, proxy.url, session)
     assert response.status == 503
     assert "conversation store" in json.loads(await response.text())["error"]["message"]

@@ -21,15 +21,16 @@ END_CALL = {"type": "function", "name": "end_call", "description": "End the call
             "strict": False}
 
 
-def responses_body(session_id: str | None, *questions: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
+def responses_body(session: dict[str, Any] | None, *questions: str, stream: bool = True,
+                   **extra: Any) -> dict[str, Any]:
     """Shaped as ElevenLabs calls a custom LLM in Responses mode: input items, its tools, its extra fields."""
     items: list[dict[str, Any]] = [SYSTEM_PROMPT]
     for index, text in enumerate(questions):
         items.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
     body: dict[str, Any] = {"model": "gpt-4o-mini", "input": items, "stream": stream, "temperature": 0.5,
                             "tools": [END_CALL], "user_id": "el-user-42"}
-    if session_id is not None:
-        body["elevenlabs_extra_body"] = {"session_id": session_id}
+    if session is not None:
+        body["elevenlabs_extra_body"] = {"session_id": session["session_id"], "session_key": session["session_key"]}
     return body | extra
 
 
@@ -61,7 +62,7 @@ async def test_stream_with_the_image_injected(proxy: Proxy, upstream: FakeOpenAI
                                               http: aiohttp.ClientSession) -> None:
     session = await new_session(http, proxy.url)
     await upload(http, proxy.url, session)
-    status, raw = await post(http, proxy, responses_body(session["session_id"], "What am I showing you?"))
+    status, raw = await post(http, proxy, responses_body(session, "What am I showing you?"))
     assert status == 200
     sent = upstream.response_requests[-1].body
     assert "elevenlabs_extra_body" not in sent and "user_id" not in sent and sent["user"] == "el-user-42"
@@ -89,7 +90,7 @@ async def test_the_openai_sdk_reads_the_relayed_stream(proxy: Proxy, upstream: F
 
 async def test_function_calls_pass_through(proxy: Proxy, upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
     upstream.default = Behaviour(tool_call={"name": "end_call", "arguments": '{"reason": "the user said goodbye"}'})
-    status, raw = await post(http, proxy, responses_body("sess-1", "Bye!"))
+    status, raw = await post(http, proxy, responses_body({"session_id": "sess-1", "session_key": "none"}, "Bye!"))
     assert status == 200
     events = parse_events(raw)
     arguments = "".join(e["delta"] for name, e in events if name == "response.function_call_arguments.delta")
@@ -112,12 +113,12 @@ async def test_policies_and_elevenlabs_retries(start_proxy: StartProxy, upstream
     proxy = await start_proxy(image_policy=policy)
     session = await new_session(http, proxy.url)
     await upload(http, proxy.url, session)
-    turn = responses_body(session["session_id"], "What is this?")
+    turn = responses_body(session, "What is this?")
     await post(http, proxy, turn)
     first = input_images(upstream.last_input())
     await post(http, proxy, turn)  # ElevenLabs' retry of the same turn
     assert len(first) == 1 and input_images(upstream.last_input()) == first
-    await post(http, proxy, responses_body(session["session_id"], "What is this?", "A bike.", "Colour?"))
+    await post(http, proxy, responses_body(session, "What is this?", "A bike.", "Colour?"))
     assert len(input_images(upstream.last_input())) == (0 if policy == "once" else 1)
 
 

@@ -9,11 +9,17 @@ import pytest
 
 from glimpse.conversation.memory import MemoryStore
 from glimpse.conversation.redis import RedisStore
-from glimpse.conversation.store import ConversationStore, ConversationStoreError, StoredImage, TooManyImages
+from glimpse.conversation.store import (
+    ConversationStore,
+    ConversationStoreError,
+    StoredImage,
+    TooManyImageBytes,
+    TooManyImages,
+)
 
 
-def image(n: int) -> StoredImage:
-    return StoredImage(f"{n:032x}.jpg", f"s/{n:032x}.jpg", "image/jpeg", 10 + n, 10, 100, 1.5)
+def image(n: int, size: int = 100) -> StoredImage:
+    return StoredImage(f"{n:032x}.jpg", f"s/{n:032x}.jpg", "image/jpeg", 10 + n, 10, size, 1.5)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -22,6 +28,17 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ConversationSto
         store: ConversationStore = MemoryStore(60, 3)
     else:
         store = RedisStore.from_url(request.getfixturevalue("redis_url"), 60, 3)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def quota_store(request: pytest.FixtureRequest) -> AsyncIterator[ConversationStore]:
+    """At most 4 images and 250 bytes of them per conversation."""
+    if request.param == "memory":
+        store: ConversationStore = MemoryStore(60, 4, 250)
+    else:
+        store = RedisStore.from_url(request.getfixturevalue("redis_url"), 60, 4, 250)
     yield store
     await store.close()
 
@@ -98,3 +115,75 @@ async def test_concurrent_retries_of_one_turn_all_get_its_images(store: Conversa
                                      for _ in range(20)])
     assert all(r == [image(1)] for r in results)
     assert await store.take_turn("c1", attach=True, policy="once", turn="next") == []
+
+
+async def test_bytes_held_and_the_bytes_quota(quota_store: ConversationStore) -> None:
+    assert await quota_store.bytes_held("c1") == 0
+    await quota_store.add_image("c1", image(1, 100), ready=False)
+    await quota_store.add_image("c1", image(2, 100), ready=True)
+    assert await quota_store.bytes_held("c1") == 200
+    with pytest.raises(TooManyImageBytes):
+        await quota_store.add_image("c1", image(3, 51), ready=True)
+    assert await quota_store.bytes_held("c1") == 200  # a refused image is not counted
+    await quota_store.add_image("c1", image(4, 50), ready=True)  # exactly the quota still fits
+    assert await quota_store.bytes_held("c1") == 250
+    assert await quota_store.mark_ready("c1") == 3
+    assert await quota_store.take_turn("c1", attach=True, policy="sticky") == [image(2, 100), image(4, 50),
+                                                                                image(1, 100)]
+    assert await quota_store.bytes_held("c1") == 250  # attached images still take their bytes
+    assert await quota_store.bytes_held("c2") == 0  # per conversation
+
+
+async def test_the_image_count_is_checked_with_the_bytes(quota_store: ConversationStore) -> None:
+    for n in range(4):
+        await quota_store.add_image("c1", image(n, 1), ready=True)
+    with pytest.raises(TooManyImages):
+        await quota_store.add_image("c1", image(9, 1), ready=True)
+    assert await quota_store.bytes_held("c1") == 4
+
+
+async def test_concurrent_uploads_never_pass_the_bytes_quota(quota_store: ConversationStore) -> None:
+    results = await asyncio.gather(*[quota_store.add_image("c1", image(n, 100), ready=True) for n in range(4)],
+                                   return_exceptions=True)
+    assert sum(result is None for result in results) == 2
+    assert all(result is None or isinstance(result, TooManyImageBytes) for result in results)
+    assert await quota_store.bytes_held("c1") == 200
+
+
+async def test_no_bytes_quota_when_it_is_zero(store: ConversationStore) -> None:
+    await store.add_image("c1", image(1, 10**12), ready=True)
+    assert await store.bytes_held("c1") == 10**12
+
+
+async def test_redis_unreachable_bytes_held_is_a_store_error() -> None:
+    from tests.processes import free_port
+
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", 60, 3, 1000)
+    with pytest.raises(ConversationStoreError):
+        await store.bytes_held("c1")
+    await store.close()
+
+
+async def test_the_images_a_live_conversation_holds_whatever_their_step(store: ConversationStore) -> None:
+    await store.add_image("c1", image(1), ready=False)  # staged
+    await store.add_image("c1", image(2), ready=True)  # pending
+    await store.add_image("c2", image(3), ready=True)
+    await store.take_turn("c2", attach=True, policy="once", turn="t1")  # attached
+    assert await store.image_keys_in_use() == {image(1).key, image(2).key, image(3).key}
+
+
+async def test_an_expired_conversation_holds_no_image(redis_url: str) -> None:
+    clock = [0.0]
+    memory = MemoryStore(60, 3, now=lambda: clock[0])
+    await memory.add_image("c1", image(1), ready=True)
+    clock[0] = 61.0
+    assert await memory.image_keys_in_use() == set()
+    redis = RedisStore.from_url(redis_url, 1, 3)
+    try:
+        await redis.add_image("c1", image(1), ready=True)
+        assert await redis.image_keys_in_use() == {image(1).key}
+        await asyncio.sleep(1.2)
+        assert await redis.image_keys_in_use() == set()
+    finally:
+        await redis.close()
+

@@ -28,7 +28,7 @@ async def test_spans_and_propagation(start_proxy: StartProxy, upstream: FakeOpen
     caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     headers = {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
     async with http.post(proxy.v1 + "/chat/completions", headers=headers,
-                         json=elevenlabs_body(session["session_id"], conversation("What is this?"))) as response:
+                         json=elevenlabs_body(session, conversation("What is this?"))) as response:
         await response.read()
 
     spans = exporter.get_finished_spans()

@@ -40,7 +40,7 @@ def rss_kib(pid: int) -> int:
 async def one_stream(http: aiohttp.ClientSession, base: str, session: dict, model: str, expected: int,
                      results: Counter, ttfts: list[float]) -> None:
     started = time.perf_counter()
-    body = elevenlabs_body(session["session_id"], conversation("Describe what you see."), model=model)
+    body = elevenlabs_body(session, conversation("Describe what you see."), model=model)
     try:
         async with http.post(base + "/v1/chat/completions", json=body) as response:
             if response.status != expected:

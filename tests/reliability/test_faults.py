@@ -93,10 +93,10 @@ async def test_redis_killed_and_restarted_mid_run(start_proxy: StartProxy, upstr
         proxy = await start_proxy(store_url=redis.url)
         session = await new_session(http, proxy.url)
         await upload(http, proxy.url, session)
-        sid = session["session_id"]
 
         async def turn(text: str) -> list:
-            async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body(sid, conversation(text))) as r:
+            body = elevenlabs_body(session, conversation(text))
+            async with http.post(proxy.v1 + "/chat/completions", json=body) as r:
                 assert r.status == 200
                 assert (await r.read()).endswith(b"data: [DONE]\n\n")
             return image_parts(upstream.last_messages())

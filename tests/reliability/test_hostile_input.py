@@ -17,6 +17,7 @@ from tests.conftest import Proxy, StartProxy
 from tests.fakes.loopback import serve_app
 from tests.helpers import conversation, elevenlabs_body, new_session, parse_sse
 from tests.images import jpeg, png
+from tests.processes import free_port
 
 
 async def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -183,3 +184,17 @@ async def test_a_form_of_many_parts_is_refused_at_the_part_past_the_limit(
     async with http.post(proxy.v1 + "/images", data=form,
                          headers={"X-Upload-Token": session["upload_token"]}) as response:
         assert response.status == 400 and (await response.json())["error"]["param"] == "file"
+
+
+async def test_metrics_on_their_own_port_are_not_on_the_api_port(start_proxy: StartProxy,
+                                                                 http: aiohttp.ClientSession) -> None:
+    """The Ingress routes to the API's port only: with GLIMPSE_METRICS_PORT, /metrics is not published through it."""
+    metrics_port = free_port()
+    proxy = await start_proxy(metrics_port=metrics_port)
+    async with http.get(proxy.url + "/healthz") as response:
+        assert response.status == 200
+    async with http.get(proxy.url + "/metrics") as response:
+        assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
+    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        assert response.status == 200
+        assert 'glimpse_requests_total{route="/healthz",status="200"} 1.0' in await response.text()

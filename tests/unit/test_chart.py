@@ -58,7 +58,7 @@ def test_rendered_objects_are_valid(case: str) -> None:
     assert kinds.count("CustomResourceDefinition") == 3
     for obj in objects:
         if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
-            assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "http"
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "metrics"
             continue
         if obj["kind"] in PEERING_KINDS:
             assert obj["apiVersion"] == "kopf.dev/v1"

@@ -24,7 +24,7 @@ def test_invalid_ids_are_skipped() -> None:
     assert conversation_id_of({"elevenlabs_extra_body": "not a dict"}) is None
 
 
-@pytest.mark.parametrize("value", ["", ".", "..", "a/b", "x" * 129, 5, None, "sp ace"])
+@pytest.mark.parametrize("value", ["", ".", "..", "a/b", "x" * 129, 5, None, "sp ace", "ends-in-a-newline\n"])
 def test_rejects(value: object) -> None:
     assert not is_valid_session_id(value)
 

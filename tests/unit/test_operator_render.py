@@ -108,6 +108,22 @@ def test_deployment_is_locked_down_and_wired() -> None:
     assert objects["Deployment"]["spec"]["replicas"] == 2
 
 
+def test_metrics_beside_the_api_not_through_the_ingress_the_drain_inside_the_grace_the_ingress_trusted() -> None:
+    body = voice_agent(**MATRIX["gcs-redis-tls"])
+    objects = {o["kind"]: o
+               for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)}
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    ports = {p["name"]: p["containerPort"] for p in pod["containers"][0]["ports"]}
+    config = objects["ConfigMap"]["data"]
+    settings = Settings.load(env=config)
+    assert ports == {"http": settings.port, "metrics": settings.metrics_port} and settings.metrics_port
+    assert {p["name"] for p in objects["Service"]["spec"]["ports"]} == {"http", "metrics"}
+    [path] = objects["Ingress"]["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"]["port"] == {"name": "http"}
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_grace_seconds
+    assert "10.0.0.0/8" in settings.trusted_proxies  # the in-cluster ingress controller's X-Forwarded-For
+
+
 def test_config_change_rolls_the_pods() -> None:
     body = voice_agent()
     first = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]

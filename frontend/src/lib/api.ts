@@ -4,6 +4,8 @@ export type Transport = "websocket" | "webrtc";
 
 export interface GlimpseSession {
   session_id: string;
+  /** Shown with the session id on every turn: without it the proxy gives the agent none of this session's pictures. */
+  session_key: string;
   upload_token: string;
   upload_token_expires_at: number;
   agent_id: string | null;

@@ -124,7 +124,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
       }
       setSession(fresh);
       setTranscript([]);
-      const options = { customLlmExtraBody: { session_id: fresh.session_id }, libsampleratePath };
+      const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key }, libsampleratePath };
       if (fresh.conversation_token) {
         startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
       } else {

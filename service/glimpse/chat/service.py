@@ -102,6 +102,14 @@ class ChatTurn:
         return self._upstream.dialect.error_event(error.message, error.code or "stream_interrupted", error_type,
                                                   self._upstream.state)
 
+    def cut_off_event(self, error_type: str) -> bytes:
+        """The server is shutting down with this stream still open: the caller is told in-band, as for a broken
+        stream, and the call is recorded as `shutdown`."""
+        assert self._upstream is not None
+        self._span.finish(self._upstream.state, outcome="shutdown")
+        return self.error_event(StreamInterrupted("The server is shutting down; the answer was cut short.",
+                                                  code="server_shutting_down"), error_type)
+
     async def remaining_events(self) -> AsyncIterator[bytes]:
         """The events after the first; an upstream failure on the way raises StreamInterrupted."""
         assert self._upstream is not None

@@ -10,12 +10,12 @@ import orjson
 
 from ..errors import InvalidRequest
 
-SESSION_ID_REGEX = r"^[A-Za-z0-9_.:-]{1,128}$"
-_SESSION_ID = re.compile(SESSION_ID_REGEX)
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+SESSION_ID_REGEX = f"^{_SESSION_ID.pattern}$"  # for JSON Schema (ECMA-262: `$` is the end of the string there)
 
 
 def is_valid_session_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_SESSION_ID.match(value)) and value not in (".", "..")
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None and value not in (".", "..")
 
 
 def require_session_id(value: object) -> str:
@@ -46,6 +46,12 @@ def conversation_id_of(body: dict[str, Any]) -> str | None:
         if is_valid_session_id(candidate):
             return str(candidate)
     return None
+
+
+def session_key_of(body: dict[str, Any]) -> object:
+    """The session key the page passed with its session id (`customLlmExtraBody.session_key`)."""
+    extra = body.get("elevenlabs_extra_body")
+    return extra.get("session_key") if isinstance(extra, dict) else None
 
 
 def last_message_is_from_user(messages: list[Any]) -> bool:

@@ -20,7 +20,7 @@ from ..config import Delivery, Detail, Policy
 from ..images.storage import ImageStorage
 from ..images.urls import ImageUrls
 from ..observability.metrics import Metrics
-from .ids import conversation_id_of, last_message_is_from_user, turn_key
+from .ids import conversation_id_of, last_message_is_from_user, session_key_of, turn_key
 from .store import ConversationStore, StoredImage
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,18 @@ class _DataUrlCache:
             self._bytes -= len(evicted)
 
 
+SessionKeyCheck = Callable[[str, object], bool]
+
+
 class ImageInjector:
+    """`session_key_valid`: whether a turn's session key opens the conversation it names (None: a session id is
+    enough, for pages older than session keys)."""
+
     def __init__(self, store: ConversationStore, storage: ImageStorage, urls: ImageUrls, metrics: Metrics, *,
-                 delivery: Delivery, policy: Policy, detail: Detail) -> None:
+                 delivery: Delivery, policy: Policy, detail: Detail,
+                 session_key_valid: SessionKeyCheck | None = None) -> None:
         self.store = store
+        self.session_key_valid = session_key_valid
         self.storage = storage
         self.urls = urls
         self.metrics = metrics
@@ -143,6 +151,11 @@ class ImageInjector:
         conversation_id = conversation_id_of(body)
         if conversation_id is None:
             return InjectionResult(messages, None, 0)
+        if self.session_key_valid is not None and not self.session_key_valid(conversation_id, session_key_of(body)):
+            # Whoever knows a session id (or sets it as their ElevenLabs user id) is not its page: the turn is
+            # answered, without that conversation's images, and the images stay where they are.
+            self.metrics.unbound_turns.inc()
+            return InjectionResult(messages, conversation_id, 0)
         try:
             images = await self.store.take_turn(conversation_id, attach=shape.last_is_from_user(messages),
                                                 policy=self.policy, turn=turn_key(messages))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import Policy
-from .store import ConversationStore, StoredImage, TooManyImages
+from .store import ConversationStore, StoredImage, TooManyImageBytes, TooManyImages
 
 
 @dataclass
@@ -18,6 +18,7 @@ class _Conversation:
     attached: list[StoredImage] = field(default_factory=list)
     last_turn: str = ""
     last_turn_attached: list[StoredImage] = field(default_factory=list)
+    bytes_held: int = 0
 
     def count(self) -> int:
         return len(self.staged) + len(self.pending) + len(self.attached)
@@ -26,8 +27,9 @@ class _Conversation:
 class MemoryStore(ConversationStore):
     """Every method runs without awaiting, so each one is atomic on the event loop."""
 
-    def __init__(self, ttl_seconds: int, max_images: int, now: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(ttl_seconds, max_images)
+    def __init__(self, ttl_seconds: int, max_images: int, max_bytes: int = 0,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(ttl_seconds, max_images, max_bytes)
         self._now = now
         self._conversations: dict[str, _Conversation] = {}
         self._next_purge = 0.0
@@ -56,7 +58,14 @@ class MemoryStore(ConversationStore):
         assert conversation is not None
         if conversation.count() >= self.max_images:
             raise TooManyImages(conversation_id)
+        if self.max_bytes and conversation.bytes_held + image.size > self.max_bytes:
+            raise TooManyImageBytes(conversation_id)
         (conversation.pending if ready else conversation.staged).append(image)
+        conversation.bytes_held += image.size
+
+    async def bytes_held(self, conversation_id: str) -> int:
+        conversation = self._get(conversation_id, create=False)
+        return conversation.bytes_held if conversation is not None else 0
 
     async def mark_ready(self, conversation_id: str) -> int:
         conversation = self._get(conversation_id, create=False)
@@ -79,6 +88,13 @@ class MemoryStore(ConversationStore):
             conversation.attached.extend(newly_attached)
             conversation.last_turn, conversation.last_turn_attached = turn, list(newly_attached)
         return list(conversation.attached) if policy == "sticky" else newly_attached
+
+    async def image_keys_in_use(self) -> set[str]:
+        self._purge(self._now())
+        return {image.key for conversation in self._conversations.values()
+                for images in (conversation.staged, conversation.pending, conversation.attached,
+                               conversation.last_turn_attached)
+                for image in images}
 
     async def ping(self) -> None:
         return None

@@ -1,9 +1,9 @@
 """Redis conversation store: the same semantics as the in-memory one, shared by every replica.
 
 Each conversation is three lists (staged, pending, attached), plus the last attaching turn's key and what it
-attached, under one hash tag, so a Lua script can move pending images to attached atomically: two replicas
-racing on one turn never both take them, and a retry of that turn gets what it got. Every write and every
-turn refreshes the conversation's TTL.
+attached, and the bytes its images take, under one hash tag, so a Lua script can move pending images to
+attached atomically: two replicas racing on one turn never both take them, and a retry of that turn gets what
+it got. Every write and every turn refreshes the conversation's TTL.
 """
 
 from __future__ import annotations
@@ -14,18 +14,22 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from ..config import Policy
-from .store import ConversationStore, ConversationStoreError, StoredImage, TooManyImages
+from .store import ConversationStore, ConversationStoreError, StoredImage, TooManyImageBytes, TooManyImages
 
 KEY_PREFIX = "glimpse:conv:"
+IMAGE_LISTS = (b":staged", b":pending", b":attached", b":last_turn_attached")
 
 _EXPIRE_ALL = "for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
 
-# Every script gets every key of the conversation: staged, pending, attached, last turn, last turn's images.
-# ARGV ttl, image json, ready flag, max images
+# Every script gets every key of the conversation: staged, pending, attached, last turn, last turn's images, bytes.
+# ARGV ttl, image json, ready flag, max images, max bytes (0: no limit), the image's bytes
 ADD_IMAGE = """
 local count = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3])
 if count >= tonumber(ARGV[4]) then return -1 end
+local max_bytes = tonumber(ARGV[5])
+if max_bytes > 0 and tonumber(redis.call('GET', KEYS[6]) or 0) + tonumber(ARGV[6]) > max_bytes then return -2 end
 redis.call('RPUSH', ARGV[3] == '1' and KEYS[2] or KEYS[1], ARGV[2])
+redis.call('INCRBY', KEYS[6], ARGV[6])
 """ + _EXPIRE_ALL + "return count + 1"
 
 # ARGV ttl
@@ -57,23 +61,24 @@ return attached_now
 
 def conversation_keys(conversation_id: str) -> list[str]:
     base = f"{KEY_PREFIX}{{{conversation_id}}}:"
-    return [base + "staged", base + "pending", base + "attached", base + "last_turn", base + "last_turn_attached"]
+    return [base + "staged", base + "pending", base + "attached", base + "last_turn", base + "last_turn_attached",
+            base + "bytes"]
 
 
 class RedisStore(ConversationStore):
-    def __init__(self, client: redis.Redis, ttl_seconds: int, max_images: int) -> None:
-        super().__init__(ttl_seconds, max_images)
+    def __init__(self, client: redis.Redis, ttl_seconds: int, max_images: int, max_bytes: int = 0) -> None:
+        super().__init__(ttl_seconds, max_images, max_bytes)
         self.client = client
         self._add = client.register_script(ADD_IMAGE)
         self._ready = client.register_script(MARK_READY)
         self._take = client.register_script(TAKE_TURN)
 
     @classmethod
-    def from_url(cls, url: str, ttl_seconds: int, max_images: int) -> RedisStore:
+    def from_url(cls, url: str, ttl_seconds: int, max_images: int, max_bytes: int = 0) -> RedisStore:
         # Short timeouts: with Redis down, a turn goes on without images instead of hanging the voice.
         client = redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0, health_check_interval=15,
                                 retry_on_timeout=False)
-        return cls(client, ttl_seconds, max_images)
+        return cls(client, ttl_seconds, max_images, max_bytes)
 
     async def _run(self, script: Any, conversation_id: str, *args: Any) -> Any:
         try:
@@ -82,9 +87,19 @@ class RedisStore(ConversationStore):
             raise ConversationStoreError(f"redis: {exc}") from exc
 
     async def add_image(self, conversation_id: str, image: StoredImage, *, ready: bool) -> None:
-        result = await self._run(self._add, conversation_id, image.to_json(), "1" if ready else "0", self.max_images)
-        if int(result) < 0:
+        result = int(await self._run(self._add, conversation_id, image.to_json(), "1" if ready else "0",
+                                     self.max_images, self.max_bytes, image.size))
+        if result == -1:
             raise TooManyImages(conversation_id)
+        if result == -2:
+            raise TooManyImageBytes(conversation_id)
+
+    async def bytes_held(self, conversation_id: str) -> int:
+        try:
+            held = await self.client.get(conversation_keys(conversation_id)[5])
+        except RedisError as exc:
+            raise ConversationStoreError(f"redis: {exc}") from exc
+        return int(held or 0)
 
     async def mark_ready(self, conversation_id: str) -> int:
         return int(await self._run(self._ready, conversation_id))
@@ -93,6 +108,22 @@ class RedisStore(ConversationStore):
                         turn: str = "") -> list[StoredImage]:
         raw = await self._run(self._take, conversation_id, "1" if attach else "0", policy, turn)
         return [StoredImage.from_json(item) for item in raw]
+
+    async def image_keys_in_use(self) -> set[str]:
+        """SCANs the conversations' image lists (incrementally: Redis stays responsive) and reads them in pipelines."""
+        keys: set[str] = set()
+        try:
+            lists = [key async for key in self.client.scan_iter(match=KEY_PREFIX + "*", count=1000)
+                     if key.endswith(IMAGE_LISTS)]
+            for start in range(0, len(lists), 500):
+                pipe = self.client.pipeline(transaction=False)
+                for key in lists[start:start + 500]:
+                    pipe.lrange(key, 0, -1)
+                for items in await pipe.execute():
+                    keys.update(StoredImage.from_json(item).key for item in items)
+        except RedisError as exc:
+            raise ConversationStoreError(f"redis: {exc}") from exc
+        return keys
 
     async def ping(self) -> None:
         try:

@@ -24,6 +24,7 @@ def require_transport(value: str) -> Transport:
 @dataclass(frozen=True)
 class PageSession:
     session_id: str
+    session_key: str
     upload_token: str
     upload_token_expires_at: int
     agent_id: str | None
@@ -34,7 +35,7 @@ class PageSession:
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "session_id": self.session_id, "upload_token": self.upload_token,
+            "session_id": self.session_id, "session_key": self.session_key, "upload_token": self.upload_token,
             "upload_token_expires_at": self.upload_token_expires_at, "agent_id": self.agent_id,
             "transport": self.transport,
         }
@@ -55,7 +56,8 @@ class PageSessions:
     async def start(self, transport: Transport) -> PageSession:
         session_id = secrets.token_urlsafe(18)
         token = self._signer.upload_token(session_id, self._token_ttl)
-        session = PageSession(session_id, token.value, token.expires_at, self._elevenlabs.agent_id or None, transport)
+        session = PageSession(session_id, self._signer.session_key(session_id), token.value, token.expires_at,
+                              self._elevenlabs.agent_id or None, transport)
         if not self._elevenlabs.configured:
             return replace(session, warning=NO_AGENT_WARNING)
         if transport == "webrtc":

@@ -28,6 +28,10 @@ class TooManyImages(Exception):
     """The conversation already holds as many images as it may."""
 
 
+class TooManyImageBytes(Exception):
+    """The image would take the conversation's images past its quota of bytes."""
+
+
 @dataclass(frozen=True)
 class StoredImage:
     image_id: str
@@ -48,13 +52,21 @@ class StoredImage:
 
 
 class ConversationStore(ABC):
-    def __init__(self, ttl_seconds: int, max_images: int) -> None:
+    """`max_bytes`: the most bytes (`StoredImage.size`) a conversation's images may take together; 0: no limit."""
+
+    def __init__(self, ttl_seconds: int, max_images: int, max_bytes: int = 0) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_images = max_images
+        self.max_bytes = max_bytes
 
     @abstractmethod
     async def add_image(self, conversation_id: str, image: StoredImage, *, ready: bool) -> None:
-        """Record an uploaded image (pending when `ready`, staged otherwise); raise TooManyImages."""
+        """Record an uploaded image (pending when `ready`, staged otherwise); raise TooManyImages or
+        TooManyImageBytes, checked in the same atomic step."""
+
+    @abstractmethod
+    async def bytes_held(self, conversation_id: str) -> int:
+        """The bytes of the conversation's images (staged, pending and attached); 0 for an unknown one."""
 
     @abstractmethod
     async def mark_ready(self, conversation_id: str) -> int:
@@ -65,6 +77,11 @@ class ConversationStore(ABC):
                         turn: str = "") -> list[StoredImage]:
         """Atomically attach pending images (when `attach`) and return the images this turn injects; a turn
         whose key equals the last attaching turn's is a retry of it (an empty key is never one)."""
+
+    @abstractmethod
+    async def image_keys_in_use(self) -> set[str]:
+        """The storage keys of every image a live conversation holds, whatever its step: the image sweeper keeps
+        these, however old, so an image lives as long as its conversation does."""
 
     @abstractmethod
     async def ping(self) -> None:
@@ -78,7 +95,9 @@ def open_conversation_store(settings: Settings) -> ConversationStore:
     if settings.store_scheme == "memory":
         from .memory import MemoryStore
 
-        return MemoryStore(settings.image_ttl_seconds, settings.images_per_conversation)
+        return MemoryStore(settings.image_ttl_seconds, settings.images_per_conversation,
+                           settings.session_storage_quota_bytes)
     from .redis import RedisStore
 
-    return RedisStore.from_url(settings.store_url, settings.image_ttl_seconds, settings.images_per_conversation)
+    return RedisStore.from_url(settings.store_url, settings.image_ttl_seconds, settings.images_per_conversation,
+                               settings.session_storage_quota_bytes)

@@ -5,8 +5,14 @@ the event loop. Credentials come from the standard Google chain: workload identi
 are then signed through the IAM signBlob API with the pod's access token), a service-account key file
 (`GOOGLE_APPLICATION_CREDENTIALS`) locally. `STORAGE_EMULATOR_HOST` points the client at an emulator.
 
-Expiry: deleting by age is best left to a bucket lifecycle rule (`age` condition, see the chart's
-README); the periodic sweep here lists the prefix and deletes what is older, for buckets without one.
+Expiry: the periodic sweep lists the prefix and deletes what is older than the image TTL and held by no live
+conversation (a conversation can outlive its images' upload time). A bucket lifecycle rule, if any, must allow for
+that: an `age` well above the longest conversation.
+
+Byte accounting (the storage quota) is per replica: every sweep sets `stored_bytes` from its listing of the
+whole prefix, and this replica's puts add to it in between. Other replicas' uploads count from the next
+sweep on, and a delete (a discarded upload) from the next sweep too: the count may lag by one sweep
+interval of uploads.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Set
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -74,6 +81,7 @@ class GcsStorage(ImageStorage):
         # if_generation_match=0: never overwrite an object (names are fresh uuids; this guards mistakes)
         await self._call("upload", blob.upload_from_string, data, content_type=content_type, timeout=TIMEOUT_SECONDS,
                          if_generation_match=0, retry=RETRY)
+        self.stored_bytes += len(data)
 
     async def get(self, key: str) -> bytes:
         try:
@@ -124,21 +132,32 @@ class GcsStorage(ImageStorage):
         except gexc.NotFound as exc:
             raise ImageStorageError(f"GCS bucket {self.bucket_name} does not exist") from exc
 
-    async def sweep(self, max_age_seconds: float) -> int:
-        return await self._call("sweep", self._sweep, max_age_seconds)  # type: ignore[no-any-return]
+    async def sweep(self, max_age_seconds: float, keep: Set[str] = frozenset()) -> int:
+        removed: int
+        removed, self.stored_bytes = await self._call("sweep", self._sweep, max_age_seconds, keep)
+        return removed
 
-    def _sweep(self, max_age_seconds: float) -> int:
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_seconds)
-        removed = 0
+    async def measure(self) -> int:
+        _, self.stored_bytes = await self._call("measure", self._sweep, None, frozenset())
+        return self.stored_bytes
+
+    def _sweep(self, max_age_seconds: float | None, keep: Set[str]) -> tuple[int, int]:
+        """Delete the objects older than `max_age_seconds` (None: none) but those in `keep`; return how many, and
+        the bytes left."""
+        cutoff = None if max_age_seconds is None else dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_seconds)
+        removed = kept = 0
         for blob in self.client.list_blobs(self.bucket_name, prefix=(self.prefix + "/") if self.prefix else None,
                                            timeout=TIMEOUT_SECONDS, retry=RETRY):
-            if blob.time_created is not None and blob.time_created < cutoff:
+            if cutoff is not None and blob.time_created is not None and blob.time_created < cutoff \
+                    and blob.name not in keep:
                 try:
                     blob.delete(timeout=TIMEOUT_SECONDS, retry=RETRY)
                     removed += 1
                 except gexc.NotFound:
                     continue
-        return removed
+            else:
+                kept += blob.size or 0
+        return removed, kept
 
 
 def _signs_locally(credentials: Any) -> bool:

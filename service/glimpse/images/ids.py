@@ -6,7 +6,7 @@ import re
 import uuid
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
-_IMAGE_ID = re.compile(r"^[0-9a-f]{32}\.(jpg|png)$")
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}\.(jpg|png)")
 
 
 def new_image_id(extension: str) -> str:
@@ -15,5 +15,5 @@ def new_image_id(extension: str) -> str:
 
 def content_type_of(image_id: str) -> str | None:
     """The content type an image id stands for; None when it is not an id this proxy makes."""
-    match = _IMAGE_ID.match(image_id)
+    match = _IMAGE_ID.fullmatch(image_id)
     return CONTENT_TYPES[match.group(1)] if match else None

@@ -6,6 +6,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Set
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +46,7 @@ class LocalStorage(ImageStorage):
             await asyncio.to_thread(self._write_atomically, self.path_for(key), data)
         except OSError as exc:
             raise ImageStorageError(f"could not write the image to local storage ({exc.strerror})") from exc
+        self.stored_bytes += len(data)
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,8 @@ class LocalStorage(ImageStorage):
             raise ImageStorageError(f"could not read the image ({exc.strerror})") from exc
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
+        removed = await asyncio.to_thread(_unlink, self.path_for(key))
+        self.stored_bytes = max(0, self.stored_bytes - removed)
 
     async def check(self) -> None:
         def probe() -> None:
@@ -81,18 +84,40 @@ class LocalStorage(ImageStorage):
         except OSError as exc:
             raise ImageStorageError(f"{self.root}: {exc.strerror}") from exc
 
-    async def sweep(self, max_age_seconds: float) -> int:
-        return await asyncio.to_thread(self._sweep, time.time() - max_age_seconds)
+    async def sweep(self, max_age_seconds: float, keep: Set[str] = frozenset()) -> int:
+        removed, self.stored_bytes = await asyncio.to_thread(self._sweep, time.time() - max_age_seconds, keep)
+        return removed
 
-    def _sweep(self, cutoff: float) -> int:
-        removed = 0
+    async def measure(self) -> int:
+        _, self.stored_bytes = await asyncio.to_thread(self._sweep, None, frozenset())
+        return self.stored_bytes
+
+    def _sweep(self, cutoff: float | None, keep: Set[str]) -> tuple[int, int]:
+        """Delete the files older than `cutoff` (None: none) but those in `keep`; return how many, and the bytes of
+        those left."""
+        removed = kept = 0
         if not self.root.is_dir():
-            return 0
+            return 0, 0
         for entry in os.scandir(self.root):
             try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                if not entry.is_file():
+                    continue
+                stat = entry.stat()
+                if cutoff is not None and stat.st_mtime < cutoff and entry.name not in keep:
                     os.unlink(entry.path)
                     removed += 1
+                else:
+                    kept += stat.st_size
             except FileNotFoundError:
                 continue
-        return removed
+        return removed, kept
+
+
+def _unlink(path: Path) -> int:
+    """Remove `path`; return the bytes it held (0 when it was not there)."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size

@@ -3,6 +3,10 @@
 An accepted image is decoded, EXIF-rotated, bounded to a maximum edge and re-encoded from pixels
 only, so no metadata (EXIF GPS, comments, ICC-embedded payloads) survives. Photos become JPEG,
 images with transparency PNG.
+
+Memory stays within what `read_header` announces (decoding.py's estimate) before a pixel is decoded: JPEGs are
+decoded at a reduced scale, other images are reduced (and converted) a strip at a time, so the full-size pixels
+exist once and are released before the small result is rotated, converted and encoded.
 """
 
 from __future__ import annotations
@@ -11,12 +15,34 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InvalidRequest, UnsupportedMedia
+from .decoding import (
+    NATIVE_MODES,
+    WEBP_SCRATCH_PIXEL_BYTES,
+    DecodeShape,
+    decode_memory,
+    fit,
+    jpeg_coefficient_bytes,
+    reduce_factors,
+    strip_rows,
+)
 from .ids import CONTENT_TYPES
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
+# Pillow keeps a PNG's (decompressed) text chunks, up to 64 MiB by default; they are dropped here anyway.
+PNG_TEXT_BYTES = 4 * 1024 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_BYTES
+ORIENTATION = 0x0112
+# What ImageOps.exif_transpose does for each EXIF orientation, applied here to the small result.
+TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Raised by Pillow's decoders for a truncated or malformed image.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -28,8 +54,33 @@ class NormalisedImage:
     height: int
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str
+    width: int
+    height: int
+    memory_bytes: int  # what normalise_image will need at its peak
+
+
+def read_header(raw: bytes, *, max_pixels: int, max_edge: int) -> ImageHeader:
+    """What `raw` is and what normalising it will take, from its header alone; raises like normalise_image."""
+    image = _open(raw, max_pixels)
+    try:
+        width, height = image.size
+        _draft(image, max_edge)
+        shape = DecodeShape(image.width, image.height, image.mode, _scratch(image, raw, width, height))
+        return ImageHeader(str(image.format), width, height, decode_memory(shape, max_edge))
+    finally:
+        image.close()
+
+
 def normalise_image(raw: bytes, *, max_pixels: int, max_edge: int) -> NormalisedImage:
     """Validate `raw` and return a clean re-encoded copy; raise InvalidRequest or UnsupportedMedia for bad input."""
+    small, orientation, alpha = _decode_small(raw, max_pixels, max_edge)
+    return _encode(small, orientation, alpha)
+
+
+def _open(raw: bytes, max_pixels: int) -> Image.Image:
     if not raw:
         raise InvalidRequest("The uploaded file is empty.", code="empty_file", param="file")
     try:
@@ -41,22 +92,112 @@ def normalise_image(raw: bytes, *, max_pixels: int, max_edge: int) -> Normalised
                                param="file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(max_pixels) from None
-    with image:
-        if image.format not in ACCEPTED_FORMATS:
-            raise UnsupportedMedia(f"Image format {image.format} is not accepted (JPEG, PNG, WebP, GIF).",
-                                   param="file")
-        width, height = image.size
-        if width * height > max_pixels:
-            raise _too_many_pixels(max_pixels)
-        if image.format in ("JPEG", "MPO"):
-            image.draft("RGB", (max_edge, max_edge))  # decode at a reduced scale: much faster for big photos
-        try:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise InvalidRequest(f"The image could not be decoded ({exc}).", code="corrupt_image",
-                                 param="file") from None
-        return _encode(upright, max_edge)
+    except DECODE_ERRORS as exc:
+        raise _corrupt(exc) from None
+    if image.format not in ACCEPTED_FORMATS:
+        image.close()
+        raise UnsupportedMedia(f"Image format {image.format} is not accepted (JPEG, PNG, WebP, GIF).", param="file")
+    if image.width * image.height > max_pixels:
+        image.close()
+        raise _too_many_pixels(max_pixels)
+    return image
+
+
+def _draft(image: Image.Image, max_edge: int) -> None:
+    """A JPEG is decoded at the smallest scale (1/2, 1/4, 1/8) still at least its final size: faster and smaller."""
+    if image.format in ("JPEG", "MPO"):
+        image.draft("RGB", fit(image.width, image.height, max_edge))
+
+
+def _scratch(image: Image.Image, raw: bytes, width: int, height: int) -> int:
+    """What decoding holds besides the pixels: copies of the file's metadata (or, for WebP, of the whole file) are
+    never bigger than the file, plus the codec's full-size buffers."""
+    scratch = len(raw)
+    if image.format == "PNG":
+        scratch += PNG_TEXT_BYTES
+    elif image.format == "WEBP":
+        scratch += WEBP_SCRATCH_PIXEL_BYTES * width * height
+    elif image.format in ("JPEG", "MPO") and _jpeg_keeps_coefficients(raw):
+        sampling = [(layer[1], layer[2]) for layer in getattr(image, "layer", [])]
+        scratch += jpeg_coefficient_bytes(width, height, sampling)
+    return scratch
+
+
+def _jpeg_keeps_coefficients(raw: bytes) -> bool:
+    """Whether libjpeg must buffer the whole image's coefficients: a progressive JPEG, or one whose first scan does
+    not carry every component. Pillow's header reading stops at that scan without telling; this walks the same
+    markers (skipping stray bytes between them, as Pillow does)."""
+    components, position = 0, 2
+    while position >= 0 and position + 4 < len(raw):
+        if raw[position] != 0xFF:
+            position = raw.find(b"\xff", position)
+            continue
+        marker = raw[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            position += 2
+            continue
+        if marker in (0xC2, 0xC6, 0xCA, 0xCE):  # progressive frames
+            return True
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and position + 9 < len(raw):
+            components = raw[position + 9]
+        if marker == 0xDA:
+            return raw[position + 4] < components
+        position += 2 + int.from_bytes(raw[position + 2:position + 4], "big")
+    return True
+
+
+def _decode_small(raw: bytes, max_pixels: int, max_edge: int) -> tuple[Image.Image, object, bool]:
+    """The image at its final size, in RGB, L or RGBa (premultiplied alpha, so that reducing does not bleed the
+    colour of transparent pixels), with its EXIF orientation and whether it has alpha. Every full-size buffer is
+    released when this returns."""
+    image = _open(raw, max_pixels)
+    try:
+        _draft(image, max_edge)
+        alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+        image.load()
+        orientation = image.getexif().get(ORIENTATION)
+        return _shrink(image, fit(image.width, image.height, max_edge), alpha), orientation, alpha
+    except DECODE_ERRORS as exc:
+        raise _corrupt(exc) from None
+    finally:
+        image.close()
+
+
+def _shrink(image: Image.Image, target: tuple[int, int], alpha: bool) -> Image.Image:
+    """A new image of size `target` from the loaded `image`; its full-size pixels are released as soon as a
+    reduced copy exists."""
+    factors = reduce_factors(image.size, target)
+    if image.mode in NATIVE_MODES:
+        reduced = image.reduce(factors) if factors != (1, 1) else image
+    else:
+        reduced = _convert_in_strips(image, "RGBa" if alpha else "RGB", factors)
+    if reduced is not image:
+        image.close()
+    if reduced.size == target:
+        return reduced.copy() if reduced is image else reduced
+    return reduced.resize(target, Image.Resampling.LANCZOS)
+
+
+def _convert_in_strips(image: Image.Image, mode: str, factors: tuple[int, int]) -> Image.Image:
+    """`image` converted to `mode` and box-reduced by `factors`, a strip of rows at a time (a multiple of the
+    vertical factor, so the result is the same as reducing it whole)."""
+    width, height = image.size
+    factor_x, factor_y = factors
+    result = Image.new(mode, (-(-width // factor_x), -(-height // factor_y)))
+    rows = strip_rows(width, factor_y)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        if mode == "RGBa":
+            strip = (strip if strip.mode == "RGBA" else strip.convert("RGBA")).convert("RGBa")
+        else:
+            strip = strip.convert(mode)
+        if factors != (1, 1):
+            strip = strip.reduce(factors)
+        result.paste(strip, (0, top // factor_y))
+    return result
 
 
 def _too_many_pixels(max_pixels: int) -> InvalidRequest:
@@ -64,13 +205,19 @@ def _too_many_pixels(max_pixels: int) -> InvalidRequest:
                           param="file")
 
 
-def _encode(image: Image.Image, max_edge: int) -> NormalisedImage:
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    if max(image.size) > max_edge:
-        image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS, reducing_gap=2.0)
+def _corrupt(exc: BaseException) -> InvalidRequest:
+    return InvalidRequest(f"The image could not be decoded ({exc}).", code="corrupt_image", param="file")
+
+
+def _encode(image: Image.Image, orientation: object, alpha: bool) -> NormalisedImage:
+    transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    if transpose is not None:
+        image = image.transpose(transpose)
+    mode = "RGBA" if alpha else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     out = io.BytesIO()
-    if has_alpha:
+    if alpha:
         image.save(out, format="PNG", optimize=False, compress_level=6)
         extension = "png"
     else:

@@ -7,6 +7,7 @@ the image only after `put` returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Set
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +25,9 @@ class ImageNotFound(KeyError):
 class ImageStorage(ABC):
     #: True when images are served by the backend itself (signed GCS URLs), not through the proxy.
     serves_urls: bool = False
+    #: The bytes of images held, as this replica knows them: measured at start-up and by every sweep (which
+    #: lists everything anyway), adjusted by this replica's puts and deletes in between.
+    stored_bytes: int = 0
 
     @abstractmethod
     def key_for(self, session_id: str, image_id: str) -> str: ...
@@ -49,8 +53,13 @@ class ImageStorage(ABC):
         """Raise ImageStorageError when the backend cannot be used (readiness)."""
 
     @abstractmethod
-    async def sweep(self, max_age_seconds: float) -> int:
-        """Delete images older than `max_age_seconds`; return how many."""
+    async def sweep(self, max_age_seconds: float, keep: Set[str] = frozenset()) -> int:
+        """Delete images older than `max_age_seconds` but those whose key is in `keep` (a live conversation holds
+        them); return how many. Sets `stored_bytes` to what is left."""
+
+    async def measure(self) -> int:
+        """Count the bytes of all images held; sets and returns `stored_bytes`."""
+        return self.stored_bytes
 
     async def close(self) -> None:
         return None

@@ -12,14 +12,23 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 
 from ..auth import Signer
 from ..conversation.ids import require_session_id
-from ..conversation.store import ConversationStore, StoredImage, TooManyImages
+from ..conversation.store import (
+    ConversationStore,
+    ConversationStoreError,
+    StoredImage,
+    TooManyImageBytes,
+    TooManyImages,
+)
 from ..errors import GlimpseError, InvalidRequest, Unavailable
+from ..limits.quota import Quotas
 from ..observability.metrics import Metrics
+from .decoding import DecodeSlots
 from .ids import new_image_id
-from .normalise import normalise_image
+from .normalise import normalise_image, read_header
 from .storage import ImageStorage, ImageStorageError
 from .urls import ImageUrls
 
@@ -53,14 +62,20 @@ class UploadResult:
 
 class ImageUploads:
     def __init__(self, signer: Signer, storage: ImageStorage, store: ConversationStore, urls: ImageUrls,
-                 metrics: Metrics, *, max_pixels: int, max_edge: int) -> None:
+                 quotas: Quotas,
+                 metrics: Metrics, *, max_pixels: int, max_edge: int, decode_memory_bytes: int,
+                 decode_concurrency: int, decode_queue: int, decode_wait_seconds: float) -> None:
         self._signer = signer
         self._storage = storage
         self._store = store
         self._urls = urls
+        self._quotas = quotas
         self._metrics = metrics
         self._max_pixels = max_pixels
         self._max_edge = max_edge
+        self._decodes = DecodeSlots(memory_bytes=decode_memory_bytes, concurrency=decode_concurrency,
+                                    queue=decode_queue, wait_seconds=decode_wait_seconds,
+                                    refused=metrics.image_decodes_refused)
 
     async def upload(self, request: Awaitable[UploadRequest], public_base_url: str) -> UploadResult:
         """Store the image `request` carries; it is awaited here so that a malformed upload counts too."""
@@ -77,12 +92,22 @@ class ImageUploads:
             raise InvalidRequest("The multipart field `file` is required.", param="file")
         session_id = require_session_id(request.session_id)
         self._signer.check_upload_token(session_id, request.token)
-        image = await asyncio.to_thread(normalise_image, request.data, max_pixels=self._max_pixels,
-                                        max_edge=self._max_edge)
+        try:  # the quotas are checked before the decode, so that a full one costs no CPU
+            held = await self._store.bytes_held(session_id)
+        except ConversationStoreError:
+            held = 0  # recording the image below answers 503 and counts the failure
+        self._quotas.check(held)
+        # The header says what the decode will need; the decode waits until that much memory is free.
+        header = await asyncio.to_thread(read_header, request.data, max_pixels=self._max_pixels,
+                                         max_edge=self._max_edge)
+        image = await self._decodes.run(header.memory_bytes, partial(normalise_image, request.data,
+                                                                     max_pixels=self._max_pixels,
+                                                                     max_edge=self._max_edge))
         image_id = new_image_id(image.extension)
         key = self._storage.key_for(session_id, image_id)
         try:
-            await self._storage.put(key, image.data, image.content_type)
+            with self._quotas.reserve(held, len(image.data)):
+                await self._storage.put(key, image.data, image.content_type)
         except ImageStorageError as exc:
             log.error("image storage failed: %s", exc)
             raise Unavailable("Image storage is unavailable; the image was not saved. Try again shortly.",
@@ -95,6 +120,9 @@ class ImageUploads:
             await self._discard(key)
             raise InvalidRequest(f"This conversation already has {self._store.max_images} images, "
                                  "the most it can hold.", code="too_many_images") from None
+        except TooManyImageBytes:
+            await self._discard(key)
+            raise self._quotas.session_full() from None
         except Exception as exc:
             await self._discard(key)
             self._metrics.store_errors.labels("add_image").inc()

@@ -42,6 +42,25 @@ class Metrics:
                                        ["policy"], registry=r)
         self.store_errors = Counter("glimpse_store_errors", "Conversation store failures by operation.", ["op"],
                                     registry=r)
+        self.unbound_turns = Counter("glimpse_unbound_turns",
+                                     "Chat turns naming a conversation without its session key: answered without "
+                                     "its images.", registry=r)
+        self.rate_limited = Counter("glimpse_rate_limited", "Calls refused by a rate limit (429), by route.",
+                                    ["route"], registry=r)
+        self.quota_refusals = Counter("glimpse_quota_refusals",
+                                      "Uploads refused by a storage quota: scope=session (429) or global (507).",
+                                      ["scope"], registry=r)
+        self.stored_image_bytes = Gauge("glimpse_stored_image_bytes",
+                                        "Bytes of images in the image storage, as this replica counts them.",
+                                        registry=r)
+        self.open_connections = Gauge("glimpse_open_connections", "Client connections open now.", registry=r)
+        self.connections_refused = Counter("glimpse_connections_refused",
+                                           "Client connections refused or closed by the server, by reason: "
+                                           "too_many_connections, no_request, header_timeout, body_timeout.",
+                                           ["reason"], registry=r)
+        self.image_decodes_refused = Counter("glimpse_image_decodes_refused",
+                                             "Uploads refused (503) for want of image decode memory, by reason: "
+                                             "queue_full, timed_out.", ["reason"], registry=r)
 
         self._models: set[str] = set()
 

@@ -22,6 +22,9 @@ from ..errors import (
     NotAuthenticated,
     NotFound,
     NotPermitted,
+    RateLimited,
+    SessionQuotaExceeded,
+    StorageFull,
     TooLarge,
     Unavailable,
     UnsupportedMedia,
@@ -42,6 +45,9 @@ STATUS_BY_ERROR: tuple[tuple[type[GlimpseError], int], ...] = (
     (NotAuthenticated, 401),
     (NotPermitted, 403),
     (NotFound, 404),
+    (RateLimited, 429),
+    (SessionQuotaExceeded, 429),
+    (StorageFull, 507),
     (Unavailable, 503),
     (ElevenLabsFailed, 502),
     (UpstreamTimedOut, 504),
@@ -58,6 +64,7 @@ TYPE_BY_STATUS = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
@@ -65,13 +72,17 @@ TYPE_BY_STATUS = {
     502: "upstream_error",
     503: "service_unavailable",
     504: "upstream_timeout",
+    507: "insufficient_storage",
 }
+# Where the status alone does not say it: OpenAI's word for an allowance used up, which waiting does not restore.
+TYPE_BY_ERROR: tuple[tuple[type[GlimpseError], str], ...] = ((SessionQuotaExceeded, "insufficient_quota"),)
 
 CODE_BY_STATUS = {
     401: "invalid_api_key",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limit_exceeded",
@@ -79,6 +90,7 @@ CODE_BY_STATUS = {
     502: "bad_gateway",
     503: "unavailable",
     504: "timeout",
+    507: "storage_full",
 }
 
 
@@ -118,7 +130,9 @@ def response_for(error: GlimpseError) -> web.Response:
         headers["Retry-After"] = error.retry_after
     if isinstance(error, NotAuthenticated) and error.challenge:
         headers["WWW-Authenticate"] = error.challenge
-    return error_response(status_for(error), error.message, code=error.code, param=error.param, headers=headers)
+    kind = next((name for cls, name in TYPE_BY_ERROR if isinstance(error, cls)), None)
+    return error_response(status_for(error), error.message, code=error.code, param=error.param, headers=headers,
+                          type=kind)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

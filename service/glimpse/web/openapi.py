@@ -53,13 +53,14 @@ DOCUMENT: dict[str, Any] = {
         "/v1/models": {"get": {"summary": "The upstream's models", "security": [{"bearer": []}, {}],
                                "responses": {"200": _json({"type": "object"}), **_errors(401, 502, 504)}}},
         "/v1/session": {"get": {
-            "summary": "A new session: id, upload token and an ElevenLabs signed URL or conversation token",
+            "summary": "A new session: id, read key, upload token and an ElevenLabs signed URL or conversation token",
             "parameters": [{"name": "transport", "in": "query", "required": False,
                             "schema": {"type": "string", "enum": list(TRANSPORTS)}}],
-            "responses": {"200": _json({"type": "object", "required": ["session_id", "upload_token"],
-                                        "properties": {**SESSION_FIELDS, "signed_url": {"type": "string"},
+            "responses": {"200": _json({"type": "object", "required": ["session_id", "session_key", "upload_token"],
+                                        "properties": {**SESSION_FIELDS, "session_key": {"type": "string"},
+                                                       "signed_url": {"type": "string"},
                                                        "conversation_token": {"type": "string"}}}),
-                          **_errors(400, 502, 503)}}},
+                          **_errors(400, 429, 502, 503)}}},
         "/v1/images": {"post": {
             "summary": "Upload an image for a session",
             "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],
@@ -68,7 +69,7 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {"file": {"type": "string", "format": "binary"}, **SESSION_FIELDS,
                                "ready": {"type": "string", "enum": ["true", "false"]}}}}}},
             "responses": {"201": _json({"$ref": "#/components/schemas/Upload"}, "Stored"),
-                          **_errors(400, 401, 403, 413, 415, 503)}}},
+                          **_errors(400, 401, 403, 413, 415, 429, 503, 507)}}},
         "/v1/images/ready": {"post": {
             "summary": "Staged images of a session become pending for its next user turn",
             "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],

@@ -8,12 +8,16 @@ with it the upstream request.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from ...auth import check_bearer
 from ...chat.service import ChatTurn, StreamInterrupted
+from ...errors import Unavailable
 from ...resources import CHAT, DRAIN, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
@@ -28,27 +32,34 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx-style ingresses: do not buffer the stream
 }
 UPSTREAM_HEADER = "X-Glimpse-Upstream"  # the name of the upstream that answered (GLIMPSE_UPSTREAMS)
+StartTurn = Callable[[dict[str, Any], str, dict[str, Any]], Awaitable[ChatTurn]]
 
 
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    arrived = time.perf_counter()
-    body = await _read_turn(request)
-    turn = await request.app[CHAT].start_completion(body, public_base_url(request), request[OBSERVED])
-    return await _answer(request, turn, arrived)
+    return await _turn(request, request.app[CHAT].start_completion)
 
 
 @routes.post("/v1/responses")
 async def responses(request: web.Request) -> web.StreamResponse:
+    return await _turn(request, request.app[CHAT].start_response)
+
+
+async def _turn(request: web.Request, start: StartTurn) -> web.StreamResponse:
     arrived = time.perf_counter()
-    body = await _read_turn(request)
-    turn = await request.app[CHAT].start_response(body, public_base_url(request), request[OBSERVED])
-    return await _answer(request, turn, arrived)
+    drain = request.app[DRAIN]
+    with drain.turn():
+        try:
+            turn = await start(await _read_turn(request), public_base_url(request), request[OBSERVED])
+        except asyncio.CancelledError:
+            if not drain.was_cut():
+                raise
+            raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1") from None
+        return await _answer(request, turn, arrived)
 
 
 async def _read_turn(request: web.Request) -> dict[str, object]:
     settings = request.app[SETTINGS]
-    request.app[DRAIN].refuse_if_draining()
     check_bearer(request.headers.get("Authorization"), settings.custom_llm_key.get_secret_value())
     return await read_json_object(request, settings.chat_max_body_bytes)
 
@@ -66,7 +77,8 @@ async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.S
 
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     """The upstream's events as strict SSE, each written as it arrives; a failure after the first token
-    is told in-band, as the API's own error event (then `[DONE]` for Chat Completions)."""
+    is told in-band, as the API's own error event (then `[DONE]` for Chat Completions), and so is a stream cut
+    by the server's shutdown."""
     response = web.StreamResponse(headers={**SSE_HEADERS, UPSTREAM_HEADER: turn.upstream})
     await response.prepare(request)
     try:
@@ -77,6 +89,10 @@ async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.St
             await response.write(event)
     except StreamInterrupted as exc:
         await response.write(turn.error_event(exc, TYPE_BY_STATUS[status_for(exc)]))
+    except asyncio.CancelledError:
+        if not request.app[DRAIN].was_cut():
+            raise
+        await response.write(turn.cut_off_event(TYPE_BY_STATUS[503]))
     if turn.closing:
         await response.write(turn.closing)
     await response.write_eof()

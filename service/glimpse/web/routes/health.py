@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and the API's description."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from ...observability.metrics import CONTENT_TYPE
-from ...resources import CONVERSATIONS, DRAIN, IMAGE_STORAGE, METRICS
+from ...resources import CONVERSATIONS, DRAIN, IMAGE_STORAGE
 from ..errors import json_response
 from ..openapi import DOCUMENT
 
@@ -35,12 +34,6 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(value == "ok" for value in checks.values())
     return json_response({"status": "ready" if ready else "not ready", "checks": checks},
                          status=200 if ready else 503)
-
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 @routes.get("/openapi.json")

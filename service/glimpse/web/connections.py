@@ -1,0 +1,283 @@
+"""Connection hygiene below the app, where aiohttp has no option for it.
+
+- A cap on open client connections. Past it, a new connection gets a minimal 503 and is closed without reaching
+  the app; `HEALTH_RESERVE` more may still ask `HEALTH_PATHS` (the kubelet's probes, the metrics scrape).
+- A deadline for each request head: from the connection's opening for its first request (an idle socket is
+  closed), from the head's first byte for later ones (a head trickled a byte at a time, slowloris, is cut).
+- An idle timeout on request bodies: a body that stops arriving fails its read, and the app answers 408.
+
+aiohttp's own keep-alive timeout (`runner_options`) closes connections waiting for their next request. Nothing
+here touches a response being written, however long it lasts (SSE streams last minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from aiohttp import web
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from yarl import URL
+
+from ..config import Settings
+from ..observability.metrics import Metrics
+from .errors import NOSNIFF, error_body
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+HEALTH_RESERVE = 8  # connections past the cap that may only ask HEALTH_PATHS
+HEALTH_HEAD_TIMEOUT = 2.0  # a probe asks at once: an idle socket does not keep one of those places for long
+# Descriptors never given to client connections: the health reserve, lingering refusals, the listening socket,
+# log and image files, Redis, the interpreter's own.
+FD_RESERVE = 64
+UNLIMITED_FILES_CAP = 10_000  # the default cap where RLIMIT_NOFILE is unlimited
+MAX_LINGERING_REFUSALS = 16
+REFUSAL_LINGER_SECONDS = 1.0
+
+REFUSAL_BODY = orjson.dumps(error_body("Too many open connections; retry shortly.", code="too_many_connections"))
+BODY_TIMEOUT_MESSAGE = "The request body stopped arriving."
+
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _raw_response(status: str, body: bytes, extra_headers: str = "") -> bytes:
+    """A whole HTTP/1.1 response, for the two answers given without the app."""
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{extra_headers}Connection: close\r\n\r\n").encode() + body
+
+
+REFUSAL = _raw_response("503 Service Unavailable", REFUSAL_BODY, "Retry-After: 1\r\n")
+HEAD_TIMEOUT = _raw_response("408 Request Timeout", orjson.dumps(error_body(
+    "The request head did not arrive in time.", type="invalid_request_error", code="request_timeout")))
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int
+    header_timeout: float
+    body_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(connection_cap(settings.max_connections), settings.header_timeout_seconds,
+                   settings.body_timeout_seconds)
+
+
+def connection_cap(configured: int, soft_limit: int | None = None) -> int:
+    """The most client connections held open: `configured`, or by default half the descriptors left after
+    FD_RESERVE (each relayed stream holds an upstream connection too); never more than RLIMIT_NOFILE minus it."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY:
+        return configured or UNLIMITED_FILES_CAP
+    ceiling = max(1, soft_limit - FD_RESERVE)
+    if not configured:
+        return max(1, ceiling // 2)
+    if configured > ceiling:
+        log.warning("GLIMPSE_MAX_CONNECTIONS=%d leaves too few of the %d file descriptors RLIMIT_NOFILE allows: "
+                    "using %d", configured, soft_limit, ceiling)
+        return ceiling
+    return configured
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listener like `web.TCPSite`, whose connections are made by `Connections`."""
+
+    __slots__ = ("_host", "_limits", "_metrics", "_port")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits, metrics: Metrics,
+                 backlog: int) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._host, self._port, self._limits, self._metrics = host, port, limits, metrics
+
+    @property
+    def name(self) -> str:
+        return str(URL.build(scheme="http", host=self._host, port=self._port))
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        connections = Connections(server, self._limits, self._metrics, loop)
+        self._server = await loop.create_server(connections, self._host, self._port, backlog=self._backlog)
+
+
+class Connections:
+    """The listener's protocol factory: a `GuardedConnection` while fewer than the cap are open (past it, up to
+    HEALTH_RESERVE more that may only ask HEALTH_PATHS), a `Refusal` beyond."""
+
+    def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop) -> None:
+        self.limits = limits
+        self.lingering = 0  # refusals waiting for their caller to read the 503
+        self._server = server
+        # What aiohttp's own factory (web.Server.__call__) gives each protocol: runner_options' keepalive_timeout…
+        self._options: dict[str, Any] = server._kwargs
+        self._metrics = metrics
+        self._loop = loop
+        # Counted when made, not when connected: one burst of accepts makes many protocols before the first
+        # connection_made. Weak: a protocol whose connection never started does not hold a place.
+        self._open: weakref.WeakSet[GuardedConnection] = weakref.WeakSet()
+
+    def __call__(self) -> asyncio.Protocol:
+        count = len(self._open)
+        if count >= self.limits.max_connections + HEALTH_RESERVE:
+            self.refused("too_many_connections")
+            return Refusal(self)
+        connection = GuardedConnection(self._server, connections=self, loop=self._loop,
+                                       health_only=count >= self.limits.max_connections, **self._options)
+        self._open.add(connection)
+        self._metrics.open_connections.set(len(self._open))
+        return connection
+
+    def closed(self, connection: GuardedConnection) -> None:
+        self._open.discard(connection)
+        self._metrics.open_connections.set(len(self._open))
+
+    def refused(self, reason: str) -> None:
+        self._metrics.connections_refused.labels(reason).inc()
+
+
+class Refusal(asyncio.Protocol):
+    """A connection past the cap and the reserve: a 503, then closed, without the app."""
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp = cast(asyncio.Transport, transport)
+        tcp.write(REFUSAL)
+        if self._connections.lingering >= MAX_LINGERING_REFUSALS:
+            tcp.close()
+            return
+        # Closing with the caller's request unread sends a reset, which can destroy the 503 before it is read:
+        # end our side, discard what comes, and close when the caller does (or after a second).
+        tcp.write_eof()
+        self._connections.lingering += 1
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, tcp.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._connections.lingering -= 1
+
+
+class GuardedConnection(RequestHandler):
+    """aiohttp's HTTP/1.1 protocol with a deadline for each request head and an idle timeout for request bodies.
+    It reads RequestHandler's state (`_messages`, `_request_in_progress`, `_reading_paused`), as of aiohttp 3.14."""
+
+    __slots__ = ("__weakref__", "_body", "_body_timer", "_connections", "_first_head_timeout", "_head_started",
+                 "_head_timer", "_last_read")
+
+    def __init__(self, manager: web.Server, *, connections: Connections, health_only: bool, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._connections = connections
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = False
+        self._body: StreamReader | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        self._first_head_timeout = connections.limits.header_timeout
+        if health_only:
+            self._request_handler = _health_only(manager.request_handler, connections)
+            self._first_head_timeout = min(self._first_head_timeout, HEALTH_HEAD_TIMEOUT)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = self._loop.call_later(self._first_head_timeout, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not data or self.transport is None:
+            return
+        self._last_read = self._loop.time()
+        if self._messages:  # a head arrived whole
+            self._cancel_head_timer()
+            body = self._messages[-1][1]
+            if not body.is_eof():
+                self._watch_body(body)
+        elif self._body is not None and not self._body.is_eof():
+            pass  # more of a body
+        elif not self._request_in_progress:
+            self._head_started = True
+            if self._head_timer is None:
+                self._head_timer = self._loop.call_at(self._last_read + self._connections.limits.header_timeout,
+                                                      self._head_timed_out)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._body = None
+        self._connections.closed(self)
+        super().connection_lost(exc)
+
+    def _cancel_head_timer(self) -> None:
+        self._head_started = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport is None or self._messages or self._request_in_progress:
+            return  # a request is being answered: the keep-alive timeout covers the wait after it
+        if self._head_started:
+            self._connections.refused("header_timeout")
+            self.transport.write(HEAD_TIMEOUT)
+        else:  # not a byte: nothing to answer
+            self._connections.refused("no_request")
+        self.force_close()
+
+    def _watch_body(self, body: StreamReader) -> None:
+        self._body = body
+        if self._body_timer is None:
+            self._body_timer = self._loop.call_at(self._last_read + self._connections.limits.body_timeout,
+                                                  self._check_body)
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        body = self._body
+        if body is None or body.is_eof() or self.transport is None:
+            return
+        now = self._loop.time()
+        if self._reading_paused or self._buffer_paused:
+            self._last_read = now  # the app is not reading: the caller is not the slow one
+        deadline = self._last_read + self._connections.limits.body_timeout
+        if now < deadline:
+            self._body_timer = self._loop.call_at(deadline, self._check_body)
+            return
+        self._connections.refused("body_timeout")
+        self.close()  # no request after this one: the rest of its body would be read as one
+        body.set_exception(web.HTTPRequestTimeout(reason=BODY_TIMEOUT_MESSAGE))
+        body.feed_eof()  # else aiohttp would try to read the rest after the 408 is sent
+
+
+def _health_only(handler: Handler, connections: Connections) -> Handler:
+    """The app for a connection in the reserve: HEALTH_PATHS only, and no keep-alive."""
+
+    async def handle(request: BaseRequest) -> web.StreamResponse:
+        if request.path in HEALTH_PATHS:
+            response = await handler(request)
+        else:
+            connections.refused("too_many_connections")
+            response = web.Response(body=REFUSAL_BODY, status=503, content_type="application/json",
+                                    headers={**NOSNIFF, "Retry-After": "1"})
+        response.force_close()
+        return response
+
+    return handle

@@ -1,0 +1,32 @@
+"""Rate limits per client address, by route, before the handler runs (so a refused call costs nothing).
+
+The routes each limit covers are listed here, by route template: both upload routes share one bucket, and so
+do both custom-LLM routes. CORS preflights are never counted.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..limits.policy import CHAT, SESSION, UPLOAD
+from ..resources import RATE_LIMITS
+from .errors import Handler
+from .observe import route_of
+
+KIND_BY_ROUTE = {
+    "/v1/session": SESSION,
+    "/v1/images": UPLOAD,
+    "/upload_image_get_url": UPLOAD,
+    "/v1/chat/completions": CHAT,
+    "/v1/responses": CHAT,
+}
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = route_of(request)
+    kind = KIND_BY_ROUTE.get(route)
+    if kind is not None and request.method != "OPTIONS":
+        await request.app[RATE_LIMITS].check(kind, route, request.remote,
+                                             request.headers.getall("X-Forwarded-For", ()))
+    return await handler(request)

@@ -1,0 +1,281 @@
+"""Connection hygiene against a real `glimpse serve` with 256 file descriptors: slowloris heads, idle sockets past
+the connection cap, a stalled upload, and a long SSE stream that none of these timeouts may cut."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from glimpse.web.connections import FD_RESERVE, HEALTH_RESERVE, connection_cap
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import conversation, elevenlabs_body, new_session
+from tests.images import jpeg
+from tests.processes import Process, start_fake_upstream, start_glimpse
+
+MAX_OPEN_FILES = 256
+MAX_CONNECTIONS = 150
+HEADER_TIMEOUT = 1.5
+KEEPALIVE_TIMEOUT = 2.5
+BODY_TIMEOUT = 1.0
+LIMITS = {"max_connections": str(MAX_CONNECTIONS), "header_timeout_seconds": str(HEADER_TIMEOUT),
+          "keepalive_timeout_seconds": str(KEEPALIVE_TIMEOUT), "body_timeout_seconds": str(BODY_TIMEOUT)}
+NEVER = 6.0  # longer than any timeout above: a socket still open by then was never timed out
+
+
+@contextlib.asynccontextmanager
+async def glimpse(workdir: Path, upstream_url: str = "http://127.0.0.1:9/v1") -> AsyncIterator[tuple[Process, str]]:
+    process, base = await asyncio.to_thread(start_glimpse, workdir, max_open_files=MAX_OPEN_FILES,
+                                            upstream_base_url=upstream_url, upstream_api_key="sk-test", **LIMITS)
+    try:
+        yield process, base
+    finally:
+        code, log = await asyncio.to_thread(process.stop)
+        assert "Too many open files" not in log, log[-3000:]
+        assert code == 0, log[-3000:]
+
+
+class Sockets:
+    """Raw client connections to the proxy, every one of them closed at the end."""
+
+    def __init__(self, base: str) -> None:
+        self.port = urlsplit(base).port
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers.append(writer)
+        return reader, writer
+
+    async def __aenter__(self) -> Sockets:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+
+
+async def read_until_closed(reader: asyncio.StreamReader, timeout: float = NEVER) -> bytes:
+    """Everything the proxy sends until it closes the connection; TimeoutError if it never does."""
+    received = b""
+    async with asyncio.timeout(timeout):
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                received += chunk
+    return received
+
+
+async def first_bytes(reader: asyncio.StreamReader, wait: float) -> bytes | None:
+    """What the proxy sends within `wait` seconds (until it closes); None if it sends nothing and keeps the
+    connection open."""
+    try:
+        return await read_until_closed(reader, wait)
+    except TimeoutError:
+        return None
+
+
+async def poll_health(base: str, stop: asyncio.Event) -> list[int]:
+    """/healthz every 0.2 s on a new connection each time (as the kubelet does), until `stop`."""
+    statuses = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                     timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while not stop.is_set():
+            try:
+                async with http.get(base + "/healthz") as response:
+                    statuses.append(response.status)
+            except (aiohttp.ClientError, TimeoutError):
+                statuses.append(0)
+            await asyncio.sleep(0.2)
+    return statuses
+
+
+def open_files(process: Process) -> int:
+    return len(os.listdir(f"/proc/{process.popen.pid}/fd"))
+
+
+def refused_total(exposition: str, reason: str) -> float:
+    found = re.search(rf'^glimpse_connections_refused_total\{{reason="{reason}"\}} (\S+)$', exposition, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
+def stored_images(workdir: Path) -> list[Path]:
+    images = workdir / "data" / "images"
+    return [path for path in images.rglob("*") if path.is_file()] if images.exists() else []
+
+
+def multipart_upload(session: dict[str, str]) -> tuple[bytes, bytes]:
+    """The head and body of `POST /v1/images` for one picture, as raw bytes."""
+    boundary = "glimpse-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="session_id"\r\n\r\n{session["session_id"]}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n").encode() + jpeg(640, 480) + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Upload-Token: {session['upload_token']}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head, body
+
+
+async def test_slowloris_heads_are_closed_at_the_header_deadline_while_healthz_answers(tmp_path: Path) -> None:
+    async with glimpse(tmp_path) as (_, base), Sockets(base) as sockets:
+
+        async def slowloris() -> tuple[float, bytes]:
+            reader, writer = await sockets.connect()
+            started = time.monotonic()
+
+            async def trickle() -> None:
+                # A head that never ends, one byte at a time: progress must not move the deadline.
+                head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4000
+                with contextlib.suppress(ConnectionError):
+                    for byte in head:
+                        writer.write(bytes([byte]))
+                        await asyncio.sleep(0.2)
+
+            sender = asyncio.create_task(trickle())
+            try:
+                received = await read_until_closed(reader)
+            finally:
+                sender.cancel()
+            return time.monotonic() - started, received
+
+        stop = asyncio.Event()
+        health = asyncio.create_task(poll_health(base, stop))
+        try:
+            results = await asyncio.gather(*(slowloris() for _ in range(30)))
+        finally:
+            stop.set()
+            statuses = await health
+    for elapsed, received in results:
+        assert HEADER_TIMEOUT - 0.1 < elapsed < HEADER_TIMEOUT + 0.8, elapsed
+        assert received == b"" or received.startswith(b"HTTP/1.1 408 "), received
+    assert len(statuses) >= 4 and set(statuses) == {200}, statuses
+
+
+async def test_connections_past_the_cap_get_a_503_and_the_descriptors_hold(tmp_path: Path,
+                                                                           upstream: FakeOpenAI) -> None:
+    async with glimpse(tmp_path, upstream.base_url) as (process, base), Sockets(base) as sockets:
+
+        async def closed_at(reader: asyncio.StreamReader) -> float:
+            assert await read_until_closed(reader) == b""
+            return time.monotonic()
+
+        # idle sockets fill the cap
+        held = []
+        for _ in range(MAX_CONNECTIONS):
+            reader, _ = await sockets.connect()
+            held.append((asyncio.create_task(closed_at(reader)), time.monotonic()))
+        await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            # the kubelet's probe still gets through (a few places are kept for it); any other request is refused
+            async with http.get(base + "/healthz") as response:
+                assert response.status == 200
+            async with http.get(base + "/v1/models") as response:
+                assert response.status == 503 and response.headers["Retry-After"] == "1"
+                assert (await response.json())["error"]["code"] == "too_many_connections"
+
+        # past the cap and those few places, a new connection gets a 503 at once and is closed
+        more = [(await sockets.connect())[0] for _ in range(400 - MAX_CONNECTIONS)]
+        answers = await asyncio.gather(*(first_bytes(reader, 0.5) for reader in more))
+        refused = [answer for answer in answers if answer is not None]
+        assert len(refused) >= len(more) - HEALTH_RESERVE, len(refused)
+        assert open_files(process) < MAX_OPEN_FILES - 16
+        head, _, body = refused[0].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), refused[0]
+        assert b"\r\nRetry-After: " in head and b"\r\nConnection: close" in head
+        error = json.loads(body)["error"]
+        assert error["code"] == "too_many_connections" and error["type"] == "server_error"
+        assert all(answer == refused[0] for answer in refused)
+
+        # a socket that sends no request is closed at the header deadline, counted from its opening
+        for task, at in held:
+            assert HEADER_TIMEOUT - 0.1 < await task - at < HEADER_TIMEOUT + 0.8
+
+        async with aiohttp.ClientSession() as http:
+            # a connection idle after its answer is closed at the keep-alive timeout
+            reader, writer = await sockets.connect()
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answered = await reader.readuntil(b'{"status":"ok"}')
+            assert answered.startswith(b"HTTP/1.1 200 OK\r\n")
+            idle_since = time.monotonic()
+            assert await read_until_closed(reader) == b""
+            assert KEEPALIVE_TIMEOUT - 0.2 < time.monotonic() - idle_since < KEEPALIVE_TIMEOUT + 0.8
+
+            # and the proxy still does its work
+            session = await new_session(http, base)
+            form = aiohttp.FormData()
+            form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
+            form.add_field("session_id", session["session_id"])
+            async with http.post(base + "/v1/images", data=form,
+                                 headers={"X-Upload-Token": session["upload_token"]}) as response:
+                assert response.status == 201, await response.text()
+            async with http.post(base + "/v1/chat/completions",
+                                 json=elevenlabs_body(session, conversation("What is this?"))) as response:
+                assert response.status == 200
+                assert (await response.read()).endswith(b"data: [DONE]\n\n")
+            async with http.get(base + "/metrics") as response:
+                exposition = await response.text()
+        assert open_files(process) < 64
+    assert refused_total(exposition, "too_many_connections") >= len(refused)
+    assert refused_total(exposition, "no_request") >= MAX_CONNECTIONS
+    assert re.search(r"^glimpse_open_connections \d", exposition, re.MULTILINE)
+
+
+async def test_a_stalled_upload_is_closed_after_the_body_timeout_and_nothing_is_stored(tmp_path: Path) -> None:
+    async with glimpse(tmp_path) as (_, base), Sockets(base) as sockets:
+        async with aiohttp.ClientSession() as http:
+            session = await new_session(http, base)
+        head, body = multipart_upload(session)
+
+        reader, writer = await sockets.connect()
+        writer.write(head + body[: len(body) // 2])
+        stalled = time.monotonic()
+        received = await read_until_closed(reader)
+        assert BODY_TIMEOUT - 0.1 < time.monotonic() - stalled < BODY_TIMEOUT + 0.8
+        assert received == b"" or received.startswith(b"HTTP/1.1 408 "), received
+        assert stored_images(tmp_path) == []
+
+        # a slow but steady upload (pauses shorter than the timeout, longer than it in total) still works
+        reader, writer = await sockets.connect()
+        writer.write(head)
+        started = time.monotonic()
+        for index in range(5):
+            writer.write(body[index * len(body) // 5: (index + 1) * len(body) // 5])
+            await asyncio.sleep(BODY_TIMEOUT * 0.6)
+        status_line = await reader.readline()
+        assert status_line.startswith(b"HTTP/1.1 201 "), status_line
+        assert time.monotonic() - started > BODY_TIMEOUT * 2
+        assert len(stored_images(tmp_path)) == 1
+
+
+async def test_a_long_sse_stream_outlasts_every_connection_timeout(tmp_path: Path) -> None:
+    fake, fake_url = await asyncio.to_thread(start_fake_upstream, 0.6)
+    try:
+        async with glimpse(tmp_path, fake_url) as (_, base), aiohttp.ClientSession() as http:
+            started = time.monotonic()
+            async with http.post(base + "/v1/chat/completions",
+                                 json=elevenlabs_body("s", conversation("Tell me slowly"))) as response:
+                assert response.status == 200
+                streamed = await response.read()
+            elapsed = time.monotonic() - started
+    finally:
+        await asyncio.to_thread(fake.stop)
+    assert streamed.endswith(b"data: [DONE]\n\n") and b'"finish_reason": "stop"' in streamed
+    assert elapsed > KEEPALIVE_TIMEOUT + 1, elapsed  # longer than each timeout, by a margin
+
+
+def test_the_cap_stays_below_the_descriptor_limit(caplog: pytest.LogCaptureFixture) -> None:
+    assert connection_cap(0, 256) == (256 - FD_RESERVE) // 2  # each stream may hold an upstream connection too
+    assert connection_cap(MAX_CONNECTIONS, 256) == MAX_CONNECTIONS
+    with caplog.at_level(logging.WARNING, logger="glimpse.web.connections"):
+        assert connection_cap(5000, 256) == 256 - FD_RESERVE
+    assert [record.getMessage() for record in caplog.records] == [
+        f"GLIMPSE_MAX_CONNECTIONS=5000 leaves too few of the 256 file descriptors RLIMIT_NOFILE allows: using "
+        f"{256 - FD_RESERVE}"]
