@@ -186,7 +186,8 @@ class Settings(BaseSettings):
         return tuple(networks)
 
     # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
-    max_connections: int = Field(0, ge=0)  # open client connections; 0: derived from RLIMIT_NOFILE, kept below it
+    # open client connections; 0: half of what RLIMIT_NOFILE leaves, at most 10,000; always kept below the limit
+    max_connections: int = Field(0, ge=0)
     listen_backlog: Positive = 2048  # connections the kernel queues before accept (it caps this at somaxconn)
     keepalive_timeout_seconds: Seconds = 75.0  # between requests; keep above the ingress's (ingress-nginx: 60 s)
     header_timeout_seconds: Seconds = 10.0  # for a request head: from the connection's opening, or its first byte

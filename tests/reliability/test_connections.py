@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from glimpse.web.connections import FD_RESERVE, HEALTH_RESERVE, connection_cap
+from glimpse.web.connections import DEFAULT_CAP, FD_RESERVE, HEALTH_RESERVE, connection_cap
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session
 from tests.images import jpeg
@@ -273,6 +273,7 @@ async def test_a_long_sse_stream_outlasts_every_connection_timeout(tmp_path: Pat
 
 def test_the_cap_stays_below_the_descriptor_limit(caplog: pytest.LogCaptureFixture) -> None:
     assert connection_cap(0, 256) == (256 - FD_RESERVE) // 2  # each stream may hold an upstream connection too
+    assert connection_cap(0, 1_048_576) == DEFAULT_CAP  # a container's million descriptors: memory bounds it
     assert connection_cap(MAX_CONNECTIONS, 256) == MAX_CONNECTIONS
     with caplog.at_level(logging.WARNING, logger="glimpse.web.connections"):
         assert connection_cap(5000, 256) == 256 - FD_RESERVE
