@@ -24,6 +24,24 @@ def jpeg(width: int = 64, height: int = 32, color: tuple[int, int, int] = (200, 
     return out.getvalue()
 
 
+def heic(width: int = 64, height: int = 32, color: tuple[int, int, int] = (200, 30, 30), *,
+         orientation: int | None = None, alpha: bool = False, quality: int = 90) -> bytes:
+    """A HEIC as a Mac or an iPhone makes one (pillow-heif's encoder: libheif with x265), with a top-left marker and
+    EXIF; pillow-heif writes an EXIF `orientation` as the container's rotation, as Apple's cameras do."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image = Image.new("RGBA" if alpha else "RGB", (width, height), (*color, 128) if alpha else color)
+    image.paste((0, 0, 255), (0, 0, min(16, width), min(16, height)))
+    exif = Image.Exif()
+    exif[0x010F] = "GlimpseTestCamera"  # Make
+    if orientation:
+        exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, format="HEIF", exif=exif.tobytes(), quality=quality)
+    return out.getvalue()
+
+
 def png(width: int = 32, height: int = 32, *, alpha: bool = False) -> bytes:
     image = Image.new("RGBA" if alpha else "RGB", (width, height), (10, 200, 10, 128) if alpha else (10, 200, 10))
     out = io.BytesIO()

@@ -145,17 +145,18 @@ async def _build_services(app: web.Application) -> None:
     settings, metrics = app[SETTINGS], app[METRICS]
     store, storage = app[CONVERSATIONS], app[IMAGE_STORAGE]
     urls = app[IMAGE_URLS] = ImageUrls(app[SIGNER], storage, settings.image_url_ttl_seconds)
+    injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
+                             policy=settings.image_policy, detail=settings.image_detail,
+                             session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key
+                             else None)
     app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, app[QUOTAS], metrics,
                                       max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge,
                                       decode_memory_bytes=settings.image_decode_memory_bytes,
                                       decode_concurrency=settings.image_decode_concurrency,
                                       decode_queue=settings.image_decode_queue,
-                                      decode_wait_seconds=settings.image_decode_wait_seconds)
+                                      decode_wait_seconds=settings.image_decode_wait_seconds,
+                                      forget=injector.forget)
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds)
-    injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
-                             policy=settings.image_policy, detail=settings.image_detail,
-                             session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key
-                             else None)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
     app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
                             max_messages=settings.chat_max_messages,

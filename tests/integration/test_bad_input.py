@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from tests.conftest import SIGNING_SECRET, Proxy, StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
-from tests.images import SVG_WITH_SCRIPT, decompression_bomb_png, jpeg, noisy_jpeg, truncated_jpeg
+from tests.images import SVG_WITH_SCRIPT, decompression_bomb_png, heic, jpeg, noisy_jpeg, truncated_jpeg
 
 
 async def assert_error(response: aiohttp.ClientResponse, status: int, code: str | None = None) -> dict:
@@ -133,6 +135,35 @@ async def test_bad_images_are_rejected_and_nothing_is_stored(proxy: Proxy, upstr
                          json=elevenlabs_body(session, conversation("hi"))) as r:
         await r.read()
     assert "image_url" not in json.dumps(upstream.last_messages())
+
+
+async def test_heic_from_a_mac_is_stored_as_a_rotated_jpeg_without_metadata(proxy: Proxy,
+                                                                          http: aiohttp.ClientSession) -> None:
+    """Dragged from Photos on a Mac: a HEIC, sent as image/heic, with its orientation in the container."""
+    session = await new_session(http, proxy.url)
+    response = await upload(http, proxy.url, session, heic(64, 32, orientation=6), filename="IMG_0001.HEIC",
+                            content_type="image/heic")
+    assert response.status == 201, await response.text()
+    result = await response.json()
+    assert (result["content_type"], result["width"], result["height"]) == ("image/jpeg", 32, 64)
+    assert result["image_id"].endswith(".jpg")
+    async with http.get(result["url"]) as served:
+        assert served.status == 200 and served.headers["Content-Type"] == "image/jpeg"
+        data = await served.read()
+    assert b"GlimpseTestCamera" not in data and b"Exif" not in data
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG" and image.size == (32, 64) and not image.getexif()
+    r, _, b = image.getpixel((28, 4))[:3]  # the top-left marker is now top-right
+    assert b > 150 and r < 100
+
+
+async def test_a_format_we_do_not_take_names_those_we_do(proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    session = await new_session(http, proxy.url)
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(out, format="TIFF")
+    error = await assert_error(await upload(http, proxy.url, session, out.getvalue(), filename="scan.tiff",
+                                            content_type="image/tiff"), 415)
+    assert "HEIC" in error["message"] and error["param"] == "file"
 
 
 async def test_oversized_upload_is_413(start_proxy: StartProxy, http: aiohttp.ClientSession) -> None:

@@ -1,13 +1,16 @@
 """The fake ElevenLabs is as strict as ElevenLabs: agent bodies checked against its schema, signed URLs only for
 agents it knows, overrides only where the agent permits them, the custom LLM called on the path its `api_type`
 names with the system tools the agent enables, a streamed `end_call` ending the conversation, a failed call
-retried. Conversations here are driven by a plain WebSocket client that speaks like `@elevenlabs/client`."""
+retried, typed input (`user_message`, `contextual_update`, `user_activity`) handled as ElevenLabs handles it and a
+malformed one refused. Conversations here are driven by a plain WebSocket client that speaks like
+`@elevenlabs/client`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import StartProxy
 from tests.fakes.elevenlabs_api import API_KEY, FakeElevenLabs
-from tests.fakes.elevenlabs_conversation import LLM_ATTEMPTS, FakeConversations
+from tests.fakes.elevenlabs_conversation import LLM_ATTEMPTS, Conversation, FakeConversations
 from tests.fakes.loopback import serve_app
 from tests.fakes.openai_upstream import DEFAULT_WORDS, Behaviour, FakeOpenAI
 from tests.fakes.vendor_spec import known_fields, validator
@@ -44,6 +47,7 @@ class Reply:
     status: int = 200
     words: list[str] = field(default_factory=lambda: list(WORDS))
     tool_call: dict[str, str] | None = None  # {"name", "arguments"}
+    delay: float = 0.0  # seconds before the answer starts
 
 
 @dataclass
@@ -63,6 +67,7 @@ class ScriptedLlm:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.headers), await request.json()))
         reply = self.script.popleft() if self.script else Reply()
+        await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return web.json_response({"error": {"message": "boom", "type": "server_error", "param": None,
                                                 "code": None}}, status=reply.status)
@@ -490,3 +495,315 @@ async def test_a_custom_llm_that_keeps_failing_ends_the_conversation(
     assert len(llm.requests) == (0 if failure == "connection-refused" else LLM_ATTEMPTS)
     assert await client.ended() == (1002, "custom_llm generation failed")
     assert client.events[-1]["error_event"]["error_type"] == "custom_llm_error"
+
+
+# --- typed input: user_message, contextual_update, user_activity (@elevenlabs/client sendUserMessage,
+# sendContextualUpdate, sendUserActivity send exactly these bodies: BaseConversation.js) ---------------------------
+
+def conversation_of(fake: FakeElevenLabs) -> Conversation:
+    assert fake.conversations and fake.conversations.conversations
+    return fake.conversations.conversations[-1]
+
+
+async def started_fake(**options: Any) -> FakeElevenLabs:
+    return await FakeElevenLabs(conversations=FakeConversations(**options)).start()
+
+
+def answers(client: Client) -> list[str]:
+    return [e["agent_response_event"]["agent_response"] for e in client.events if e["type"] == "agent_response"]
+
+
+def summary(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """A Chat Completions or Responses conversation as (who, what) pairs: a contextual update shows as the tool call
+    and the tool's output."""
+    found: list[tuple[str, Any]] = []
+    for item in items:
+        if item.get("tool_calls"):
+            found += [("call", call["function"]["name"]) for call in item["tool_calls"]]
+        elif item.get("type") == "function_call":
+            found.append(("call", item["name"]))
+        elif item.get("role") == "tool" or item.get("type") == "function_call_output":
+            found.append(("tool", item.get("content", item.get("output"))))
+        else:
+            found.append((item["role"], item["content"]))
+    return found
+
+
+@pytest.mark.parametrize("api_type", ["chat_completions", "responses"])
+async def test_a_user_message_is_answered_like_speech_without_a_transcript(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client],
+        api_type: str) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url, api_type=api_type)
+    client = await converse(http, fake, clients, agent_id, custom_llm_extra_body={"session_id": "s-typed"})
+    await client.event("agent_response", said="Hello!")
+    before = time.time()
+    await client.socket.send_json({"type": "user_message", "text": "What is this?"})  # sendUserMessage(text)
+    await client.event("agent_response", said="".join(WORDS))
+    # No spoken turn: nothing "heard" (no POST /_fake/turn), no transcript echoed, the answer spoken.
+    assert "user_transcript" not in client.types()
+    assert client.types()[-1] == "audio"
+    [(path, _, body)] = llm.requests
+    conversation = conversation_of(fake)
+    if api_type == "responses":
+        assert path == "/v1/responses" and body["input"][-1] == {"role": "user", "content": "What is this?"}
+        definition = "CreateResponse"
+    else:
+        assert path == "/v1/chat/completions" and body["messages"][-1] == {"role": "user", "content": "What is this?"}
+        definition = "CreateChatCompletionRequest"
+    assert body["elevenlabs_extra_body"] == {"session_id": "s-typed"}
+    assert list(validator("openai", definition).iter_errors(openai_fields_only(body))) == []
+    [typed] = conversation.user_messages
+    assert typed.text == "What is this?" and before <= typed.received_at <= time.time()
+    [turn] = conversation.turns
+    assert typed.turn is turn and turn.source == "user_message" and turn.user_transcript == "What is this?"
+    assert turn.done and turn.agent_response == "".join(WORDS) and turn.llm_status == 200
+
+
+async def test_typed_input_waits_for_an_answer_under_way_and_interrupts_the_agent_speaking(
+        llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    fake = await started_fake(speech_seconds=1.0)  # each answer plays for a second
+    try:
+        agent_id = await new_agent(http, fake, llm.base_url)
+        llm.script.extend([Reply(words=["First."], delay=0.5), Reply(words=["Second."])])
+        client = await converse(http, fake, clients, agent_id)
+        await client.event("agent_response", said="Hello!")  # the first message, playing now
+        await client.socket.send_json({"type": "user_message", "text": "One?"})
+        await client.socket.send_json({"type": "user_message", "text": "Two?"})  # while the LLM answers "One?"
+        await client.event("agent_response", said="Second.")
+        first, second = (body for _, _, body in llm.requests)
+        assert summary(first["messages"])[-1] == ("user", "One?")
+        assert summary(second["messages"])[-3:] == [("user", "One?"), ("assistant", "First."), ("user", "Two?")]
+        assert answers(client) == ["Hello!", "First.", "Second."]
+        # Each typed turn began while the agent was still speaking the previous answer: interrupted, and the
+        # interruption's event id is past the audio it cuts off, as the SDK compares them (VoiceConversation.js).
+        kinds = [e["type"] for e in client.events if e["type"] in ("agent_response", "interruption")]
+        assert kinds == ["agent_response", "interruption", "agent_response", "interruption", "agent_response"]
+        ids = [e.get("interruption_event", e.get("agent_response_event", {})).get("event_id") for e in client.events
+               if e["type"] in ("agent_response", "interruption")]
+        assert ids == sorted(ids)
+        assert [t.interrupted_agent for t in conversation_of(fake).turns] == [True, True]
+    finally:
+        await fake.stop()
+
+
+async def test_a_typed_turn_is_retried_and_ended_like_a_spoken_one(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url, end_call=True)
+    farewell = json.dumps({"reason": "the user said goodbye", "message": "Bye!"})
+    llm.script.extend([Reply(status=500), Reply(), Reply(tool_call={"name": "end_call", "arguments": farewell})])
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    await client.socket.send_json({"type": "user_message", "text": "What is this?"})
+    await client.event("agent_response", said="".join(WORDS))  # answered on the second attempt
+    first, second = llm.requests[:2]
+    assert first == second
+    await client.socket.send_json({"type": "user_message", "text": "Thanks, bye!"})
+    assert await client.ended() == (1000, "")
+    assert answers(client) == ["Hello!", "".join(WORDS), "Bye!"]
+    turns = conversation_of(fake).turns
+    assert [len(t.attempts) for t in turns] == [2, 1] and turns[-1].tool_calls[0]["name"] == "end_call"
+
+
+async def test_a_typed_turn_whose_llm_keeps_failing_ends_the_conversation(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url)
+    llm.script.extend([Reply(status=503)] * LLM_ATTEMPTS)
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    await client.socket.send_json({"type": "user_message", "text": "Hello?"})
+    assert await client.ended() == (1002, "custom_llm generation failed")
+    assert client.events[-1]["error_event"]["error_type"] == "custom_llm_error"
+    assert len(llm.requests) == LLM_ATTEMPTS
+
+
+async def test_a_user_message_without_text_is_a_signal_not_a_turn(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    # "null for text-only mode signal" (agent.asyncapi.yaml, UserMessagePayload): accepted, answered by nothing.
+    agent_id = await new_agent(http, fake, llm.base_url)
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    await client.socket.send_json({"type": "user_message", "text": None})
+    await client.socket.send_json({"type": "user_message"})
+    assert fake.conversations
+    _, signals = await fake.conversations.wait_received("user_message", 2, timeout=5)
+    await asyncio.sleep(0.2)
+    assert len(signals) == 2 and all(s.turn is None for s in signals)
+    assert llm.requests == [] and conversation_of(fake).turns == [] and client.close_code is None
+
+
+@pytest.mark.parametrize("api_type", ["chat_completions", "responses"])
+async def test_a_contextual_update_starts_no_turn_and_reaches_the_next_llm_call(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client],
+        api_type: str) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url, api_type=api_type)
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    # sendContextualUpdate(text) and sendContextualUpdate(text, {contextId}); the later update of a context_id
+    # replaces the earlier one in what the LLM sees.
+    await client.socket.send_json({"type": "contextual_update", "text": "The user shared a picture."})
+    await client.socket.send_json({"type": "contextual_update", "text": "Picture 2 is uploading.",
+                                   "context_id": "upload"})
+    await client.socket.send_json({"type": "contextual_update", "text": "Picture 2 is uploaded.",
+                                   "context_id": "upload"})
+    assert fake.conversations
+    conversation, updates = await fake.conversations.wait_received("contextual_update", 3, timeout=5)
+    await asyncio.sleep(0.2)
+    assert [u.text for u in updates] == ["The user shared a picture.", "Picture 2 is uploading.",
+                                         "Picture 2 is uploaded."]
+    assert llm.requests == [] and answers(client) == ["Hello!"]  # no turn, no answer
+    assert conversation and conversation.turns == []
+    await client.socket.send_json({"type": "user_message", "text": "What do you think?"})
+    await client.event("agent_response", said="".join(WORDS))
+    [(_, _, body)] = llm.requests
+    items = body["input"] if api_type == "responses" else body["messages"]
+    # "incorporated as tool calls in conversation history", where they arrived: after the first message.
+    assert summary(items) == [("system", PROMPT), ("assistant", "Hello!"),
+                              ("call", "contextual_update"), ("tool", "The user shared a picture."),
+                              ("call", "contextual_update"), ("tool", "Picture 2 is uploaded."),
+                              ("user", "What do you think?")]
+    definition = "CreateResponse" if api_type == "responses" else "CreateChatCompletionRequest"
+    assert list(validator("openai", definition).iter_errors(openai_fields_only(body))) == []
+
+
+@pytest.mark.parametrize(("sent", "error_type"), [
+    pytest.param({"type": "contextual_update"}, "missing_fields", id="contextual-update-without-text"),
+    pytest.param({"type": "contextual_update", "text": {"page": "pricing"}}, "value_error",
+                 id="contextual-update-text-not-a-string"),
+    pytest.param({"type": "user_message", "text": 42}, "value_error", id="user-message-text-not-a-string"),
+    pytest.param("{not json", "invalid_message", id="not-json"),
+])
+async def test_a_malformed_client_event_closes_the_conversation(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client],
+        sent: dict[str, Any] | str, error_type: str) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url)
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    if isinstance(sent, str):
+        await client.socket.send_str(sent)
+    else:
+        await client.socket.send_json(sent)
+    code, reason = await client.ended()
+    assert code == 1008 and reason
+    error = client.events[-1]
+    assert error["type"] == "error"
+    assert error["error_event"]["code"] == 1008 and error["error_event"]["error_type"] == error_type
+    assert llm.requests == [] and conversation_of(fake).close_code == 1008
+
+
+async def test_user_activity_starts_no_turn_and_holds_the_agents_answer(
+        llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    fake = await started_fake(speech_seconds=0.05, user_activity_pause=0.6)
+    try:
+        agent_id = await new_agent(http, fake, llm.base_url)
+        client = await converse(http, fake, clients, agent_id)
+        await client.event("agent_response", said="Hello!")
+        await client.socket.send_json({"type": "user_activity"})  # sendUserActivity()
+        assert fake.conversations
+        _, [activity] = await fake.conversations.wait_received("user_activity", timeout=5)
+        await asyncio.sleep(0.1)
+        assert llm.requests == [] and answers(client) == ["Hello!"]
+        await client.socket.send_json({"type": "user_message", "text": "Here it is."})
+        await client.event("agent_response", said="".join(WORDS))
+        assert time.time() - activity.received_at >= 0.6  # the agent waited out the pause before speaking
+        [turn] = conversation_of(fake).turns
+        assert turn.held_seconds > 0.2 and len(llm.requests) == 1
+    finally:
+        await fake.stop()
+
+
+async def test_a_typed_message_after_a_picture_reaches_the_llm_with_the_picture(
+        fake: FakeElevenLabs, upstream: FakeOpenAI, start_proxy: StartProxy, http: aiohttp.ClientSession,
+        clients: list[Client]) -> None:
+    """Through the real proxy: the page shares a picture mid-call and says so in a typed message; the agent
+    answers at once, and the LLM behind the proxy sees the picture in that turn."""
+    proxy = await start_proxy(custom_llm_key=LLM_KEY)
+    session = await new_session(http, proxy.url)
+    agent_id = await new_agent(http, fake, proxy.v1)
+    client = await converse(http, fake, clients, agent_id, custom_llm_extra_body={
+        "session_id": session["session_id"], "session_key": session["session_key"]})
+    await client.event("agent_response", said="Hello!")
+    assert (await upload(http, proxy.url, session)).status == 201
+    await client.socket.send_json({"type": "contextual_update", "text": "The user shared a picture."})
+    await client.socket.send_json({"type": "user_message", "text": "I just shared a picture. What is it?"})
+    await client.event("agent_response", said="".join(DEFAULT_WORDS))
+    [sent] = upstream.chat_requests
+    messages = sent.body["messages"]
+    assert messages[-1] == {"role": "user", "content": "I just shared a picture. What is it?"}
+    assert len(image_parts(messages)) == 1
+    assert ("tool", "The user shared a picture.") in [(m["role"], m.get("content")) for m in messages]
+    [turn] = conversation_of(fake).turns
+    assert turn.source == "user_message" and turn.llm_status == 200 and "user_transcript" not in client.types()
+
+
+# --- the control routes a browser test drives the fake with -------------------------------------------------
+
+async def test_a_test_can_wait_for_what_the_page_typed_and_read_when_it_came(
+        fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    agent_id = await new_agent(http, fake, llm.base_url)
+    client = await converse(http, fake, clients, agent_id)
+    await client.event("agent_response", said="Hello!")
+    received = fake.base_url + "/_fake/received"
+    async with http.get(received, params={"type": "user_message", "timeout": "0.2"}) as response:
+        assert response.status == 408 and (await response.json())["events"] == []
+
+    async def wait_for_it() -> tuple[int, dict[str, Any]]:
+        async with http.get(received, params={"type": "user_message", "count": "1", "timeout": "5"}) as response:
+            return response.status, await response.json()
+
+    waiting = asyncio.create_task(wait_for_it())
+    await asyncio.sleep(0.1)
+    sent_at = time.time()
+    await client.socket.send_json({"type": "user_message", "text": "Look at this."})
+    status, body = await waiting
+    assert status == 200 and body["conversation_id"] == conversation_of(fake).conversation_id
+    [event] = body["events"]
+    assert event["type"] == "user_message" and event["text"] == "Look at this."
+    assert sent_at <= event["received_at"] <= time.time()
+    await client.event("agent_response", said="".join(WORDS))
+    async with http.get(fake.base_url + "/_fake/conversation") as response:
+        state = await response.json()
+    [event] = state["user_message"]
+    assert event["turn"] == {"source": "user_message", "done": True, "agent_response": "".join(WORDS),
+                             "llm_status": 200, "llm_attempts": 1}
+    assert state["turns"][0]["source"] == "user_message" and state["closed"] is False
+
+
+async def test_a_black_holed_conversation_goes_silent_but_stays_open(
+        llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
+    fake = await started_fake(speech_seconds=0.05, ping_interval_seconds=0.1)
+    try:
+        agent_id = await new_agent(http, fake, llm.base_url)
+        client = await converse(http, fake, clients, agent_id)
+        await client.event("agent_response", said="Hello!")
+        for _ in range(100):  # pings keep coming, every 0.1 s
+            if client.types().count("ping") >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert client.types().count("ping") >= 3
+        async with http.post(fake.base_url + "/_fake/black-hole") as response:
+            assert response.status == 200
+            black_holed_at = (await response.json())["black_holed_at"]
+        await asyncio.sleep(0.05)  # anything already on the wire arrives
+        heard = len(client.events)
+        await client.socket.send_json({"type": "user_message", "text": "Hello? Are you there?"})
+        async with http.get(fake.base_url + "/_fake/received", params={"type": "user_message"}) as response:
+            [event] = (await response.json())["events"]
+        assert event["text"] == "Hello? Are you there?" and event["received_at"] >= black_holed_at
+        async with http.post(fake.base_url + "/_fake/turn", json={"text": "Hello?"}) as response:
+            assert response.status == 409  # nothing is heard either
+        await asyncio.sleep(0.5)
+        assert len(client.events) == heard  # no ping, no answer, no error
+        assert client.close_code is None and not client.socket.closed
+        assert llm.requests == [] and conversation_of(fake).turns == []
+        # The page gives up on the silent socket: the fake sees when and how.
+        await client.socket.close(code=4000)
+        for _ in range(100):
+            if conversation_of(fake).closed:
+                break
+            await asyncio.sleep(0.02)
+        async with http.get(fake.base_url + "/_fake/conversation") as response:
+            state = await response.json()
+        assert state["closed"] is True and state["client_close_code"] == 4000 and state["close_code"] is None
+        assert state["closed_at"] >= black_holed_at
+    finally:
+        await fake.stop()

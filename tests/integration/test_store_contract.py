@@ -187,3 +187,54 @@ async def test_an_expired_conversation_holds_no_image(redis_url: str) -> None:
     finally:
         await redis.close()
 
+
+
+@pytest.mark.parametrize("policy", ["once", "sticky"])
+async def test_a_removed_image_leaves_every_step_and_its_bytes(quota_store: ConversationStore, policy: str) -> None:
+    await quota_store.add_image("c1", image(1, 100), ready=True)
+    await quota_store.add_image("c1", image(2, 50), ready=True)
+    turn_a = await quota_store.take_turn("c1", attach=True, policy=policy, turn="turn-a")  # type: ignore[arg-type]
+    assert turn_a == [image(1, 100), image(2, 50)]
+    await quota_store.add_image("c1", image(3, 30), ready=False)  # staged
+    await quota_store.add_image("c1", image(4, 20), ready=True)  # pending
+    assert await quota_store.image_count("c1") == 4
+
+    assert await quota_store.remove_image("c1", image(1).image_id) == image(1, 100)  # attached, by turn-a
+    assert await quota_store.bytes_held("c1") == 100 and await quota_store.image_count("c1") == 3
+    assert image(1).key not in await quota_store.image_keys_in_use()
+    # ElevenLabs' retry of turn-a no longer brings it back, under either policy
+    retry = await quota_store.take_turn("c1", attach=True, policy=policy, turn="turn-a")  # type: ignore[arg-type]
+    assert retry == [image(2, 50)]
+    assert await quota_store.remove_image("c1", image(3).image_id) == image(3, 30)  # staged
+    assert await quota_store.remove_image("c1", image(4).image_id) == image(4, 20)  # pending
+    assert await quota_store.mark_ready("c1") == 0
+    turn_b = await quota_store.take_turn("c1", attach=True, policy=policy, turn="turn-b")  # type: ignore[arg-type]
+    assert turn_b == ([] if policy == "once" else [image(2, 50)])
+    assert await quota_store.bytes_held("c1") == 50 and await quota_store.image_count("c1") == 1
+    assert await quota_store.image_keys_in_use() == {image(2).key}
+
+    await quota_store.add_image("c1", image(5, 200), ready=True)  # the freed bytes count for the quota again
+    assert await quota_store.bytes_held("c1") == 250
+
+
+async def test_only_the_conversation_holding_an_image_removes_it_and_only_once(store: ConversationStore) -> None:
+    await store.add_image("c1", image(1), ready=True)
+    assert await store.remove_image("c2", image(1).image_id) is None  # another conversation's image
+    assert await store.remove_image("unknown", image(1).image_id) is None
+    assert await store.remove_image("c1", image(9).image_id) is None  # not one it holds
+    assert await store.bytes_held("c1") == 100 and await store.image_count("c1") == 1
+    results = await asyncio.gather(*[store.remove_image("c1", image(1).image_id) for _ in range(20)])
+    assert [r for r in results if r is not None] == [image(1)]
+    assert await store.bytes_held("c1") == 0 and await store.image_count("c1") == 0
+    assert await store.take_turn("c1", attach=True, policy="sticky") == []
+    assert await store.image_count("unknown") == 0
+
+
+async def test_redis_removing_the_last_image_leaves_no_byte_count_behind(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, 60, 3)
+    try:
+        await store.add_image("c1", image(1), ready=True)
+        assert await store.remove_image("c1", image(1).image_id) == image(1)
+        assert await store.client.keys("glimpse:*") == []
+    finally:
+        await store.close()

@@ -5,10 +5,10 @@ import io
 import pytest
 from PIL import Image
 
-from glimpse.errors import GlimpseError
-from glimpse.images.normalise import normalise_image
+from glimpse.errors import GlimpseError, UnsupportedMedia
+from glimpse.images.normalise import normalise_image, read_header
 from glimpse.web.errors import status_for
-from tests.images import decompression_bomb_png, jpeg, png, truncated_jpeg
+from tests.images import decompression_bomb_png, heic, jpeg, png, truncated_jpeg
 
 
 def test_exif_rotation_applied_and_metadata_stripped() -> None:
@@ -41,3 +41,46 @@ def test_rejections(raw: bytes, status: int) -> None:
     with pytest.raises(GlimpseError) as info:
         normalise_image(raw, max_pixels=50_000_000, max_edge=2048)
     assert status_for(info.value) == status
+
+
+def test_heic_is_rotated_stripped_and_becomes_jpeg() -> None:
+    """A Mac's or an iPhone's HEIC: its rotation applied once (the container's; the EXIF tag is reset), no metadata."""
+    raw = heic(64, 32, orientation=6)
+    assert b"GlimpseTestCamera" in raw
+    assert read_header(raw, max_pixels=10_000_000, max_edge=2048).format == "HEIF"
+    result = normalise_image(raw, max_pixels=10_000_000, max_edge=2048)
+    assert (result.content_type, result.extension, result.width, result.height) == ("image/jpeg", "jpg", 32, 64)
+    assert b"GlimpseTestCamera" not in result.data and b"Exif" not in result.data
+    image = Image.open(io.BytesIO(result.data))
+    assert image.format == "JPEG" and not image.getexif()
+    r, _, b = image.getpixel((28, 4))[:3]  # the top-left marker is now top-right
+    assert b > 150 and r < 100
+
+
+def test_heic_bounded_and_with_alpha() -> None:
+    result = normalise_image(heic(1200, 300), max_pixels=10_000_000, max_edge=600)
+    assert (result.width, result.height) == (600, 150) and result.content_type == "image/jpeg"
+    transparent = normalise_image(heic(40, 20, alpha=True), max_pixels=10_000, max_edge=100)
+    assert transparent.content_type == "image/png" and Image.open(io.BytesIO(transparent.data)).mode == "RGBA"
+
+
+def encoded(format: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(out, format=format, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("format", ["TIFF", "ICO", "PPM", "TGA", "QOI"])
+def test_other_pillow_formats_are_never_parsed(format: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the accepted formats' parsers are tried: the dozens of others Pillow registers never see an upload."""
+    raw = encoded(format)
+    assert Image.open(io.BytesIO(raw)).format == format  # Pillow itself would read it
+    Image.init()
+
+    def refuse(*args: object) -> None:
+        raise AssertionError(f"the {format} parser was reached")
+
+    monkeypatch.setitem(Image.OPEN, format, (refuse, None))
+    with pytest.raises(UnsupportedMedia) as info:
+        normalise_image(raw, max_pixels=10_000, max_edge=64)
+    assert status_for(info.value) == 415 and "HEIC" in info.value.message

@@ -123,6 +123,11 @@ class _DataUrlCache:
             _, evicted = self._items.popitem(last=False)
             self._bytes -= len(evicted)
 
+    def drop(self, key: str) -> None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._bytes -= len(value)
+
 
 SessionKeyCheck = Callable[[str, object], bool]
 
@@ -144,6 +149,12 @@ class ImageInjector:
         self.detail = detail
         self._data_urls = _DataUrlCache(max_bytes=64 * 1024 * 1024)
         self._signed: OrderedDict[tuple[str, str], SignedValue] = OrderedDict()
+
+    def forget(self, key: str) -> None:
+        """Drop what is cached for the image stored under `key` (deleted): its data: URL and its signed URLs."""
+        self._data_urls.drop(key)
+        for cached in [cached for cached in self._signed if cached[0] == key]:
+            del self._signed[cached]
 
     async def apply(self, body: dict[str, Any], messages: list[Any], public_base_url: str,
                     shape: Shape = CHAT_MESSAGES) -> InjectionResult:

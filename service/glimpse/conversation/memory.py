@@ -89,6 +89,24 @@ class MemoryStore(ConversationStore):
             conversation.last_turn, conversation.last_turn_attached = turn, list(newly_attached)
         return list(conversation.attached) if policy == "sticky" else newly_attached
 
+    async def remove_image(self, conversation_id: str, image_id: str) -> StoredImage | None:
+        conversation = self._get(conversation_id, create=False)
+        if conversation is None:
+            return None
+        removed: StoredImage | None = None
+        for images in (conversation.staged, conversation.pending, conversation.attached,
+                       conversation.last_turn_attached):
+            for image in [image for image in images if image.image_id == image_id]:
+                images.remove(image)
+                removed = image
+        if removed is not None:
+            conversation.bytes_held = max(0, conversation.bytes_held - removed.size)
+        return removed
+
+    async def image_count(self, conversation_id: str) -> int:
+        conversation = self._get(conversation_id, create=False)
+        return conversation.count() if conversation is not None else 0
+
     async def image_keys_in_use(self) -> set[str]:
         self._purge(self._now())
         return {image.key for conversation in self._conversations.values()

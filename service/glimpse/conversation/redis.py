@@ -3,7 +3,8 @@
 Each conversation is three lists (staged, pending, attached), plus the last attaching turn's key and what it
 attached, and the bytes its images take, under one hash tag, so a Lua script can move pending images to
 attached atomically: two replicas racing on one turn never both take them, and a retry of that turn gets what
-it got. Every write and every turn refreshes the conversation's TTL.
+it got; and so that a removed image leaves every list, and its bytes the count, in one step. Every write and every
+turn refreshes the conversation's TTL.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ if ARGV[3] == 'sticky' then return redis.call('LRANGE', KEYS[3], 0, -1) end
 return attached_now
 """
 
+# ARGV ttl, image id. The image is found by its id in each list (it is in attached and in the last turn's images
+# at once when that turn attached it) and its bytes are taken off once.
+REMOVE_IMAGE = """
+local removed = false
+for _, list in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5]}) do
+  for _, image in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    if cjson.decode(image).image_id == ARGV[2] then
+      redis.call('LREM', list, 0, image)
+      removed = removed or image
+    end
+  end
+end
+if not removed then return false end
+if redis.call('DECRBY', KEYS[6], string.format('%d', cjson.decode(removed).size)) <= 0 then
+  redis.call('DEL', KEYS[6])
+end
+""" + _EXPIRE_ALL + "return removed"
+
 
 def conversation_keys(conversation_id: str) -> list[str]:
     base = f"{KEY_PREFIX}{{{conversation_id}}}:"
@@ -72,6 +91,7 @@ class RedisStore(ConversationStore):
         self._add = client.register_script(ADD_IMAGE)
         self._ready = client.register_script(MARK_READY)
         self._take = client.register_script(TAKE_TURN)
+        self._remove = client.register_script(REMOVE_IMAGE)
 
     @classmethod
     def from_url(cls, url: str, ttl_seconds: int, max_images: int, max_bytes: int = 0) -> RedisStore:
@@ -108,6 +128,21 @@ class RedisStore(ConversationStore):
                         turn: str = "") -> list[StoredImage]:
         raw = await self._run(self._take, conversation_id, "1" if attach else "0", policy, turn)
         return [StoredImage.from_json(item) for item in raw]
+
+    async def remove_image(self, conversation_id: str, image_id: str) -> StoredImage | None:
+        raw = await self._run(self._remove, conversation_id, image_id)
+        return StoredImage.from_json(raw) if raw else None
+
+    async def image_count(self, conversation_id: str) -> int:
+        staged, pending, attached = conversation_keys(conversation_id)[:3]
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in (staged, pending, attached):
+                    pipe.llen(key)
+                counts = await pipe.execute()
+        except RedisError as exc:
+            raise ConversationStoreError(f"redis: {exc}") from exc
+        return sum(int(count) for count in counts)
 
     async def image_keys_in_use(self) -> set[str]:
         """SCANs the conversations' image lists (incrementally: Redis stays responsive) and reads them in pipelines."""

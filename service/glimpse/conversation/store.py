@@ -7,6 +7,9 @@ turn injects all attached images, under `once` only those attached by that very 
 A turn is known by its key (`conversation.ids.turn_key`, from the messages as the caller sent them).
 ElevenLabs retries a failed custom-LLM request with the same messages: the retry of the last attaching turn
 attaches nothing new and injects what the first attempt injected, under either policy.
+
+A removed image leaves every step at once, the last attaching turn's record included: no later turn, and no retry
+of an earlier one, carries it again.
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ class ConversationStore(ABC):
                         turn: str = "") -> list[StoredImage]:
         """Atomically attach pending images (when `attach`) and return the images this turn injects; a turn
         whose key equals the last attaching turn's is a retry of it (an empty key is never one)."""
+
+    @abstractmethod
+    async def remove_image(self, conversation_id: str, image_id: str) -> StoredImage | None:
+        """Atomically take the image out of the conversation, whatever its step, and its bytes out of the
+        conversation's count; return it, or None when the conversation does not hold it."""
+
+    @abstractmethod
+    async def image_count(self, conversation_id: str) -> int:
+        """How many images the conversation holds (staged, pending and attached); 0 for an unknown one."""
 
     @abstractmethod
     async def image_keys_in_use(self) -> set[str]:

@@ -31,6 +31,10 @@ NATIVE_MODES = frozenset({"RGB", "L"})
 STRIP_BYTES = 4 * MiB  # one strip of the converted image
 # WebP's decoder holds two full canvases and hands the frame over as a third buffer, all RGBA.
 WEBP_SCRATCH_PIXEL_BYTES = 12
+# libheif (through pillow-heif) decodes into a full-size interleaved RGB(A) buffer of its own, copied into Pillow's
+# image and released after: measured for 12 MP photos, 3.0 bytes a pixel beyond Pillow's 4 for an 8-bit HEIC,
+# 3.5 for a 10-bit one (decoded to 8 bits), besides the file itself.
+HEIF_SCRATCH_PIXEL_BYTES = 4
 CODEC_OVERHEAD_BYTES = 4 * MiB  # codec state, palettes, tables
 # glibc raises its mmap threshold to 32 MiB after the first big free; from then on freed images and uploads stay
 # resident in its arenas (measured: +250 MiB after a burst). A fixed threshold keeps them mmapped, returned on free.

@@ -11,8 +11,8 @@ that: an `age` well above the longest conversation.
 
 Byte accounting (the storage quota) is per replica: every sweep sets `stored_bytes` from its listing of the
 whole prefix, and this replica's puts add to it in between. Other replicas' uploads count from the next
-sweep on, and a delete (a discarded upload) from the next sweep too: the count may lag by one sweep
-interval of uploads.
+sweep on, and a delete (a discarded upload, an image the page deleted) from the next sweep too: the count may lag
+by one sweep interval of uploads.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 An accepted image is decoded, EXIF-rotated, bounded to a maximum edge and re-encoded from pixels
 only, so no metadata (EXIF GPS, comments, ICC-embedded payloads) survives. Photos become JPEG,
-images with transparency PNG.
+images with transparency PNG. Only the parsers of the accepted formats ever see an upload. HEIC/HEIF (photos from
+iPhones and Macs) is read by pillow-heif's Pillow plugin: libheif applies the container's rotation and mirroring
+while decoding and the plugin resets the EXIF orientation to 1, so it is never applied twice.
 
 Memory stays within what `read_header` announces (decoding.py's estimate) before a pixel is decoded: JPEGs are
 decoded at a reduced scale, other images are reduced (and converted) a strip at a time, so the full-size pixels
-exist once and are released before the small result is rotated, converted and encoded.
+exist once (HEIF: libheif's own full-size copy too, until it is handed to Pillow) and are released before the small
+result is rotated, converted and encoded.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InvalidRequest, UnsupportedMedia
 from .decoding import (
+    HEIF_SCRATCH_PIXEL_BYTES,
     NATIVE_MODES,
     WEBP_SCRATCH_PIXEL_BYTES,
     DecodeShape,
@@ -30,7 +35,13 @@ from .decoding import (
 )
 from .ids import CONTENT_TYPES
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
+# Embedded thumbnails, depth maps and auxiliary images are never read: only the primary image is used.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+# The only parsers Image.open may try (most common first): none of the dozens of others Pillow has reads an upload.
+# JPEG's also reads MPO (a JPEG with more pictures after the first, as phones and stereo cameras make).
+OPEN_FORMATS = ("JPEG", "PNG", "HEIF", "WEBP", "GIF", "BMP")
+ACCEPTED_FORMATS = frozenset({*OPEN_FORMATS, "MPO"})
+ACCEPTED_NAMES = "JPEG, PNG, HEIC, WebP, GIF"  # for people: BMP and MPO are taken but not worth a mention
 # Pillow keeps a PNG's (decompressed) text chunks, up to 64 MiB by default; they are dropped here anyway.
 PNG_TEXT_BYTES = 4 * 1024 * 1024
 PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_BYTES
@@ -86,9 +97,9 @@ def _open(raw: bytes, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
+            image = Image.open(io.BytesIO(raw), formats=OPEN_FORMATS)
     except UnidentifiedImageError:
-        raise UnsupportedMedia("The uploaded file is not an image we accept (JPEG, PNG, WebP, GIF).",
+        raise UnsupportedMedia(f"The uploaded file is not an image we accept ({ACCEPTED_NAMES}).",
                                param="file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(max_pixels) from None
@@ -96,7 +107,7 @@ def _open(raw: bytes, max_pixels: int) -> Image.Image:
         raise _corrupt(exc) from None
     if image.format not in ACCEPTED_FORMATS:
         image.close()
-        raise UnsupportedMedia(f"Image format {image.format} is not accepted (JPEG, PNG, WebP, GIF).", param="file")
+        raise UnsupportedMedia(f"Image format {image.format} is not accepted ({ACCEPTED_NAMES}).", param="file")
     if image.width * image.height > max_pixels:
         image.close()
         raise _too_many_pixels(max_pixels)
@@ -117,6 +128,8 @@ def _scratch(image: Image.Image, raw: bytes, width: int, height: int) -> int:
         scratch += PNG_TEXT_BYTES
     elif image.format == "WEBP":
         scratch += WEBP_SCRATCH_PIXEL_BYTES * width * height
+    elif image.format == "HEIF":
+        scratch += HEIF_SCRATCH_PIXEL_BYTES * width * height
     elif image.format in ("JPEG", "MPO") and _jpeg_keeps_coefficients(raw):
         sampling = [(layer[1], layer[2]) for layer in getattr(image, "layer", [])]
         scratch += jpeg_coefficient_bytes(width, height, sampling)

@@ -1,8 +1,10 @@
-"""Taking an uploaded image into a conversation: check the token, normalise, store, record.
+"""Taking an uploaded image into a conversation (check the token, normalise, store, record), and out of it again.
 
 The order matters: the bytes are stored before the conversation records the image, and the stored
 object is removed again if recording fails, so state never points at a missing object and no
-orphan is left behind. Every outcome is counted here, malformed uploads included.
+orphan is left behind. Every outcome is counted here, malformed uploads included. A deletion runs the other way:
+the conversation lets go of the image first (so no turn injects it from then on), then its bytes are deleted and
+the caches holding them forget it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,11 +25,11 @@ from ..conversation.store import (
     TooManyImageBytes,
     TooManyImages,
 )
-from ..errors import GlimpseError, InvalidRequest, Unavailable
+from ..errors import GlimpseError, InvalidRequest, NotFound, Unavailable
 from ..limits.quota import Quotas
 from ..observability.metrics import Metrics
 from .decoding import DecodeSlots
-from .ids import new_image_id
+from .ids import content_type_of, new_image_id
 from .normalise import normalise_image, read_header
 from .storage import ImageStorage, ImageStorageError
 from .urls import ImageUrls
@@ -61,10 +63,13 @@ class UploadResult:
 
 
 class ImageUploads:
+    """`forget`: told the storage key of every deleted image, so that what caches it lets it go."""
+
     def __init__(self, signer: Signer, storage: ImageStorage, store: ConversationStore, urls: ImageUrls,
                  quotas: Quotas,
                  metrics: Metrics, *, max_pixels: int, max_edge: int, decode_memory_bytes: int,
-                 decode_concurrency: int, decode_queue: int, decode_wait_seconds: float) -> None:
+                 decode_concurrency: int, decode_queue: int, decode_wait_seconds: float,
+                 forget: Callable[[str], None]) -> None:
         self._signer = signer
         self._storage = storage
         self._store = store
@@ -73,6 +78,7 @@ class ImageUploads:
         self._metrics = metrics
         self._max_pixels = max_pixels
         self._max_edge = max_edge
+        self._forget = forget
         self._decodes = DecodeSlots(memory_bytes=decode_memory_bytes, concurrency=decode_concurrency,
                                     queue=decode_queue, wait_seconds=decode_wait_seconds,
                                     refused=metrics.image_decodes_refused)
@@ -144,8 +150,37 @@ class ImageUploads:
             log.error("conversation store failed on ready: %s", exc)
             raise Unavailable("The conversation store is unavailable.", retry_after="2") from None
 
+    async def delete(self, session_id: object, token: str | None, image_id: str) -> int:
+        """Detach the image from the session's conversation and delete it; returns how many images the conversation
+        still holds. NotFound for an image it does not hold, whoever else may."""
+        checked = require_session_id(session_id)
+        self._signer.check_upload_token(checked, token)
+        if content_type_of(image_id) is None:
+            raise _no_such_image()
+        try:
+            removed = await self._store.remove_image(checked, image_id)
+            remaining = await self._store.image_count(checked)
+        except Exception as exc:
+            self._metrics.store_errors.labels("remove_image").inc()
+            log.error("conversation store failed on an image deletion: %s", exc)
+            raise Unavailable("The conversation store is unavailable; the image was not deleted.",
+                              retry_after="2") from None
+        if removed is None:
+            raise _no_such_image()
+        try:
+            await self._storage.delete(removed.key)
+        except Exception as exc:  # no turn injects it any more; the sweeper deletes it once it is past its TTL
+            log.error("could not delete image %s from storage: %s", removed.key, exc)
+        self._forget(removed.key)
+        self._metrics.images_deleted.inc()
+        return remaining
+
     async def _discard(self, key: str) -> None:
         try:
             await self._storage.delete(key)
         except Exception as exc:
             log.warning("could not remove image %s after a failed upload: %s", key, exc)
+
+
+def _no_such_image() -> NotFound:
+    return NotFound("This conversation has no such image.", code="image_not_found", param="image_id")

@@ -61,6 +61,9 @@ class Metrics:
         self.image_decodes_refused = Counter("glimpse_image_decodes_refused",
                                              "Uploads refused (503) for want of image decode memory, by reason: "
                                              "queue_full, timed_out.", ["reason"], registry=r)
+        self.images_deleted = Counter("glimpse_images_deleted",
+                                      "Images the page deleted from their conversation (and from storage).",
+                                      registry=r)
 
         self._models: set[str] = set()
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from ..resources import SETTINGS
 from .errors import Handler
 
-ALLOW_METHODS = "GET, POST, OPTIONS"
+ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, X-Upload-Token"
 
 

@@ -84,7 +84,23 @@ DOCUMENT: dict[str, Any] = {
                 {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "The image", "content": {
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(403, 404)}}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(403, 404)}},
+            "delete": {
+                "summary": "Detach an image from the session's conversation and delete it; later turns no longer "
+                           "carry it",
+                "parameters": [
+                    {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "session_id", "in": "query", "required": False,
+                     "schema": SESSION_FIELDS["session_id"]},
+                    {"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": SESSION_FIELDS}}}},
+                "responses": {"200": _json({"type": "object", "required": ["image_id", "deleted", "images"],
+                                            "properties": {"image_id": {"type": "string"},
+                                                           "deleted": {"type": "boolean", "enum": [True]},
+                                                           "images": {"type": "integer", "minimum": 0}}},
+                                           "Deleted; `images`: how many the conversation still holds"),
+                              **_errors(400, 401, 403, 404, 413, 503)}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}}},
         "/readyz": {"get": {"summary": "Readiness (store and storage reachable, not draining)",
                             "responses": {"200": _json({"type": "object"}), "503": _json({"type": "object"})}}},

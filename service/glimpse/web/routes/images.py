@@ -1,4 +1,4 @@
-"""Image upload, readiness signal and signed serving (plus the seed's route names as aliases)."""
+"""Image upload, readiness signal, deletion and signed serving (plus the seed's route names as aliases)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,23 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'",
     })
+
+
+@routes.delete("/v1/images/{image_id}")
+async def delete_image(request: web.Request) -> web.Response:
+    image_id = request.match_info["image_id"]
+    fields = await _read_delete_fields(request)
+    remaining = await request.app[IMAGE_UPLOADS].delete(_session_id_from(fields), _token_from(request, fields),
+                                                        image_id)
+    return json_response({"image_id": image_id, "deleted": True, "images": remaining})
+
+
+async def _read_delete_fields(request: web.Request) -> dict[str, Any]:
+    """The session id from the query (as the page sends it) or from a small JSON or form body; never the token from
+    the query, where it would end up in access logs."""
+    fields = await read_fields(request, 16 * 1024) if request.body_exists else {}
+    return {**fields, **{name: request.query[name] for name in ("session_id", "conversation_id")
+                         if request.query.get(name)}}
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> UploadRequest:
