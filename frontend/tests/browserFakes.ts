@@ -100,3 +100,75 @@ export function installXhr() {
   vi.stubGlobal("XMLHttpRequest", FakeXhr);
   return sent;
 }
+
+export function uploaded(upload: SentUpload, imageId: string, url = `/v1/images/${imageId}?expires=1&sig=s`) {
+  upload.respond(201, { image_id: imageId, url, session_id: upload.form.get("session_id"), expires_at: 2_000_000_000 });
+}
+
+export interface ApiCall {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * fetch for the proxy's JSON routes: /v1/session answers the next of `sessions` (the last one again when they run
+ * out), DELETE /v1/images/{id} answers `onDelete` (200 with the count left by default). Every call is recorded.
+ */
+export function installApi({ sessions = [SESSION], onDelete }: {
+  sessions?: Record<string, unknown>[];
+  onDelete?: (call: ApiCall) => Response | Promise<Response>;
+} = {}) {
+  const calls: ApiCall[] = [];
+  let sessionCount = 0;
+  const fetchMock = installFetch(async (url, init) => {
+    const call = { method: init?.method ?? "GET", url, headers: Object.fromEntries(new Headers(init?.headers)) };
+    calls.push(call);
+    if (url.startsWith("/v1/session")) {
+      const session = sessions[Math.min(sessionCount, sessions.length - 1)];
+      sessionCount += 1;
+      return jsonResponse(session);
+    }
+    if (call.method === "DELETE" && url.startsWith("/v1/images/")) {
+      if (onDelete) return onDelete(call);
+      const imageId = decodeURIComponent(url.split("/")[3].split("?")[0]);
+      return jsonResponse({ image_id: imageId, deleted: true, images: 0 });
+    }
+    return jsonResponse({ error: { message: "Not found.", type: "not_found" } }, 404);
+  });
+  return { calls, fetchMock };
+}
+
+/** A still camera or screen for jsdom: videos that play at once with a size, canvases that make JPEGs. */
+export function installMediaCapture() {
+  const stopped: string[] = [];
+  const stream = (kind: string) => ({ getTracks: () => [{ stop: () => stopped.push(kind) }] }) as unknown as MediaStream;
+  const getUserMedia = vi.fn(async (constraints: MediaStreamConstraints) =>
+    stream(constraints.video ? "camera" : "microphone"));
+  const getDisplayMedia = vi.fn(async () => stream("screen"));
+  Object.defineProperty(navigator, "mediaDevices", { value: { getUserMedia, getDisplayMedia }, configurable: true });
+  const restore = [
+    stubProperty(HTMLMediaElement.prototype, "play", { value: () => Promise.resolve() }),
+    stubProperty(HTMLMediaElement.prototype, "readyState", { get: () => 4 }),
+    stubProperty(HTMLMediaElement.prototype, "srcObject", { get: () => null, set: () => undefined }),
+    stubProperty(HTMLVideoElement.prototype, "videoWidth", { get: () => 3200 }),
+    stubProperty(HTMLVideoElement.prototype, "videoHeight", { get: () => 1800 }),
+    stubProperty(HTMLCanvasElement.prototype, "getContext", { value: () => ({ drawImage: () => undefined }) }),
+    stubProperty(HTMLCanvasElement.prototype, "toBlob", {
+      value(this: HTMLCanvasElement, callback: BlobCallback, type?: string) {
+        const size = `${this.width}x${this.height}`;
+        callback(new Blob([size], { type }));
+      },
+    }),
+  ];
+  return { getUserMedia, getDisplayMedia, stopped, restore: () => restore.forEach((undo) => undo()) };
+}
+
+function stubProperty(target: object, name: string, descriptor: PropertyDescriptor): () => void {
+  const original = Object.getOwnPropertyDescriptor(target, name);
+  Object.defineProperty(target, name, { configurable: true, ...descriptor });
+  return () => {
+    if (original) Object.defineProperty(target, name, original);
+    else delete (target as Record<string, unknown>)[name];
+  };
+}

@@ -1,10 +1,13 @@
-import { act, render, screen, waitFor } from "@testing-library/react";
+import { act, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
-import { deferred, installFetch, installMicrophone, jsonResponse, SESSION } from "./browserFakes";
+import { ANSWER_TIMEOUT_MS, LIVENESS_MS, RECONNECT_TIMEOUT_MS } from "../src/lib/useVoiceSession";
+import {
+  deferred, installApi, installFetch, installMicrophone, installXhr, jsonResponse, SESSION, uploaded,
+} from "./browserFakes";
 import { resetConversations, started, startSession } from "./fakeConversation";
 
 vi.mock("@elevenlabs/client", async (importOriginal) => ({
@@ -21,6 +24,9 @@ function renderPage() {
 }
 
 const status = () => screen.getByRole("status");
+const turns = () => screen.queryAllByRole("listitem").filter((item) => item.dataset.role)
+  .map((turn) => [turn.dataset.role, turn.querySelector(".turn-text")?.textContent]);
+const VENDORS = /eleven|openai|gemini|livekit|server error|_/i;
 
 /** The page with a conversation that the fake voice service has accepted. */
 async function startConnected() {
@@ -35,8 +41,12 @@ async function startConnected() {
 beforeEach(() => {
   resetConversations();
   installMicrophone("granted");
+  localStorage.clear();
 });
-afterEach(() => vi.unstubAllGlobals());
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
 
 describe("connecting", () => {
   it("asks for the microphone, then the session, then starts one ElevenLabs session with the session id", async () => {
@@ -60,11 +70,7 @@ describe("connecting", () => {
 
     act(() => started[0].connect());
     expect(status()).toHaveTextContent("Listening");
-    act(() => started[0].mode("speaking"));
-    expect(status()).toHaveTextContent("Agent is speaking");
-    expect(screen.getByText("The agent is speaking…")).toBeInTheDocument();
-    act(() => started[0].mode("listening"));
-    expect(status()).toHaveTextContent("Listening");
+    expect(status()).toHaveAttribute("data-status", "listening");
   });
 
   it("uses a conversation token over WebRTC when asked", async () => {
@@ -123,13 +129,199 @@ describe("connecting", () => {
     expect(startSession).not.toHaveBeenCalled();
   });
 
-  it("End conversation ends the session and returns to idle; Start opens a new one", async () => {
+  it("End conversation ends the session and returns to idle; Start opens a new one with a fresh transcript", async () => {
     await startConnected();
+    act(() => started[0].say("agent", "Hello."));
     await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
     expect(started[0].endSession).toHaveBeenCalledTimes(1);
     expect(status()).toHaveTextContent("Not connected");
+    expect(turns()).toEqual([["agent", "Hello."]]); // still there to read after the call
     await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
     await waitFor(() => expect(startSession).toHaveBeenCalledTimes(2));
+    expect(turns()).toEqual([]);
+  });
+});
+
+describe("what the page is doing", () => {
+  it("listening, thinking once the person's turn ends, speaking, listening again", async () => {
+    await startConnected();
+    expect(status()).toHaveTextContent("Listening");
+    act(() => started[0].say("user", "What is this?"));
+    expect(status()).toHaveTextContent("Thinking");
+    expect(status()).toHaveAttribute("data-status", "thinking");
+    act(() => started[0].say("agent", "A bicycle."));
+    expect(status()).toHaveTextContent("Listening"); // the words are in; the voice is about to start
+    act(() => started[0].mode("speaking"));
+    expect(status()).toHaveTextContent("Speaking");
+    expect(status()).toHaveAttribute("data-status", "speaking");
+    act(() => started[0].mode("listening"));
+    expect(status()).toHaveTextContent("Listening");
+  });
+
+  it("thinking ends with the agent's voice even before its words", async () => {
+    await startConnected();
+    act(() => started[0].say("user", "Hello?"));
+    act(() => started[0].mode("speaking"));
+    expect(status()).toHaveTextContent("Speaking");
+    act(() => started[0].mode("listening"));
+    expect(status()).toHaveTextContent("Listening");
+  });
+
+  it("muted says muted, not listening, and the agent speaking still shows", async () => {
+    await startConnected();
+    const mute = screen.getByRole("button", { name: "Mute microphone" });
+    expect(mute).toHaveAttribute("aria-pressed", "false");
+    await userEvent.click(mute);
+    expect(started[0].setMicMuted).toHaveBeenLastCalledWith(true);
+    expect(mute).toHaveAttribute("aria-pressed", "true");
+    expect(status()).toHaveTextContent("Muted");
+    expect(status()).toHaveAttribute("data-status", "muted");
+    act(() => started[0].mode("speaking"));
+    expect(status()).toHaveTextContent("Speaking");
+    act(() => started[0].mode("listening"));
+    await userEvent.click(mute);
+    expect(started[0].setMicMuted).toHaveBeenLastCalledWith(false);
+    expect(status()).toHaveTextContent("Listening");
+  });
+
+  it("shows what the person is saying before the service settles on it", async () => {
+    await startConnected();
+    const stage = screen.getByRole("region", { name: "Agent" });
+    act(() => started[0].tentative("what is in"));
+    expect(within(stage).getByText("what is in")).toBeInTheDocument();
+    act(() => started[0].tentative("what is in this picture"));
+    expect(within(stage).getByText("what is in this picture")).toBeInTheDocument();
+    act(() => started[0].say("user", "What is in this picture?"));
+    expect(within(stage).queryByText("what is in this picture")).not.toBeInTheDocument();
+    expect(turns()).toEqual([["user", "What is in this picture?"]]);
+  });
+
+  it("before a conversation, says what the agent does and where voice and pictures go", () => {
+    installFetch();
+    renderPage();
+    const stage = screen.getByRole("region", { name: "Agent" });
+    expect(stage).toHaveTextContent("Talk with an agent that can see");
+    expect(stage).toHaveTextContent("Your voice and the pictures you share go to ElevenLabs and to the AI model provider");
+  });
+});
+
+describe("a connection that dies without a word", () => {
+  /** Live, with the server having pinged twice (the watchdog is armed), on fake timers. */
+  async function liveWithPings() {
+    const api = installApi({ sessions: [SESSION, { ...SESSION, session_id: "sess_second", upload_token: "tok_2" }] });
+    const uploads = installXhr();
+    renderPage();
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    vi.useFakeTimers({ shouldAdvanceTime: false });
+    act(() => started[0].connect());
+    act(() => started[0].ping());
+    await act(async () => vi.advanceTimersByTimeAsync(2_000));
+    act(() => started[0].ping());
+    return { api, uploads };
+  }
+
+  it("is found within the bound and reconnected, keeping the transcript and the pictures", async () => {
+    const { uploads } = await liveWithPings();
+    act(() => started[0].say("user", "Look at this."));
+    act(() => started[0].say("agent", "Nice bike."));
+    const file = new File([new Uint8Array([1, 2])], "bike.jpg", { type: "image/jpeg" });
+    act(() => {
+      const input = screen.getByLabelText("Choose pictures") as HTMLInputElement;
+      Object.defineProperty(input, "files", { value: [file], configurable: true });
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await act(async () => vi.advanceTimersByTimeAsync(10));
+    act(() => uploaded(uploads[0], "img1"));
+    await act(async () => vi.advanceTimersByTimeAsync(10));
+
+    // the server keeps pinging: all is well
+    for (let second = 0; second < 10; second++) {
+      await act(async () => vi.advanceTimersByTimeAsync(1_000));
+      if (second % 2 === 0) act(() => started[0].ping());
+    }
+    expect(status()).toHaveTextContent(/Listening|Thinking/);
+    expect(startSession).toHaveBeenCalledTimes(1);
+    const said = turns();
+    expect(said).toEqual([["user", "Look at this."], ["agent", "Nice bike."], ["user", "I'm showing you a picture."]]);
+
+    // then silence (a black-holed socket): within the bound, the page says so and opens a new conversation
+    await act(async () => vi.advanceTimersByTimeAsync(LIVENESS_MS + 1_500));
+    expect(status()).toHaveTextContent("Reconnecting…");
+    expect(status()).toHaveAttribute("data-status", "reconnecting");
+    expect(started[0].endSession).toHaveBeenCalled();
+    await act(async () => vi.advanceTimersByTimeAsync(10));
+    expect(startSession).toHaveBeenCalledTimes(2);
+    expect(startSession.mock.calls[1][0].customLlmExtraBody).toMatchObject({ session_id: "sess_second" });
+    expect(turns()).toEqual(said);
+    act(() => started[1].connect());
+    expect(status()).toHaveTextContent("Listening");
+    expect(turns()).toEqual(said);
+    await act(async () => vi.advanceTimersByTimeAsync(10));
+    expect(uploads).toHaveLength(2);
+    expect(uploads[1].form.get("session_id")).toBe("sess_second");
+    expect(uploads[1].headers["X-Upload-Token"]).toBe("tok_2");
+  });
+
+  it("a reconnect that does not get through says the connection is lost, and Try again keeps the transcript", async () => {
+    await liveWithPings();
+    act(() => started[0].say("agent", "Hello."));
+    await act(async () => vi.advanceTimersByTimeAsync(LIVENESS_MS + 1_500));
+    expect(status()).toHaveTextContent("Reconnecting…");
+    await act(async () => vi.advanceTimersByTimeAsync(10));
+    expect(startSession).toHaveBeenCalledTimes(2); // started, but never connects
+    await act(async () => vi.advanceTimersByTimeAsync(RECONNECT_TIMEOUT_MS));
+    expect(status()).toHaveTextContent("Connection lost");
+    expect(status()).toHaveAttribute("data-status", "lost");
+    expect(screen.getByRole("alert")).toHaveTextContent("The connection was lost.");
+    expect(turns()).toEqual([["agent", "Hello."]]);
+    vi.useRealTimers();
+    await userEvent.click(screen.getByRole("button", { name: "Try again" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(3));
+    act(() => started[2].connect());
+    expect(status()).toHaveTextContent("Listening");
+    expect(turns()).toEqual([["agent", "Hello."]]);
+  });
+
+  it("a server that has not shown it pings is not judged by its silence", async () => {
+    installFetch();
+    renderPage();
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    vi.useFakeTimers();
+    act(() => started[0].connect());
+    act(() => started[0].ping());
+    await act(async () => vi.advanceTimersByTimeAsync(LIVENESS_MS * 4));
+    expect(status()).toHaveTextContent("Listening");
+    expect(startSession).toHaveBeenCalledTimes(1);
+  });
+
+  it("going offline is a lost connection at once", async () => {
+    await liveWithPings();
+    act(() => {
+      window.dispatchEvent(new Event("offline"));
+    });
+    expect(status()).toHaveTextContent("Reconnecting…");
+  });
+});
+
+describe("leaving mid-call", () => {
+  function leave() {
+    const event = new Event("beforeunload", { cancelable: true });
+    window.dispatchEvent(event);
+    return event.defaultPrevented;
+  }
+
+  it("asks before a reload or close only while a conversation is live", async () => {
+    installFetch();
+    renderPage();
+    expect(leave()).toBe(false);
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    act(() => started[0].connect());
+    expect(leave()).toBe(true);
+    await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
+    expect(leave()).toBe(false);
   });
 });
 
@@ -146,7 +338,7 @@ describe("keyboard", () => {
     expect(screen.getByRole("button", { name: "Mute microphone" })).toHaveFocus();
     await userEvent.keyboard(" ");
     expect(started[0].setMicMuted).toHaveBeenCalledWith(true);
-    expect(screen.getByRole("button", { name: "Unmute microphone" })).toHaveAttribute("aria-pressed", "true");
+    expect(screen.getByRole("button", { name: "Mute microphone" })).toHaveAttribute("aria-pressed", "true");
     await userEvent.tab({ shift: true });
     expect(screen.getByRole("button", { name: "End conversation" })).toHaveFocus();
     await userEvent.keyboard("{Enter}");
@@ -183,38 +375,96 @@ describe("failures in words", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent(/No microphone was found/);
   });
 
-  it("shows the server's error message when the session cannot be made", async () => {
+  it("a session the server cannot make is explained without naming the vendor", async () => {
     installFetch(async () =>
       jsonResponse({ error: { message: "ElevenLabs rejected the API key.", type: "upstream_error" } }, 502));
     renderPage();
     await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    expect(await screen.findByRole("alert")).toHaveTextContent("ElevenLabs rejected the API key.");
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("The voice service did not answer. Try again in a moment.");
+    expect(alert.textContent).not.toMatch(VENDORS);
     expect(startSession).not.toHaveBeenCalled();
   });
 
-  it("a server without an agent explains why voice does not work", async () => {
+  it("the proxy's own plain message is shown as it is", async () => {
+    installFetch(async () => jsonResponse({ error: { message: "Too many sessions from this address; wait a minute.",
+                                                     type: "rate_limited" } }, 429));
+    renderPage();
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Too many sessions from this address; wait a minute.");
+  });
+
+  it("a server without an agent explains why voice does not work, in plain words", async () => {
     installFetch(async () => jsonResponse({ ...SESSION, signed_url: undefined,
       warning: "No ElevenLabs agent is configured on this server: uploads and chat work, voice does not." }));
     renderPage();
     await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    expect(await screen.findByRole("alert")).toHaveTextContent(/No ElevenLabs agent is configured/);
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("Voice is not set up on this server yet");
+    expect(alert.textContent).not.toMatch(VENDORS);
   });
 
-  it("an error reported mid-conversation is shown while the conversation goes on", async () => {
+  it("an error reported mid-conversation is shown in plain words while the conversation goes on", async () => {
     await startConnected();
     act(() => started[0].serverError("transcription hiccup"));
-    expect(screen.getByRole("alert")).toHaveTextContent("Server error: transcription hiccup");
+    expect(screen.getByRole("alert")).toHaveTextContent("Something went wrong on the voice line, but the conversation goes on.");
     expect(status()).toHaveTextContent("Listening");
     await userEvent.click(screen.getByRole("button", { name: "End conversation" }));
     expect(started[0].endSession).toHaveBeenCalledTimes(1);
     expect(screen.queryByRole("alert")).not.toBeInTheDocument();
   });
 
-  it("a dropped connection shows the reason", async () => {
+  it("an error while the agent should be answering: the agent didn't answer", async () => {
     await startConnected();
-    act(() => started[0].dropWithError("Connection closed unexpectedly"));
-    expect(screen.getByRole("alert")).toHaveTextContent("The voice connection was lost: Connection closed unexpectedly");
+    act(() => started[0].say("user", "What is this?"));
+    act(() => started[0].serverError("custom_llm generation failed"));
+    expect(screen.getByRole("alert")).toHaveTextContent("The agent didn't answer — try again.");
+    expect(status()).toHaveTextContent("Listening");
+    act(() => started[0].say("agent", "Sorry, a bicycle."));
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
+  });
+
+  it("a conversation the service closes after the person's turn: the agent didn't answer, Try again", async () => {
+    await startConnected();
+    act(() => started[0].say("user", "What is this?"));
+    act(() => started[0].dropWithError("custom_llm generation failed"));
+    expect(screen.getByRole("alert")).toHaveTextContent("The agent didn't answer — try again.");
     expect(status()).toHaveTextContent("Something went wrong");
+    expect(screen.getByRole("button", { name: "Try again" })).toBeInTheDocument();
+  });
+
+  it("a dropped connection is explained without the service's own words, and Try again keeps the transcript", async () => {
+    await startConnected();
+    act(() => started[0].say("agent", "Hi! Show me something."));
+    act(() => started[0].dropWithError("Connection closed unexpectedly: ws error 1006"));
+    const alert = screen.getByRole("alert");
+    expect(alert).toHaveTextContent("The voice connection was lost. Press Try again to reconnect.");
+    expect(status()).toHaveTextContent("Something went wrong");
+    await userEvent.click(screen.getByRole("button", { name: "Try again" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(2));
+    act(() => started[1].connect());
+    expect(turns()).toEqual([["agent", "Hi! Show me something."]]);
+  });
+
+  it("an answer that never comes is not left as silence", async () => {
+    installFetch();
+    renderPage();
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    vi.useFakeTimers();
+    act(() => started[0].connect());
+    act(() => started[0].say("user", "Hello?"));
+    expect(status()).toHaveTextContent("Thinking");
+    await act(async () => vi.advanceTimersByTimeAsync(ANSWER_TIMEOUT_MS + 100));
+    expect(screen.getByRole("alert")).toHaveTextContent("The agent didn't answer — try again.");
+    expect(status()).toHaveTextContent("Listening");
+  });
+
+  it("the agent hanging up says so", async () => {
+    await startConnected();
+    act(() => started[0].agentHangsUp());
+    expect(status()).toHaveTextContent("Not connected");
+    expect(screen.getByRole("alert")).toHaveTextContent("The agent ended the conversation.");
   });
 });
 
@@ -223,11 +473,7 @@ describe("transcript", () => {
     await startConnected();
     act(() => started[0].say("user", "What is in this picture?"));
     act(() => started[0].say("agent", "A red bicycle."));
-    const turns = screen.getAllByRole("listitem").filter((item) => item.dataset.role);
-    expect(turns.map((turn) => [turn.dataset.role, turn.textContent])).toEqual([
-      ["user", "YouWhat is in this picture?"],
-      ["agent", "AgentA red bicycle."],
-    ]);
+    expect(turns()).toEqual([["user", "What is in this picture?"], ["agent", "A red bicycle."]]);
   });
 
   it("keeps what the agent actually said when it was interrupted", async () => {
@@ -236,5 +482,35 @@ describe("transcript", () => {
     act(() => started[0].correct("It is a red bicycle with a basket and a bell.", "It is a red bicycle..."));
     expect(screen.getByText("It is a red bicycle...")).toBeInTheDocument();
     expect(screen.queryByText(/basket/)).not.toBeInTheDocument();
+  });
+
+  it("scrolls only its own box, and only when the person is already at the bottom", async () => {
+    const scrollIntoView = vi.fn();
+    Element.prototype.scrollIntoView = scrollIntoView;
+    await startConnected();
+    const box = screen.getByTestId("transcript");
+    let scrollTop = 0;
+    let scrollHeight = 400;
+    Object.defineProperty(box, "clientHeight", { configurable: true, get: () => 200 });
+    Object.defineProperty(box, "scrollHeight", { configurable: true, get: () => scrollHeight });
+    Object.defineProperty(box, "scrollTop", { configurable: true, get: () => scrollTop,
+                                              set: (value: number) => { scrollTop = value; } });
+    act(() => started[0].say("agent", "One."));
+    expect(scrollTop).toBe(400); // was at the bottom: follows
+    scrollTop = 100; // the person scrolls up to read
+    act(() => {
+      box.dispatchEvent(new Event("scroll"));
+    });
+    scrollHeight = 600;
+    act(() => started[0].say("agent", "Two."));
+    expect(scrollTop).toBe(100); // left where they are reading
+    scrollTop = 400; // back at the bottom
+    act(() => {
+      box.dispatchEvent(new Event("scroll"));
+    });
+    scrollHeight = 800;
+    act(() => started[0].say("agent", "Three."));
+    expect(scrollTop).toBe(800);
+    expect(scrollIntoView).not.toHaveBeenCalled(); // the page itself never moves
   });
 });

@@ -1,4 +1,6 @@
-// The proxy's HTTP API, as the page uses it: a session to start a conversation, and image uploads.
+// The proxy's HTTP API, as the page uses it: a session to start a conversation, image uploads and removals.
+
+import { plainWords } from "./plainWords";
 
 export type Transport = "websocket" | "webrtc";
 
@@ -13,6 +15,8 @@ export interface GlimpseSession {
   signed_url?: string;
   conversation_token?: string;
   warning?: string;
+  /** The most pictures one conversation holds, when the server says (GLIMPSE_IMAGES_PER_CONVERSATION). */
+  max_images?: number;
 }
 
 export interface UploadedImage {
@@ -22,11 +26,12 @@ export interface UploadedImage {
   expires_at: number;
 }
 
-/** An error the person can read: the proxy's own message when it sent one. */
+/** An error the person can read: the proxy's own message when it sent one (never naming a vendor). */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    readonly code?: string,
   ) {
     super(message);
     this.name = "ApiError";
@@ -34,24 +39,37 @@ export class ApiError extends Error {
 }
 
 const FALLBACK_MESSAGES: Record<number, string> = {
-  401: "This upload is no longer allowed. Disconnect and start the conversation again.",
+  401: "This upload is no longer allowed. End the conversation and start it again.",
   404: "The server does not know this conversation any more. Start the conversation again.",
-  413: "That image is too large for the server.",
-  415: "That file is not an image the server can read (try JPEG, PNG or WebP).",
-  429: "Too many requests or images for this conversation. Wait a moment and try again.",
+  413: "That picture is too large for the server.",
+  415: "That file is not a picture the server can read (try JPEG, PNG, WebP or HEIC).",
+  429: "Too many requests or pictures for this conversation. Wait a moment and try again.",
   502: "The voice service did not answer. Try again in a moment.",
   503: "The server is busy or restarting. Try again in a moment.",
+  504: "The voice service did not answer in time. Try again in a moment.",
+};
+
+/** The proxy's codes the page words itself: removing a picture makes room, which the server cannot know. */
+const CODE_MESSAGES: Record<string, string> = {
+  too_many_images: "This conversation already holds as many pictures as it can. Remove one to share another.",
+  session_quota_exceeded: "These pictures fill this conversation's space. Remove one to share another.",
 };
 
 export function errorFromResponse(status: number, body: string): ApiError {
   let message: string | undefined;
+  let code: string | undefined;
   try {
-    const parsed = JSON.parse(body) as { error?: { message?: unknown } };
+    const parsed = JSON.parse(body) as { error?: { message?: unknown; code?: unknown } };
     if (typeof parsed.error?.message === "string") message = parsed.error.message;
+    if (typeof parsed.error?.code === "string") code = parsed.error.code;
   } catch {
     // not JSON: a gateway page or a dropped connection; use the fallback below
   }
-  return new ApiError(message ?? FALLBACK_MESSAGES[status] ?? `The server answered ${status}.`, status);
+  const fallback = FALLBACK_MESSAGES[status] ?? (status >= 500
+    ? "The server had a problem. Try again in a moment."
+    : `The server refused the request (${status}).`);
+  const words = (code && CODE_MESSAGES[code]) ?? plainWords(message, fallback);
+  return new ApiError(words, status, code);
 }
 
 export async function fetchSession(transport: Transport, signal?: AbortSignal): Promise<GlimpseSession> {
@@ -103,4 +121,27 @@ export function uploadImage({ image, fileName, sessionId, uploadToken, onProgres
     signal?.addEventListener("abort", () => request.abort(), { once: true });
     request.send(form);
   });
+}
+
+export interface DeleteRequest {
+  imageId: string;
+  sessionId: string;
+  uploadToken: string;
+  signal?: AbortSignal;
+}
+
+/** DELETE /v1/images/{id}: the agent stops seeing the picture. Already gone (404) counts as done. */
+export async function deleteImage({ imageId, sessionId, uploadToken, signal }: DeleteRequest): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(
+      `/v1/images/${encodeURIComponent(imageId)}?session_id=${encodeURIComponent(sessionId)}`,
+      { method: "DELETE", signal, headers: { "X-Upload-Token": uploadToken, Accept: "application/json" } },
+    );
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw new ApiError("Could not reach the server to remove the picture. Check your connection and try again.", 0);
+  }
+  if (response.ok || response.status === 404) return;
+  throw errorFromResponse(response.status, await response.text());
 }

@@ -1,4 +1,5 @@
 // Shrinking photos in the browser: a phone's 12 MP photo becomes a few hundred KB before it leaves.
+import { isHeic } from "./imageFiles";
 
 export const MAX_EDGE = 1600;
 export const JPEG_QUALITY = 0.85;
@@ -30,12 +31,12 @@ function jpegName(name: string): string {
 
 /**
  * A file ready to upload: small images go as they are; big ones are redrawn at MAX_EDGE as JPEG,
- * upright (EXIF orientation applied by the browser). Anything the browser cannot decode (HEIC on
- * most desktops) is sent unchanged and the server decides.
+ * upright (EXIF orientation applied by the browser). HEIC/HEIF goes as it is (the server converts it to
+ * JPEG; only Safari could decode it here), as does anything else the browser cannot decode.
  */
 export async function prepareImage(file: File, maxEdge: number = MAX_EDGE): Promise<PreparedImage> {
   const original = { blob: file as Blob, fileName: file.name || "image" };
-  if (typeof createImageBitmap !== "function") return original;
+  if (isHeic(file) || typeof createImageBitmap !== "function") return original;
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });

@@ -1,9 +1,13 @@
 // One voice conversation: microphone first, then a Glimpse session, then the ElevenLabs session.
 //
 // Lifecycle rules (StrictMode mounts, unmounts and remounts every component once in development):
-// - nothing starts on mount; a session starts only from `connect()`, and at most one attempt runs;
+// - nothing starts on mount; a session starts only from `connect()` (or a reconnect), at most one attempt runs;
 // - unmount aborts an attempt still in flight and ends the live session;
 // - an aborted attempt never reaches `startSession`, so a late answer cannot open a second session.
+// Liveness: the voice service pings every few seconds and the SDK answers; once two pings have come, a silence of
+// every server event longer than the bound (8 s, or three ping intervals if the service pings more slowly) means the
+// connection is dead even though the socket never said so. The page then ends it and opens a new one, keeping the
+// transcript (and the pictures, which go to the new session). A reconnect that does not succeed in 15 s gives up.
 // Browsers that cannot open the microphone at 16 kHz (Firefox) resample in a worklet the SDK would
 // otherwise fetch from a public CDN; the page ships its own copy instead.
 import libsampleratePath from "@alexanderolsen/libsamplerate-js/dist/libsamplerate.worklet.js?url";
@@ -13,18 +17,50 @@ import { useCallback, useEffect, useRef, useState } from "react";
 
 import { fetchSession, type GlimpseSession, type Transport } from "./api";
 import { requestMicrophone } from "./microphone";
+import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, NOT_SET_UP, plainWords } from "./plainWords";
 
-export type VoiceStatus = "idle" | "connecting" | "listening" | "speaking" | "error";
+export type VoiceStatus =
+  | "idle" | "connecting" | "listening" | "thinking" | "speaking" | "muted" | "reconnecting" | "lost" | "error";
 
 /** A conversation that is on: the person can talk and share pictures. */
 export function isLive(status: VoiceStatus): boolean {
-  return status === "listening" || status === "speaking";
+  return status === "listening" || status === "thinking" || status === "speaking" || status === "muted";
 }
+
+/** No server event for this long (once the server has shown it pings) and the connection counts as dead. */
+export const LIVENESS_MS = 8_000;
+/** A reconnect that has not connected by then gives up: "Connection lost", with Try again. */
+export const RECONNECT_TIMEOUT_MS = 15_000;
+/** The person's turn ended this long ago and the agent has said nothing: tell them. */
+export const ANSWER_TIMEOUT_MS = 30_000;
+const WATCH_EVERY_MS = 1_000;
 
 export interface TranscriptEntry {
   id: number;
   role: "user" | "agent";
   text: string;
+}
+
+type Phase = "idle" | "connecting" | "connected" | "reconnecting" | "lost" | "error";
+
+export interface StatusInputs {
+  phase: Phase;
+  sdkStatus: string;
+  isSpeaking: boolean;
+  isMuted: boolean;
+  /** The person's turn ended (their words arrived, or the page spoke for them) and the agent has not answered. */
+  awaitingAgent: boolean;
+}
+
+/** What the page says it is doing. Speaking beats thinking beats muted beats listening. */
+export function deriveStatus({ phase, sdkStatus, isSpeaking, isMuted, awaitingAgent }: StatusInputs): VoiceStatus {
+  if (phase !== "connected") return phase;
+  // The SDK's own status turns "error" on any reported error, even one the conversation survives.
+  if (sdkStatus === "connecting") return "connecting";
+  if (isSpeaking) return "speaking";
+  if (awaitingAgent) return "thinking";
+  if (isMuted) return "muted";
+  return "listening";
 }
 
 type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
@@ -42,124 +78,349 @@ export function applyCorrection(entries: TranscriptEntry[], correction: Correcti
   return entries;
 }
 
-type Phase = "idle" | "connecting" | "connected" | "error";
+/** Liveness from the server's pings: the bound, and whether it applies yet. */
+export class Heartbeat {
+  lastEventAt = 0;
+  private lastPingAt = 0;
+  private pings = 0;
+  private longestGap = 0;
 
-function messageOf(error: unknown): string {
-  return error instanceof Error && error.message ? error.message : "Something went wrong. Try again.";
+  reset(now: number) {
+    this.lastEventAt = now;
+    this.lastPingAt = 0;
+    this.pings = 0;
+    this.longestGap = 0;
+  }
+
+  event(type: unknown, now: number) {
+    this.lastEventAt = now;
+    if (type !== "ping") return;
+    if (this.pings > 0) this.longestGap = Math.max(this.longestGap, now - this.lastPingAt);
+    this.lastPingAt = now;
+    this.pings += 1;
+  }
+
+  /** A server that never pinged twice is not watched: there is nothing to tell silence from death by. */
+  get armed(): boolean {
+    return this.pings >= 2;
+  }
+
+  get bound(): number {
+    return Math.min(30_000, Math.max(LIVENESS_MS, 3 * this.longestGap));
+  }
+
+  dead(now: number): boolean {
+    return this.armed && now - this.lastEventAt > this.bound;
+  }
 }
 
-export function describeDisconnect(details: DisconnectionDetails): string | null {
-  if (details.reason === "error") return `The voice connection was lost: ${details.message}`;
-  return null;
+interface Attempt {
+  controller: AbortController;
+  /** startSession was called: from here on, the new conversation's events are this attempt's. */
+  started: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const START_FAILED = "Could not start the conversation with the voice agent. Try again in a moment.";
+const MID_CALL_PROBLEM = "Something went wrong on the voice line, but the conversation goes on.";
+const AGENT_ENDED = "The agent ended the conversation.";
+
+function mark(name: string) {
+  try {
+    performance.mark(name);
+  } catch {
+    // marks are a measurement aid only
+  }
 }
 
 export function useVoiceSession(transport: Transport = "websocket") {
-  const [phase, setPhase] = useState<Phase>("idle");
+  const [phase, setPhaseState] = useState<Phase>("idle");
   const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [session, setSession] = useState<GlimpseSession | null>(null);
   const [transcript, setTranscript] = useState<TranscriptEntry[]>([]);
-  const attemptRef = useRef<AbortController | null>(null);
-  const liveRef = useRef(false);
+  const [tentative, setTentative] = useState<string | null>(null);
+  const [awaitingAgent, setAwaitingState] = useState(false);
+  const [turns, setTurns] = useState({ started: 0, answered: 0 });
+  const [muted, setMutedState] = useState(false);
+
+  const phaseRef = useRef<Phase>("idle");
+  const attemptRef = useRef<Attempt | null>(null);
+  const awaitingRef = useRef(false);
+  const turnsRef = useRef({ started: 0, answered: 0 });
+  const heartbeat = useRef(new Heartbeat());
+  const lastSaid = useRef<string | null>(null);
   const nextEntryId = useRef(0);
 
-  // The attempt, and the conversation it opened, are over. `abort` cancels an attempt still under way;
-  // `keepLive` leaves liveRef as it is (unmount's endSession brings an onDisconnect that clears it).
-  const forgetAttempt = useCallback(({ abort = false, keepLive = false } = {}) => {
-    if (abort) attemptRef.current?.abort();
+  const setPhase = useCallback((next: Phase) => {
+    phaseRef.current = next;
+    setPhaseState(next);
+  }, []);
+
+  const setAwaiting = useCallback((value: boolean) => {
+    awaitingRef.current = value;
+    setAwaitingState(value);
+  }, []);
+
+  const addEntry = useCallback((role: TranscriptEntry["role"], text: string) => {
+    const entry = { id: nextEntryId.current++, role, text };
+    setTranscript((entries) => [...entries, entry]);
+  }, []);
+
+  /** The agent answered the turn under way: pictures uploaded before that turn began are seen. */
+  const answered = useCallback(() => {
+    if (!awaitingRef.current) return;
+    setAwaiting(false);
+    turnsRef.current = { ...turnsRef.current, answered: turnsRef.current.started };
+    setTurns(turnsRef.current);
+  }, [setAwaiting]);
+
+  const turnStarted = useCallback(() => {
+    turnsRef.current = { ...turnsRef.current, started: turnsRef.current.started + 1 };
+    setTurns(turnsRef.current);
+    setAwaiting(true);
+  }, [setAwaiting]);
+
+  const forgetAttempt = useCallback(({ abort = false } = {}) => {
+    const attempt = attemptRef.current;
+    if (!attempt) return;
+    if (abort) attempt.controller.abort();
+    clearTimeout(attempt.timer);
     attemptRef.current = null;
-    if (!keepLive) liveRef.current = false;
   }, []);
 
   const fail = useCallback(
-    (message: string) => {
-      forgetAttempt();
+    (message: string, phase: "error" | "lost" = "error") => {
+      forgetAttempt({ abort: true });
+      setAwaiting(false);
+      setTentative(null);
       setError(message);
-      setPhase("error");
+      setPhase(phase);
     },
-    [forgetAttempt],
+    [forgetAttempt, setAwaiting, setPhase],
   );
 
+  /** Events of a conversation this page has let go of while it opens the next one. */
+  const ignoring = () => phaseRef.current === "reconnecting" && !attemptRef.current?.started;
+
   const conversation = useConversation({
+    micMuted: muted,
     onConnect: () => {
-      liveRef.current = true;
+      forgetAttempt();
+      heartbeat.current.reset(Date.now());
+      setError(null);
       setPhase("connected");
     },
+    onIncomingEvent: (event: { type?: unknown; tentative_user_transcription_event?: { user_transcript?: unknown } }) => {
+      heartbeat.current.event(event?.type, Date.now());
+      if (event?.type === "tentative_user_transcript") {
+        const text = event.tentative_user_transcription_event?.user_transcript;
+        setTentative(typeof text === "string" && text.trim() ? text : null);
+      }
+    },
     onMessage: ({ role, message }: MessagePayload) => {
-      if (!message.trim()) return;
-      const entry = { id: nextEntryId.current++, role, text: message };
-      setTranscript((entries) => [...entries, entry]);
+      if (ignoring() || !message.trim()) return;
+      if (role === "user") {
+        setTentative(null);
+        setNotice(null);
+        if (lastSaid.current === message) {
+          lastSaid.current = null; // the service echoed what the page said for the person: shown already
+          return;
+        }
+        addEntry("user", message);
+        turnStarted();
+      } else {
+        mark("glimpse:agent-words");
+        setTentative(null);
+        setNotice((current) => (current === NO_ANSWER ? null : current));
+        addEntry("agent", message);
+        answered();
+      }
+    },
+    onModeChange: ({ mode }: { mode: string }) => {
+      if (mode === "speaking") answered();
     },
     onAgentResponseCorrection: (correction: Correction) =>
       setTranscript((entries) => applyCorrection(entries, correction)),
     onDisconnect: (details: DisconnectionDetails) => {
-      const problem = describeDisconnect(details);
-      if (problem) fail(problem);
-      else {
-        forgetAttempt();
-        setPhase((current) => (current === "error" ? current : "idle"));
+      if (ignoring()) return;
+      setTentative(null);
+      if (details.reason === "error") {
+        fail(describeVoiceFailure(details.message, { duringTurn: awaitingRef.current }));
+        return;
       }
+      forgetAttempt();
+      setAwaiting(false);
+      if (details.reason === "agent") setNotice(AGENT_ENDED);
+      if (phaseRef.current !== "error" && phaseRef.current !== "lost") setPhase("idle");
     },
     // An error the service reports mid-conversation is shown, but the conversation goes on until it ends.
     onError: (message: string) => {
-      const text = message || "The voice connection failed.";
-      if (liveRef.current) setError(text);
-      else fail(text);
+      if (ignoring()) return;
+      if (phaseRef.current === "connected") {
+        if (awaitingRef.current) {
+          setAwaiting(false);
+          setNotice(NO_ANSWER);
+        } else {
+          setNotice(MID_CALL_PROBLEM);
+        }
+        return;
+      }
+      if (phaseRef.current === "connecting" || phaseRef.current === "reconnecting") {
+        fail(phaseRef.current === "reconnecting" ? CONNECTION_LOST : plainWords(message, START_FAILED),
+             phaseRef.current === "reconnecting" ? "lost" : "error");
+      }
     },
   });
-  const { startSession, endSession, status: sdkStatus, isSpeaking } = conversation;
+  const { startSession, endSession, status: sdkStatus, isSpeaking, sendUserMessage } = conversation;
 
-  const connect = useCallback(async () => {
-    if (attemptRef.current) return;
-    const attempt = new AbortController();
-    attemptRef.current = attempt;
-    setError(null);
-    setPhase("connecting");
-    try {
-      await requestMicrophone();
-      if (attempt.signal.aborted) return;
-      const fresh = await fetchSession(transport, attempt.signal);
-      if (attempt.signal.aborted) return;
-      if (!fresh.signed_url && !fresh.conversation_token) {
-        throw new Error(fresh.warning ?? "The server did not return a way to reach the voice agent.");
+  const open = useCallback(
+    async ({ resume }: { resume: boolean }) => {
+      if (attemptRef.current) return;
+      const attempt: Attempt = { controller: new AbortController(), started: false };
+      attemptRef.current = attempt;
+      const signal = attempt.controller.signal;
+      setError(null);
+      setNotice(null);
+      setAwaiting(false);
+      setTentative(null);
+      if (!resume && phaseRef.current === "idle") {
+        setTranscript([]); // a new conversation; after a failure (Try again) the transcript stays
+        setMutedState(false);
       }
-      setSession(fresh);
-      setTranscript([]);
-      const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key }, libsampleratePath };
-      if (fresh.conversation_token) {
-        startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
-      } else {
-        startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...options });
+      setPhase(resume ? "reconnecting" : "connecting");
+      if (resume) {
+        attempt.timer = setTimeout(() => {
+          if (attemptRef.current !== attempt) return;
+          endSession();
+          fail(CONNECTION_LOST, "lost");
+        }, RECONNECT_TIMEOUT_MS);
       }
-    } catch (problem) {
-      if (attempt.signal.aborted) return;
-      fail(messageOf(problem));
-    }
-  }, [transport, startSession, fail]);
+      try {
+        if (!resume) await requestMicrophone(); // a reconnect already has the microphone
+        if (signal.aborted) return;
+        const fresh = await fetchSession(transport, signal);
+        if (signal.aborted) return;
+        if (!fresh.signed_url && !fresh.conversation_token) throw new Error(plainWords(fresh.warning, NOT_SET_UP));
+        setSession(fresh);
+        attempt.started = true;
+        const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key },
+                          libsampleratePath };
+        if (fresh.conversation_token) {
+          startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
+        } else {
+          startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...options });
+        }
+      } catch (problem) {
+        if (signal.aborted || attemptRef.current !== attempt) return;
+        if (resume) fail(CONNECTION_LOST, "lost");
+        else fail(problem instanceof Error ? plainWords(problem.message, START_FAILED) : START_FAILED);
+      }
+    },
+    [transport, startSession, endSession, fail, setAwaiting, setPhase],
+  );
+
+  const connect = useCallback(() => open({ resume: false }), [open]);
+
+  /** The connection is dead (or the device went offline): end it and open a new one, keeping what was said. */
+  const reconnect = useCallback(() => {
+    if (attemptRef.current || phaseRef.current !== "connected") return;
+    setPhase("reconnecting");
+    endSession();
+    void open({ resume: true });
+  }, [endSession, open, setPhase]);
 
   const disconnect = useCallback(() => {
     forgetAttempt({ abort: true });
     endSession();
     setError(null);
+    setNotice(null);
+    setAwaiting(false);
+    setTentative(null);
     setPhase("idle");
-  }, [forgetAttempt, endSession]);
+  }, [forgetAttempt, endSession, setAwaiting, setPhase]);
+
+  /** Says something for the person (a user message: it starts a turn). False when there is no live conversation. */
+  const say = useCallback(
+    (text: string): boolean => {
+      if (phaseRef.current !== "connected") return false;
+      try {
+        sendUserMessage(text);
+      } catch {
+        return false;
+      }
+      lastSaid.current = text;
+      setNotice(null);
+      addEntry("user", text);
+      turnStarted();
+      return true;
+    },
+    [sendUserMessage, addEntry, turnStarted],
+  );
+
+  // The watchdog: a dead connection is found within the bound, not when the person gives up.
+  useEffect(() => {
+    if (phase !== "connected") return;
+    let lastTick = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      // The page was frozen or throttled (a background tab, a sleeping phone): the silence was ours, not the server's.
+      if (now - lastTick > 3 * WATCH_EVERY_MS) heartbeat.current.lastEventAt = now;
+      lastTick = now;
+      if (heartbeat.current.dead(now)) reconnect();
+    }, WATCH_EVERY_MS);
+    const offline = () => reconnect();
+    const visible = () => {
+      if (document.visibilityState === "visible") heartbeat.current.lastEventAt = Date.now();
+    };
+    window.addEventListener("offline", offline);
+    document.addEventListener("visibilitychange", visible);
+    return () => {
+      clearInterval(timer);
+      window.removeEventListener("offline", offline);
+      document.removeEventListener("visibilitychange", visible);
+    };
+  }, [phase, reconnect]);
+
+  // Back online after a lost connection: try once more on the person's behalf.
+  useEffect(() => {
+    if (phase !== "lost") return;
+    const online = () => void open({ resume: true });
+    window.addEventListener("online", online);
+    return () => window.removeEventListener("online", online);
+  }, [phase, open]);
+
+  // An answer that never comes: say so instead of thinking forever.
+  useEffect(() => {
+    if (!awaitingAgent || phase !== "connected") return;
+    const timer = setTimeout(() => {
+      setAwaiting(false);
+      setNotice(NO_ANSWER);
+    }, ANSWER_TIMEOUT_MS);
+    return () => clearTimeout(timer);
+  }, [awaitingAgent, phase, setAwaiting]);
 
   useEffect(
     () => () => {
-      forgetAttempt({ abort: true, keepLive: true });
+      forgetAttempt({ abort: true });
       endSession();
     },
     [forgetAttempt, endSession],
   );
 
-  let status: VoiceStatus = "idle";
-  if (phase === "error") status = "error";
-  else if (phase === "connecting") status = "connecting";
-  else if (phase === "connected") {
-    // The SDK's own status turns "error" on any reported error, even one the conversation survives.
-    if (sdkStatus === "connecting") status = "connecting";
-    else status = isSpeaking ? "speaking" : "listening";
-  }
+  const status = deriveStatus({ phase, sdkStatus, isSpeaking, isMuted: muted, awaitingAgent });
+  const currentTurn = useCallback(() => turnsRef.current.started, []);
 
-  return { status, error, session, transcript, connect, disconnect, setMuted: conversation.setMuted,
-           isMuted: conversation.isMuted };
+  return {
+    status, error, notice, session, transcript, tentative, turns, currentTurn,
+    connect, disconnect, say, isMuted: muted, setMuted: setMutedState,
+    levels: {
+      getInputVolume: conversation.getInputVolume,
+      getOutputVolume: conversation.getOutputVolume,
+      getInputByteFrequencyData: conversation.getInputByteFrequencyData,
+      getOutputByteFrequencyData: conversation.getOutputByteFrequencyData,
+    },
+  };
 }
+
+export type AudioLevels = ReturnType<typeof useVoiceSession>["levels"];
