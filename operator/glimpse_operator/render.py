@@ -31,10 +31,12 @@ PROXY_UID = 10001
 # docs) and ElevenLabs' own CLI template enables only audio and interruption (elevenlabs/cli src/agents/templates.ts).
 CLIENT_EVENTS = (
     "conversation_initiation_metadata",  # the SDK waits for it to connect (@elevenlabs/client WebSocketConnection.ts)
-    "ping",  # the SDK answers each with a pong (@elevenlabs/client BaseConversation.ts)
+    "ping",  # the SDK answers each with a pong (@elevenlabs/client BaseConversation.ts); the page's liveness watch
     "audio",  # the agent's voice, and isSpeaking; dashboard: 'The "audio" event must always be enabled'
     "interruption",  # stops playback when the person talks; without it the agent "will ignore user interruption"
     "user_transcript",  # onMessage, role user: the person's side of the live transcript
+    # the person's words while they speak: the SDK hands events it has no case for to onDebug (BaseConversation.ts)
+    "tentative_user_transcript",
     "agent_response",  # onMessage, role agent: the agent's side
     "agent_response_correction",  # onAgentResponseCorrection: the reply cut where the person interrupted
     "agent_tool_response",  # the SDK ends the session on the end_call tool's response (BaseConversation.ts)

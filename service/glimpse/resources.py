@@ -156,7 +156,8 @@ async def _build_services(app: web.Application) -> None:
                                       decode_queue=settings.image_decode_queue,
                                       decode_wait_seconds=settings.image_decode_wait_seconds,
                                       forget=injector.forget)
-    app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds)
+    app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds,
+                                      settings.images_per_conversation)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
     app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
                             max_messages=settings.chat_max_messages,

@@ -78,3 +78,10 @@ async def test_without_elevenlabs_the_session_still_allows_uploads(start_proxy: 
     async with http.get(proxy.v1 + "/session") as response:
         body = await response.json()
     assert "signed_url" not in body and "warning" in body and body["upload_token"]
+
+
+async def test_the_session_tells_the_page_how_many_pictures_a_conversation_holds(start_proxy: StartProxy,
+                                                                                 http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(images_per_conversation=3)
+    async with http.get(proxy.v1 + "/session") as response:
+        assert (await response.json())["max_images"] == 3

@@ -29,6 +29,7 @@ class PageSession:
     upload_token_expires_at: int
     agent_id: str | None
     transport: Transport
+    max_images: int
     signed_url: str | None = None
     conversation_token: str | None = None
     warning: str | None = None
@@ -37,7 +38,7 @@ class PageSession:
         body: dict[str, Any] = {
             "session_id": self.session_id, "session_key": self.session_key, "upload_token": self.upload_token,
             "upload_token_expires_at": self.upload_token_expires_at, "agent_id": self.agent_id,
-            "transport": self.transport,
+            "transport": self.transport, "max_images": self.max_images,
         }
         for name in ("signed_url", "conversation_token", "warning"):
             if getattr(self, name) is not None:
@@ -48,8 +49,9 @@ class PageSession:
 class PageSessions:
     """The ElevenLabs API key stays here: the page gets a signed URL or a conversation token, never the key."""
 
-    def __init__(self, signer: Signer, elevenlabs: ElevenLabs, upload_token_ttl_seconds: int) -> None:
+    def __init__(self, signer: Signer, elevenlabs: ElevenLabs, upload_token_ttl_seconds: int, max_images: int) -> None:
         self._signer = signer
+        self._max_images = max_images
         self._elevenlabs = elevenlabs
         self._token_ttl = upload_token_ttl_seconds
 
@@ -57,7 +59,7 @@ class PageSessions:
         session_id = secrets.token_urlsafe(18)
         token = self._signer.upload_token(session_id, self._token_ttl)
         session = PageSession(session_id, self._signer.session_key(session_id), token.value, token.expires_at,
-                              self._elevenlabs.agent_id or None, transport)
+                              self._elevenlabs.agent_id or None, transport, self._max_images)
         if not self._elevenlabs.configured:
             return replace(session, warning=NO_AGENT_WARNING)
         if transport == "webrtc":

@@ -58,6 +58,7 @@ DOCUMENT: dict[str, Any] = {
                             "schema": {"type": "string", "enum": list(TRANSPORTS)}}],
             "responses": {"200": _json({"type": "object", "required": ["session_id", "session_key", "upload_token"],
                                         "properties": {**SESSION_FIELDS, "session_key": {"type": "string"},
+                                                       "max_images": {"type": "integer"},
                                                        "signed_url": {"type": "string"},
                                                        "conversation_token": {"type": "string"}}}),
                           **_errors(400, 429, 502, 503)}}},
