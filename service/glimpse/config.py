@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -46,7 +46,7 @@ Policy = Literal["sticky", "once"]
 Detail = Literal["auto", "low", "high"]
 LogFormat = Literal["json", "text"]
 
-Provider = Literal["openai", "gemini", "openai-compatible"]
+Provider = Literal["openai", "gemini", "openai-compatible", "demo"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
 Positive = Annotated[int, Field(gt=0)]
@@ -55,6 +55,13 @@ Positive = Annotated[int, Field(gt=0)]
 BOOLEAN = TypeAdapter(bool)
 MIN_SIGNING_SECRET_BYTES = 16  # HMAC-SHA256 keys shorter than this are guessable offline
 Seconds = Annotated[float, Field(gt=0)]
+
+DEFAULT_UPSTREAM_BASE_URL = "https://api.openai.com/v1"
+# The built-in demo model (glimpse/demo/), the upstream when none is configured: its name, provider and model.
+DEMO: Final = "demo"
+DEMO_MODEL = "glimpse-demo"
+# Where a demo target points until the demo model listens: resources.py sets its real loopback address at start.
+DEMO_PLACEHOLDER_URL = "http://127.0.0.1/v1"
 
 
 class ConfigError(ValueError):
@@ -65,7 +72,8 @@ class UpstreamConfig(BaseModel):
     """One upstream LLM of `GLIMPSE_UPSTREAMS` (tried in order), or the one the `GLIMPSE_UPSTREAM_*` shorthand
     describes. `provider` empty: inferred from the base URL's host. `model` empty: the request's model (or
     GLIMPSE_UPSTREAM_MODEL); set: this upstream is always called with it (a fallback on another provider needs
-    its own model). `api_key_env` names an environment variable holding the key (resolved at start)."""
+    its own model). `api_key_env` names an environment variable holding the key (resolved at start). Provider
+    `demo` (the built-in demo model) only ever comes from `Settings.upstream_targets`, never from the list."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -108,7 +116,7 @@ class Settings(BaseSettings):
     static_dir: str = ""
     shutdown_grace_seconds: float = Field(25.0, ge=0)
 
-    upstream_base_url: str = "https://api.openai.com/v1"
+    upstream_base_url: str = DEFAULT_UPSTREAM_BASE_URL
     upstream_api_key: SecretStr = SecretStr("")
     upstream_model: str = ""
     upstream_connect_timeout: Seconds = 5.0
@@ -200,12 +208,26 @@ class Settings(BaseSettings):
     image_decode_wait_seconds: Seconds = 10.0  # an upload waits this long for decode memory at most, then 503
 
     @property
+    def upstream_configured(self) -> bool:
+        """Whether an upstream LLM is set at all: GLIMPSE_UPSTREAMS, an upstream key (or OPENAI_API_KEY), or a
+        base URL other than OpenAI's. Without one the built-in demo model answers."""
+        return bool(self.upstreams or self.upstream_api_key.get_secret_value()
+                    or self.upstream_base_url != DEFAULT_UPSTREAM_BASE_URL)
+
+    @property
     def upstream_targets(self) -> tuple[UpstreamConfig, ...]:
         """The upstreams in the order they are tried."""
         if self.upstreams:
             return self.upstreams
+        if self.upstream_provider == DEMO or not self.upstream_configured:
+            return (UpstreamConfig(name=DEMO, base_url=DEMO_PLACEHOLDER_URL, provider=DEMO, model=DEMO_MODEL),)
         return (UpstreamConfig(name="default", base_url=self.upstream_base_url, api_key=self.upstream_api_key,
                                provider=self.upstream_provider),)
+
+    @property
+    def demo_model(self) -> bool:
+        """Whether the built-in demo model is the upstream (then it is the only one)."""
+        return self.upstream_targets[0].provider == DEMO
 
     @property
     def store_scheme(self) -> str:
@@ -249,6 +271,9 @@ class Settings(BaseSettings):
         names = [upstream.name for upstream in value]
         if len(set(names)) != len(names):
             raise ValueError("each upstream needs its own name")
+        if any(upstream.provider == DEMO for upstream in value):
+            # a caller must never get measurements instead of an answer because a real upstream failed
+            raise ValueError("the demo model is no fallback: choose it alone, with GLIMPSE_UPSTREAM_PROVIDER=demo")
         return value
 
     @field_validator("image_delivery", "image_policy", "image_detail", "log_format", mode="before")

@@ -35,6 +35,7 @@ from .observability.metrics import Metrics
 from .observability.tracing import Tracing
 from .upstream.failover import Upstreams
 from .upstream.span import UpstreamSpans
+from .web.demo_model import DemoModelServer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ DRAIN = web.AppKey("drain", Drain)
 # Opened and closed by a cleanup context each.
 CONVERSATIONS = web.AppKey("conversations", ConversationStore)
 IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
+DEMO_MODEL = web.AppKey("demo_model", DemoModelServer)  # only when it is one of the upstreams
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 ELEVENLABS = web.AppKey("elevenlabs", ElevenLabs)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
@@ -65,7 +67,8 @@ def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing 
     app[TRACING] = tracing or Tracing.from_environment()
     app[SIGNER] = Signer(_signing_secret(settings))
     app[DRAIN] = Drain(metrics)
-    app.cleanup_ctx.extend([_tracing, _conversations, _image_storage, _upstream, _elevenlabs, _image_sweeper])
+    app.cleanup_ctx.extend([_tracing, _conversations, _image_storage, _demo_model, _upstream, _elevenlabs,
+                            _image_sweeper])
     app.cleanup_ctx.extend([_rate_limits, _storage_quota])
     app.on_startup.append(_build_services)
 
@@ -96,8 +99,27 @@ async def _image_storage(app: web.Application) -> AsyncIterator[None]:
     await storage.close()
 
 
+async def _demo_model(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.demo_model:
+        yield
+        return
+    demo = app[DEMO_MODEL] = await DemoModelServer.start(settings)
+    if settings.upstream_configured:
+        log.warning("GLIMPSE_UPSTREAM_PROVIDER=demo: answering with the built-in demo model (it measures pictures, "
+                    "it does not understand them).")
+    else:
+        log.warning("No upstream LLM configured: answering with the built-in demo model (it measures pictures, it "
+                    "does not understand them). Set GLIMPSE_UPSTREAM_API_KEY (or OPENAI_API_KEY) for OpenAI, or "
+                    "GLIMPSE_UPSTREAM_BASE_URL or GLIMPSE_UPSTREAMS for another LLM.")
+    yield
+    await demo.close()
+
+
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
-    upstreams = app[UPSTREAMS] = Upstreams(app[SETTINGS])
+    settings = app[SETTINGS]
+    targets = app[DEMO_MODEL].serve(settings.upstream_targets) if DEMO_MODEL in app else settings.upstream_targets
+    upstreams = app[UPSTREAMS] = Upstreams(settings, targets)
     yield
     await upstreams.close()
 
@@ -157,7 +179,7 @@ async def _build_services(app: web.Application) -> None:
                                       decode_wait_seconds=settings.image_decode_wait_seconds,
                                       forget=injector.forget)
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds,
-                                      settings.images_per_conversation)
+                                      settings.images_per_conversation, demo_model=settings.demo_model)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
     app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
                             max_messages=settings.chat_max_messages,

@@ -13,7 +13,8 @@ import aiohttp
 
 from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+from tests.helpers import contents, conversation, elevenlabs_body, image_parts, new_session, parse_sse, upload
+from tests.images import jpeg
 from tests.processes import clean_env, free_port
 
 GLIMPSE = [sys.executable, "-m", "glimpse"]
@@ -71,3 +72,37 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
     text = stderr.decode()
     for secret in ("sk-from-env-test", "cllm-process-key", API_KEY, "data:image", session["upload_token"]):
         assert secret not in text
+
+
+async def test_serve_with_no_keys_at_all_answers_with_the_demo_model(tmp_path: Path) -> None:
+    """A fresh clone's `make run`: nothing configured, yet a picture and a question get an answer about it (#20)."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(*GLIMPSE, "serve", env=clean_env(GLIMPSE_PORT=str(port)),
+                                                   cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            session = await new_session(http, base)
+            assert session["demo_model"] is True
+            assert (await upload(http, base, session, jpeg(400, 300, (220, 20, 20)))).status == 201
+            body = elevenlabs_body(session, conversation("What colour is this?"))
+            async with http.post(base + "/v1/chat/completions", json=body) as response:
+                assert response.status == 200  # it was 502: "Could not reach the upstream LLM"
+                text = contents(parse_sse(await response.read()))
+        assert text.startswith('Demo model (no LLM is configured): you asked "What colour is this?".')
+        assert "400 by 300, landscape" in text and "red" in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    messages = [json.loads(line).get("msg", "") for line in stderr.decode().splitlines() if line.startswith("{")]
+    assert any(message.startswith("No upstream LLM configured: answering with the built-in demo model")
+               for message in messages), stderr.decode()[-2000:]

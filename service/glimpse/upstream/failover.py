@@ -8,9 +8,10 @@ costs the callers nothing after its first failures.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..config import Settings
+from ..config import Settings, UpstreamConfig
 from .breaker import CircuitBreaker
 from .client import Upstream
 
@@ -30,8 +31,9 @@ class Candidate:
 
 
 class Upstreams:
-    def __init__(self, settings: Settings) -> None:
-        targets = settings.upstream_targets
+    def __init__(self, settings: Settings, targets: Sequence[UpstreamConfig] | None = None) -> None:
+        """`targets`: the settings' upstreams, unless the caller resolved them further (the demo model's address)."""
+        targets = settings.upstream_targets if targets is None else targets
         # the SDK's own retries only on the last upstream: before it, the next upstream is the faster retry
         self.all = [Candidate(Upstream(target, settings, max_retries=settings.upstream_max_retries
                                        if index == len(targets) - 1 else 0),

@@ -22,6 +22,10 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+WARNING_FIELD = "What does not work on this server, in words the page may show (no agent: no voice; the demo model)"
+DEMO_MODEL_FIELD = ("True when no upstream LLM is configured: answers come from the built-in demo model, which "
+                    "measures pictures (size, colours, brightness) and does not understand them")
+
 SESSION_FIELDS = {
     "session_id": {"type": "string", "pattern": SESSION_ID_REGEX},
     "upload_token": {"type": "string"},
@@ -60,7 +64,10 @@ DOCUMENT: dict[str, Any] = {
                                         "properties": {**SESSION_FIELDS, "session_key": {"type": "string"},
                                                        "max_images": {"type": "integer"},
                                                        "signed_url": {"type": "string"},
-                                                       "conversation_token": {"type": "string"}}}),
+                                                       "conversation_token": {"type": "string"},
+                                                       "warning": {"type": "string", "description": WARNING_FIELD},
+                                                       "demo_model": {"type": "boolean",
+                                                                      "description": DEMO_MODEL_FIELD}}}),
                           **_errors(400, 429, 502, 503)}}},
         "/v1/images": {"post": {
             "summary": "Upload an image for a session",

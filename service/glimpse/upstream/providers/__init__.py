@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 
 from .base import Provider, TurnContext
 from .compatible import OpenAICompatible
+from .demo import Demo
 from .gemini import Gemini
 from .openai import OpenAI
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Gemini(), OpenAICompatible())}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (OpenAI(), Gemini(), OpenAICompatible(), Demo())}
 PROVIDER_NAMES = tuple(PROVIDERS)
 
 __all__ = ["PROVIDERS", "PROVIDER_NAMES", "Provider", "TurnContext", "infer_provider", "provider_for"]
