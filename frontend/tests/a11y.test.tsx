@@ -7,7 +7,10 @@ import axe from "axe-core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
-import { installApi, installMediaCapture, installMicrophone, installXhr, uploaded } from "./browserFakes";
+import { VOICE_AVAILABLE_KEY } from "../src/lib/settings";
+import {
+  installApi, installFetch, installMediaCapture, installMicrophone, installXhr, jsonResponse, SESSION, uploaded,
+} from "./browserFakes";
 import { resetConversations, started, startSession } from "./fakeConversation";
 
 vi.mock("@elevenlabs/client", async (importOriginal) => ({
@@ -29,6 +32,8 @@ beforeEach(() => {
   resetConversations();
   document.documentElement.lang = "en";
   document.title = "Glimpse";
+  localStorage.clear();
+  localStorage.setItem(VOICE_AVAILABLE_KEY, "true");
   installMicrophone("granted");
   installApi();
   let next = 0;
@@ -59,6 +64,41 @@ describe("accessibility (axe)", () => {
     act(() => uploads[1].respond(415, { error: { message: "Not a picture the server can read." } }));
     await userEvent.click(screen.getByRole("button", { name: "Mute microphone" }));
     act(() => started[0].serverError("hiccup"));
+    expect(await violations()).toEqual([]);
+  });
+
+  it("has no violations in a typed conversation on a server without voice, mid-answer, with the demo line", async () => {
+    localStorage.clear();
+    let answer!: ReadableStreamDefaultController<Uint8Array>;
+    installFetch(async (url) => {
+      if (url.startsWith("/v1/session")) {
+        return jsonResponse({ ...SESSION, signed_url: undefined, agent_id: null, demo_model: true,
+                              warning: "No agent." });
+      }
+      return new Response(new ReadableStream<Uint8Array>({ start: (controller) => { answer = controller; } }),
+                          { status: 200, headers: { "Content-Type": "text/event-stream" } });
+    });
+    render(<App transport="websocket" />);
+    expect(await violations()).toEqual([]);
+    await screen.findByText(/Demo mode/);
+    await userEvent.type(screen.getByRole("textbox", { name: "Message" }), "What is this?{Enter}");
+    await waitFor(() => expect(answer).toBeDefined());
+    const chunk = { choices: [{ index: 0, delta: { content: "Something about " } }] };
+    act(() => answer.enqueue(new TextEncoder().encode(`data: ${JSON.stringify(chunk)}\n\n`)));
+    await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("Answering"));
+    expect(await violations()).toEqual([]);
+    act(() => answer.enqueue(new TextEncoder().encode('data: {"error": {"message": "x"}}\n\n')));
+    await screen.findByRole("alert");
+    expect(await violations()).toEqual([]);
+  });
+
+  it("has no violations with Type instead open during a call", async () => {
+    render(<App transport="websocket" />);
+    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    act(() => started[0].connect());
+    await userEvent.click(screen.getByRole("button", { name: "Type instead" }));
+    await userEvent.type(screen.getByRole("textbox", { name: "Message" }), "Hello{Enter}");
     expect(await violations()).toEqual([]);
   });
 

@@ -4,6 +4,7 @@ import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
+import { VOICE_AVAILABLE_KEY } from "../src/lib/settings";
 import {
   installApi, installMediaCapture, installMicrophone, installXhr, SESSION, type SentUpload, uploaded,
 } from "./browserFakes";
@@ -28,6 +29,7 @@ beforeEach(() => {
     revokeObjectURL: vi.fn(),
   }));
   localStorage.clear();
+  localStorage.setItem(VOICE_AVAILABLE_KEY, "true"); // this server had voice last time: Start is there at once
 });
 afterEach(() => vi.unstubAllGlobals());
 

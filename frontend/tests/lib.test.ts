@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { errorFromResponse } from "../src/lib/api";
+import { chatBody, chatErrorFromResponse, DEMO_MODEL, SseParser } from "../src/lib/chat";
 import { fitWithin, MAX_EDGE, prepareImage } from "../src/lib/downscale";
 import { isHeic, isImageFile } from "../src/lib/imageFiles";
 import { describeMicrophoneFailure } from "../src/lib/microphone";
@@ -169,5 +170,48 @@ describe("audio levels", () => {
     expect(bands[0]).toBe(1);
     expect(bands[4]).toBe(0);
     expect(bandsOf(new Uint8Array(0), 5)).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
+describe("SseParser", () => {
+  it("gives each event's data, however the stream is cut", () => {
+    const parser = new SseParser();
+    expect(parser.feed("data: {\"a\":")).toEqual([]);
+    expect(parser.feed("1}\n")).toEqual([]);
+    expect(parser.feed("\ndata: [DO")).toEqual(['{"a":1}']);
+    expect(parser.feed("NE]\r\n\r\n")).toEqual(["[DONE]"]);
+  });
+  it("ignores comments and other fields, joins multi-line data, and flushes at the end", () => {
+    const parser = new SseParser();
+    expect(parser.feed(": keep-alive\n\nevent: x\nid: 3\ndata:one\ndata: two\n\n")).toEqual(["one\ntwo"]);
+    expect(parser.feed("data: last")).toEqual([]);
+    expect(parser.end()).toEqual(["last"]);
+  });
+});
+
+describe("typed turns", () => {
+  const session = { session_id: "s", session_key: "k", upload_token: "t", upload_token_expires_at: 1, agent_id: null,
+                    transport: "websocket" as const };
+  it("asks the demo model by name only when the server has one", () => {
+    expect(chatBody({ ...session, demo_model: true }, []).model).toBe(DEMO_MODEL);
+    expect(chatBody(session, [])).not.toHaveProperty("model");
+    expect(chatBody(session, []).elevenlabs_extra_body).toEqual({ session_id: "s", session_key: "k" });
+  });
+  it("words a refused turn for the person, never the proxy's API terms", () => {
+    const body = (message: string) => JSON.stringify({ error: { message } });
+    expect(chatErrorFromResponse(401, body("Missing or invalid bearer token.")).message)
+      .toBe("This server does not accept typed messages.");
+    expect(chatErrorFromResponse(502, body("The upstream LLM stream failed before its first token.")).message)
+      .toBe(NO_ANSWER);
+    expect(chatErrorFromResponse(503, "").message).toMatch(/busy or restarting/);
+    expect(chatErrorFromResponse(429, body("Too many turns; wait a minute.")).message).toBe("Too many turns; wait a minute.");
+    expect(chatErrorFromResponse(400, body("`model` is required (or set GLIMPSE_UPSTREAM_MODEL).")).message)
+      .toMatch(/^The message could not be sent/);
+    expect(chatErrorFromResponse(418, "<html>").message).toBe("The server refused the message (418).");
+  });
+  it("keeps the proxy's operator terms out of plain words", () => {
+    expect(plainWords("The upstream LLM answered with something that is not a JSON object.", "f")).toBe("f");
+    expect(plainWords("Missing or invalid bearer token for the custom LLM endpoint.", "f")).toBe("f");
+    expect(plainWords("The server is shutting down; retry on another replica.", "f")).toBe("f");
   });
 });

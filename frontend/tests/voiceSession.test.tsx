@@ -4,6 +4,7 @@ import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
+import { VOICE_AVAILABLE_KEY } from "../src/lib/settings";
 import { ANSWER_TIMEOUT_MS, LIVENESS_MS, RECONNECT_TIMEOUT_MS } from "../src/lib/useVoiceSession";
 import {
   deferred, installApi, installFetch, installMicrophone, installXhr, jsonResponse, SESSION, uploaded,
@@ -42,6 +43,7 @@ beforeEach(() => {
   resetConversations();
   installMicrophone("granted");
   localStorage.clear();
+  localStorage.setItem(VOICE_AVAILABLE_KEY, "true"); // this server had voice last time: Start is there at once
 });
 afterEach(() => {
   vi.useRealTimers();

@@ -388,9 +388,42 @@ async function screenshots(page, name) {
   await page.setViewportSize(PHONE);
 }
 
+// No ElevenLabs agent and no LLM on the server (issue 20): the page offers typing, says the demo model answers, a
+// picture is dropped anywhere on the page, a typed question goes to the proxy's own chat route, and the demo
+// model's answer streams into the transcript.
+async function typedDemo(page) {
+  await page.getByText("Demo mode:").waitFor();
+  step("demo mode said");
+  await page.getByRole("checkbox", { name: "React to pictures" }).uncheck();  // one turn: the typed question
+  await page.evaluate(async ([red, green, blue]) => {
+    const canvas = Object.assign(document.createElement("canvas"), { width: 400, height: 300 });
+    const context = canvas.getContext("2d");
+    context.fillStyle = `rgb(${red}, ${green}, ${blue})`;
+    context.fillRect(0, 0, 400, 300);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    const dataTransfer = new DataTransfer();
+    dataTransfer.items.add(new File([blob], "colour.png", { type: "image/png" }));
+    for (const type of ["dragenter", "dragover", "drop"]) {
+      document.body.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer }));
+    }
+  }, JSON.parse(env.PICTURE_RGB));
+  await thumbnail(page, '[data-state="uploaded"]').waitFor();
+  step("picture uploaded");
+  await page.getByRole("textbox", { name: "Message" }).fill(env.SAID);
+  await page.getByRole("button", { name: "Send" }).click();
+  step("question sent");
+  await page.locator(".turn[data-role='agent']", { hasText: "demo model" }).waitFor();
+  await page.locator(".turn[data-role='agent'][aria-busy='true']").waitFor({ state: "detached" });
+  step("answer streamed");
+  await accessibility(page, "typed answer");
+  await screenshot(page, "typed-demo-390x844.png");
+  result.transcript = await transcript(page);
+  result.status = await page.getByRole("status").getAttribute("data-status");
+}
+
 const SCENARIOS = {
   "full-loop": fullLoop, react, "remove-end-start": removeEndStart, "black-hole": blackHole,
-  "mic-refused": micRefused,
+  "mic-refused": micRefused, "typed-demo": typedDemo,
 };
 
 let exitCode = 0;
@@ -415,7 +448,9 @@ try {
 
   await page.goto(env.PAGE_URL);
   step("page loaded");
-  await page.getByRole("status").getByText("Not connected").waitFor();
+  // a server with voice offers Start; one without (typed-demo) offers the message box
+  await (scenario === "typed-demo" ? page.getByRole("textbox", { name: "Message" })
+    : page.getByRole("status").getByText("Not connected")).waitFor();
   await accessibility(page, "before connecting");
   await run(page);
   await context.close();

@@ -85,3 +85,22 @@ async def test_the_session_tells_the_page_how_many_pictures_a_conversation_holds
     proxy = await start_proxy(images_per_conversation=3)
     async with http.get(proxy.v1 + "/session") as response:
         assert (await response.json())["max_images"] == 3
+
+
+async def test_a_session_without_voice_mints_nothing_but_says_whether_voice_is_there(
+        start_proxy: StartProxy, elevenlabs: FakeElevenLabs, http: aiohttp.ClientSession) -> None:
+    """The page asks whether voice exists when it opens, and typed conversations need no signed URL: neither spends
+    the ElevenLabs key."""
+    proxy = await start_proxy(elevenlabs_api_key=API_KEY, elevenlabs_agent_id=AGENT_ID,
+                              elevenlabs_base_url=elevenlabs.base_url)
+    async with http.get(proxy.v1 + "/session?voice=false") as response:
+        body = await response.json()
+    assert body["voice"] is True and "signed_url" not in body and "conversation_token" not in body
+    assert body["session_key"] and body["upload_token"] and elevenlabs.calls == []
+    async with http.get(proxy.v1 + "/session") as response:
+        assert (await response.json())["signed_url"] and len(elevenlabs.calls) == 1
+    async with http.get(proxy.v1 + "/session?voice=maybe") as response:
+        assert response.status == 400
+    plain = await start_proxy()
+    async with http.get(plain.v1 + "/session?voice=false") as response:
+        assert (await response.json())["voice"] is False

@@ -1,5 +1,6 @@
 // The controls, always in reach: a bar floating at the bottom of the screen (above the home indicator on
-// phones). Start or End, Mute with a live microphone meter, and the ways to show the agent something.
+// phones). Start or End, Mute with a live microphone meter, the ways to show the agent something, and Type instead.
+// Without voice on the server there is no Start: the text box above the bar is the way in.
 import { useId, type ChangeEvent, type RefObject } from "react";
 
 import { canShareScreen } from "../lib/capture";
@@ -10,6 +11,10 @@ import { Icon } from "./Icon";
 
 interface Props {
   status: VoiceStatus;
+  /** The server has voice: Start, End and Mute are offered, and typing is an option (Type instead). */
+  voice: boolean;
+  typing: boolean;
+  onTypingChange: (typing: boolean) => void;
   isMuted: boolean;
   meter: RefObject<HTMLSpanElement | null>;
   onConnect: () => void;
@@ -20,10 +25,11 @@ interface Props {
   onShareScreen: () => void;
 }
 
-export function ControlBar({ status, isMuted, meter, onConnect, onDisconnect, onMutedChange, onFiles, onOpenCamera,
-                             onShareScreen }: Props) {
+export function ControlBar({ status, voice, typing, onTypingChange, isMuted, meter, onConnect, onDisconnect,
+                             onMutedChange, onFiles, onOpenCamera, onShareScreen }: Props) {
   const live = isLive(status);
   const busy = status === "connecting" || status === "reconnecting";
+  const retry = status === "error" || status === "lost";
   const pickerId = useId();
   const cameraId = useId();
 
@@ -41,10 +47,12 @@ export function ControlBar({ status, isMuted, meter, onConnect, onDisconnect, on
           <Icon name="close" />
           {busy ? "Cancel" : "End"}
         </button>
-      ) : (
-        <button type="button" className="control control-start" onClick={onConnect}>
+      ) : voice && (
+        // A narrow phone shows "Start" (CSS hides the rest); the name stays "Start conversation".
+        <button type="button" className="control control-start" onClick={onConnect}
+                aria-label={retry ? undefined : "Start conversation"}>
           <Icon name="mic" />
-          {status === "error" || status === "lost" ? "Try again" : "Start conversation"}
+          {retry ? "Try again" : <>Start<span className="start-more"> conversation</span></>}
         </button>
       )}
       {live && (
@@ -83,6 +91,13 @@ export function ControlBar({ status, isMuted, meter, onConnect, onDisconnect, on
                 onClick={onShareScreen}>
           <Icon name="screen" />
           <span className="control-label">Share screen</span>
+        </button>
+      )}
+      {voice && (
+        <button type="button" className="control" aria-pressed={typing} title="Type instead"
+                onClick={() => onTypingChange(!typing)}>
+          <Icon name="keyboard" />
+          <span className="control-label">Type instead</span>
         </button>
       )}
     </nav>

@@ -11,6 +11,7 @@ const PATHS = {
   check: "M5 12l5 5 9-10",
   alert: "M12 7v6M12 16.5v.5",
   clock: "M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM12 7v5l3 2",
+  keyboard: "M4 6h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1zM7 10h.01M11 10h.01M15 10h.01M8 14h8",
 } as const;
 
 export type IconName = keyof typeof PATHS;

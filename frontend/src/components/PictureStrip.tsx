@@ -8,21 +8,23 @@ interface Props {
   limit: number;
   message: string | null;
   isSeen: (picture: Picture) => boolean;
+  /** Pictures go to the agent now: a call is live, or the person is typing. */
   live: boolean;
+  typed: boolean;
   dragging: boolean;
   reactToPictures: boolean;
   onReactToPicturesChange: (value: boolean) => void;
   onRemove: (id: number) => void;
 }
 
-export function PictureStrip({ pictures, count, limit, message, isSeen, live, dragging, reactToPictures,
+export function PictureStrip({ pictures, count, limit, message, isSeen, live, typed, dragging, reactToPictures,
                                onReactToPicturesChange, onRemove }: Props) {
   const failures = pictures.filter((picture) => picture.error);
   let hint = "Pictures you add now are sent when the conversation starts. Drop or paste one anywhere on the page.";
   if (live) {
     hint = reactToPictures
       ? "Share a picture and the agent looks at it at once. Drop or paste one anywhere."
-      : "Share a picture: the agent sees it from your next sentence on.";
+      : `Share a picture: the agent sees it from your next ${typed ? "message" : "sentence"} on.`;
   }
   return (
     <section className={`pictures dropzone${dragging ? " dropzone-active" : ""}`} aria-labelledby="pictures-heading"

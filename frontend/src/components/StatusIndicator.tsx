@@ -1,6 +1,9 @@
 import type { VoiceStatus } from "../lib/useVoiceSession";
 
-export const STATUS_LABELS: Record<VoiceStatus, string> = {
+/** What the page is doing: a voice call's states, and a typed conversation's ("ready", "thinking", "answering"). */
+export type PageStatus = VoiceStatus | "ready" | "answering";
+
+export const STATUS_LABELS: Record<PageStatus, string> = {
   idle: "Not connected",
   connecting: "Connecting…",
   listening: "Listening",
@@ -10,9 +13,11 @@ export const STATUS_LABELS: Record<VoiceStatus, string> = {
   reconnecting: "Reconnecting…",
   lost: "Connection lost",
   error: "Something went wrong",
+  ready: "Ready to type",
+  answering: "Answering",
 };
 
-export function StatusIndicator({ status }: { status: VoiceStatus }) {
+export function StatusIndicator({ status }: { status: PageStatus }) {
   return (
     <p className={`status status-${status}`} role="status" aria-live="polite" data-status={status}>
       <span className="status-light" aria-hidden="true" />

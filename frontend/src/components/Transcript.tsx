@@ -1,8 +1,9 @@
-// Both sides of the conversation in a box of its own: it scrolls, the page never does. New lines bring it to
-// the bottom only when the person was already there, so reading back is never interrupted.
-import { useLayoutEffect, useRef } from "react";
+// Both sides of the conversation in a box of its own: it scrolls, the page never does. New lines (and a typed
+// answer's words as they stream in) bring it to the bottom only when the person was already there, so reading back
+// is never interrupted. An answer still streaming is marked busy, so a screen reader reads it once it is whole.
+import { useEffect, useLayoutEffect, useRef } from "react";
 
-import type { TranscriptEntry } from "../lib/useVoiceSession";
+import type { TranscriptEntry } from "../lib/useConversationLog";
 
 const NEAR_BOTTOM_PX = 48;
 
@@ -20,6 +21,17 @@ export function Transcript({ entries }: { entries: TranscriptEntry[] }) {
     if (element && atBottom.current) element.scrollTop = element.scrollHeight;
   }, [entries]);
 
+  // The box itself shrinks (the text box above the controls grows a line): the bottom stays in view.
+  useEffect(() => {
+    const element = box.current;
+    if (!element || typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(() => {
+      if (atBottom.current) element.scrollTop = element.scrollHeight;
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+
   return (
     // Focusable, so the transcript can be scrolled from the keyboard.
     <section ref={box} className="transcript" aria-labelledby="transcript-heading" tabIndex={0} onScroll={onScroll}
@@ -30,7 +42,8 @@ export function Transcript({ entries }: { entries: TranscriptEntry[] }) {
       ) : (
         <ol className="transcript-list" aria-live="polite">
           {entries.map((entry) => (
-            <li key={entry.id} className={`turn turn-${entry.role}`} data-role={entry.role}>
+            <li key={entry.id} className={`turn turn-${entry.role}`} data-role={entry.role}
+                aria-busy={entry.streaming || undefined}>
               <span className="turn-speaker">{entry.role === "user" ? "You" : "Agent"}</span>
               <span className="turn-text">{entry.text}</span>
             </li>

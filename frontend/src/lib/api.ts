@@ -1,6 +1,6 @@
 // The proxy's HTTP API, as the page uses it: a session to start a conversation, image uploads and removals.
 
-import { plainWords } from "./plainWords";
+import { plainWords, UNREACHABLE } from "./plainWords";
 
 export type Transport = "websocket" | "webrtc";
 
@@ -17,6 +17,16 @@ export interface GlimpseSession {
   warning?: string;
   /** The most pictures one conversation holds, when the server says (GLIMPSE_IMAGES_PER_CONVERSATION). */
   max_images?: number;
+  /** No LLM is configured: the proxy answers chat turns with its built-in demo model, which does not see. */
+  demo_model?: boolean;
+  /** An ElevenLabs agent is configured on the server (a voice conversation can start). */
+  voice?: boolean;
+}
+
+/** The session can open a voice conversation: the server has an ElevenLabs agent. */
+/** Whether the server has voice: its `voice` field (a typed session mints no signed URL), else a way to reach it. */
+export function hasVoice(session: GlimpseSession): boolean {
+  return session.voice ?? Boolean(session.signed_url || session.conversation_token);
 }
 
 export interface UploadedImage {
@@ -72,13 +82,16 @@ export function errorFromResponse(status: number, body: string): ApiError {
   return new ApiError(words, status, code);
 }
 
-export async function fetchSession(transport: Transport, signal?: AbortSignal): Promise<GlimpseSession> {
+/** A new session; `voice: false` (typed conversations, and asking whether voice exists) mints no voice link. */
+export async function fetchSession(transport: Transport, signal?: AbortSignal,
+  { voice = true }: { voice?: boolean } = {}): Promise<GlimpseSession> {
   let response: Response;
+  const query = voice ? `transport=${transport}` : `transport=${transport}&voice=false`;
   try {
-    response = await fetch(`/v1/session?transport=${transport}`, { signal, headers: { Accept: "application/json" } });
+    response = await fetch(`/v1/session?${query}`, { signal, headers: { Accept: "application/json" } });
   } catch (error) {
     if (signal?.aborted) throw error;
-    throw new ApiError("Could not reach the Glimpse server. Check your connection and try again.", 0);
+    throw new ApiError(UNREACHABLE, 0);
   }
   const text = await response.text();
   if (!response.ok) throw errorFromResponse(response.status, text);

@@ -47,8 +47,8 @@ interface Entry {
   file: File;
   prepared: Promise<PreparedImage>;
   localUrl: string;
-  /** Where it is on the server, while it is. */
-  remote?: { sessionId: string; imageId: string; token: string };
+  /** Where it is on the server, while it is, and the turn its upload completed at. */
+  remote?: { sessionId: string; imageId: string; token: string; turn: number };
   /** The session an upload failed for: tried again with the next session, not in a loop with this one. */
   failedFor?: string;
   /** The server will never take it (not a picture it can read, too large). */
@@ -132,7 +132,8 @@ export class PictureStore {
     void this.pump();
   };
 
-  /** The conversation pictures go to, or null between conversations. A new one gets every picture again. */
+  /** The conversation pictures go to, or null between conversations. A new one gets every picture again; the one
+   * they are already in (typing set aside, then taken up again) has them still. */
   setTarget(target: UploadTarget | null) {
     if (target?.session_id === this.target?.session_id) {
       this.target = target;
@@ -143,6 +144,11 @@ export class PictureStore {
       if (entry.permanent || entry.picture.state === "removing") continue;
       entry.controller?.abort();
       entry.controller = undefined;
+      if (target && entry.remote?.sessionId === target.session_id) {
+        entry.picture = { ...entry.picture, state: "uploaded", progress: 1, error: undefined,
+                          uploadedTurn: entry.remote.turn };
+        continue;
+      }
       entry.picture = { ...entry.picture, state: target ? "queued" : "waiting", progress: 0, error: undefined,
                         uploadedTurn: undefined };
     }
@@ -176,6 +182,33 @@ export class PictureStore {
     if (entry.localUrl) URL.revokeObjectURL(entry.localUrl);
     this.emit(null);
     void this.pump();
+  };
+
+  /**
+   * Resolves once every picture is in the session `sessionId` (or has failed for it, or is on its way out): a typed
+   * message waits for it, so the pictures shown before it reach the agent with it. Rejects when `signal` aborts.
+   */
+  settledFor = (sessionId: string, signal?: AbortSignal): Promise<void> => {
+    const settled = () => this.entries.every((entry) => entry.permanent || entry.picture.state === "removing"
+      || entry.remote?.sessionId === sessionId || entry.failedFor === sessionId);
+    if (settled()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const stop = () => {
+        unsubscribe();
+        signal?.removeEventListener("abort", aborted);
+      };
+      const aborted = () => {
+        stop();
+        reject(new DOMException("Aborted", "AbortError"));
+      };
+      const unsubscribe = this.subscribe(() => {
+        if (!settled()) return;
+        stop();
+        resolve();
+      });
+      if (signal?.aborted) aborted();
+      else signal?.addEventListener("abort", aborted, { once: true });
+    });
   };
 
   /** Leaving the page: uploads under way stop, nothing more is sent, and every preview is released. */
@@ -249,11 +282,12 @@ export class PictureStore {
         onProgress: (progress) => this.patch(entry, { progress }),
       });
       if (controller.signal.aborted || !this.entries.includes(entry)) return;
-      entry.remote = { sessionId: target.session_id, imageId: uploaded.image_id, token: target.upload_token };
+      const turn = this.currentTurn();
+      entry.remote = { sessionId: target.session_id, imageId: uploaded.image_id, token: target.upload_token, turn };
       entry.failedFor = undefined;
       const first = !entry.everUploaded;
       entry.everUploaded = true;
-      this.patch(entry, { state: "uploaded", progress: 1, uploadedTurn: this.currentTurn(),
+      this.patch(entry, { state: "uploaded", progress: 1, uploadedTurn: turn,
                           previewUrl: entry.localUrl || uploaded.url || "" });
       if (first) {
         try {

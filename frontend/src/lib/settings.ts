@@ -25,3 +25,25 @@ export function useStoredFlag(key: string, fallback: boolean): [boolean, (value:
   );
   return [value, update];
 }
+
+/** Set when a session of this server had voice: the page then opens with Start conversation at once. */
+export const VOICE_AVAILABLE_KEY = "glimpse.voiceAvailable";
+
+/** True when this server had voice last time; null when the page has to ask (it never remembers "no voice",
+ * so an agent configured since shows at the next load). */
+export function rememberedVoice(): true | null {
+  try {
+    return window.localStorage.getItem(VOICE_AVAILABLE_KEY) === "true" ? true : null;
+  } catch {
+    return null;
+  }
+}
+
+export function rememberVoice(available: boolean) {
+  try {
+    if (available) window.localStorage.setItem(VOICE_AVAILABLE_KEY, "true");
+    else window.localStorage.removeItem(VOICE_AVAILABLE_KEY);
+  } catch {
+    // asked again at the next load
+  }
+}

@@ -29,5 +29,5 @@ export function usePictures(target: UploadTarget | null, { limit, currentTurn, o
 
   const busy = snapshot.pictures.some((picture) =>
     picture.state === "preparing" || picture.state === "queued" || picture.state === "uploading");
-  return { ...snapshot, busy, add: store.add, remove: store.remove };
+  return { ...snapshot, busy, add: store.add, remove: store.remove, settledFor: store.settledFor };
 }

@@ -15,9 +15,12 @@ import { useConversation } from "@elevenlabs/react";
 import type { DisconnectionDetails, HookCallbacks } from "@elevenlabs/react";
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { fetchSession, type GlimpseSession, type Transport } from "./api";
+import { fetchSession, type GlimpseSession, hasVoice, type Transport } from "./api";
 import { requestMicrophone } from "./microphone";
+import type { ConversationLog, TranscriptEntry } from "./useConversationLog";
 import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, NOT_SET_UP, plainWords } from "./plainWords";
+
+export type { TranscriptEntry } from "./useConversationLog";
 
 export type VoiceStatus =
   | "idle" | "connecting" | "listening" | "thinking" | "speaking" | "muted" | "reconnecting" | "lost" | "error";
@@ -34,12 +37,6 @@ export const RECONNECT_TIMEOUT_MS = 15_000;
 /** The person's turn ended this long ago and the agent has said nothing: tell them. */
 export const ANSWER_TIMEOUT_MS = 30_000;
 const WATCH_EVERY_MS = 1_000;
-
-export interface TranscriptEntry {
-  id: number;
-  role: "user" | "agent";
-  text: string;
-}
 
 type Phase = "idle" | "connecting" | "connected" | "reconnecting" | "lost" | "error";
 
@@ -133,24 +130,29 @@ function mark(name: string) {
   }
 }
 
-export function useVoiceSession(transport: Transport = "websocket") {
+interface VoiceOptions {
+  /** Every session the server hands out: whether it has voice, whether it answers with its demo model. */
+  onSession?: (session: GlimpseSession) => void;
+}
+
+export function useVoiceSession(transport: Transport, log: ConversationLog, { onSession }: VoiceOptions = {}) {
+  const { add: addEntry, edit: editTranscript, clear: clearTranscript, turnStarted: logTurnStarted,
+          turnAnswered } = log;
   const [phase, setPhaseState] = useState<Phase>("idle");
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [session, setSession] = useState<GlimpseSession | null>(null);
-  const [transcript, setTranscript] = useState<TranscriptEntry[]>([]);
   const [tentative, setTentative] = useState<string | null>(null);
   const [awaitingAgent, setAwaitingState] = useState(false);
-  const [turns, setTurns] = useState({ started: 0, answered: 0 });
   const [muted, setMutedState] = useState(false);
 
   const phaseRef = useRef<Phase>("idle");
   const attemptRef = useRef<Attempt | null>(null);
   const awaitingRef = useRef(false);
-  const turnsRef = useRef({ started: 0, answered: 0 });
   const heartbeat = useRef(new Heartbeat());
   const lastSaid = useRef<string | null>(null);
-  const nextEntryId = useRef(0);
+  const sessionSeen = useRef(onSession);
+  sessionSeen.current = onSession;
 
   const setPhase = useCallback((next: Phase) => {
     phaseRef.current = next;
@@ -162,24 +164,17 @@ export function useVoiceSession(transport: Transport = "websocket") {
     setAwaitingState(value);
   }, []);
 
-  const addEntry = useCallback((role: TranscriptEntry["role"], text: string) => {
-    const entry = { id: nextEntryId.current++, role, text };
-    setTranscript((entries) => [...entries, entry]);
-  }, []);
-
   /** The agent answered the turn under way: pictures uploaded before that turn began are seen. */
   const answered = useCallback(() => {
     if (!awaitingRef.current) return;
     setAwaiting(false);
-    turnsRef.current = { ...turnsRef.current, answered: turnsRef.current.started };
-    setTurns(turnsRef.current);
-  }, [setAwaiting]);
+    turnAnswered();
+  }, [setAwaiting, turnAnswered]);
 
   const turnStarted = useCallback(() => {
-    turnsRef.current = { ...turnsRef.current, started: turnsRef.current.started + 1 };
-    setTurns(turnsRef.current);
+    logTurnStarted();
     setAwaiting(true);
-  }, [setAwaiting]);
+  }, [logTurnStarted, setAwaiting]);
 
   const forgetAttempt = useCallback(({ abort = false } = {}) => {
     const attempt = attemptRef.current;
@@ -241,7 +236,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
       if (mode === "speaking") answered();
     },
     onAgentResponseCorrection: (correction: Correction) =>
-      setTranscript((entries) => applyCorrection(entries, correction)),
+      editTranscript((entries) => applyCorrection(entries, correction)),
     onDisconnect: (details: DisconnectionDetails) => {
       if (ignoring()) return;
       setTentative(null);
@@ -285,7 +280,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
       setAwaiting(false);
       setTentative(null);
       if (!resume && phaseRef.current === "idle") {
-        setTranscript([]); // a new conversation; after a failure (Try again) the transcript stays
+        clearTranscript(); // a new conversation; after a failure (Try again) the transcript stays
         setMutedState(false);
       }
       setPhase(resume ? "reconnecting" : "connecting");
@@ -301,7 +296,8 @@ export function useVoiceSession(transport: Transport = "websocket") {
         if (signal.aborted) return;
         const fresh = await fetchSession(transport, signal);
         if (signal.aborted) return;
-        if (!fresh.signed_url && !fresh.conversation_token) throw new Error(plainWords(fresh.warning, NOT_SET_UP));
+        sessionSeen.current?.(fresh);
+        if (!hasVoice(fresh)) throw new Error(plainWords(fresh.warning, NOT_SET_UP));
         setSession(fresh);
         attempt.started = true;
         const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key },
@@ -317,7 +313,7 @@ export function useVoiceSession(transport: Transport = "websocket") {
         else fail(problem instanceof Error ? plainWords(problem.message, START_FAILED) : START_FAILED);
       }
     },
-    [transport, startSession, endSession, fail, setAwaiting, setPhase],
+    [transport, startSession, endSession, fail, setAwaiting, setPhase, clearTranscript],
   );
 
   const connect = useCallback(() => open({ resume: false }), [open]);
@@ -357,6 +353,13 @@ export function useVoiceSession(transport: Transport = "websocket") {
     },
     [sendUserMessage, addEntry, turnStarted],
   );
+
+  /** The person moved on (to typing): a failure's message and its Try again go. */
+  const dismiss = useCallback(() => {
+    setError(null);
+    setNotice(null);
+    if (phaseRef.current === "error" || phaseRef.current === "lost") setPhase("idle");
+  }, [setPhase]);
 
   // The watchdog: a dead connection is found within the bound, not when the person gives up.
   useEffect(() => {
@@ -409,11 +412,10 @@ export function useVoiceSession(transport: Transport = "websocket") {
   );
 
   const status = deriveStatus({ phase, sdkStatus, isSpeaking, isMuted: muted, awaitingAgent });
-  const currentTurn = useCallback(() => turnsRef.current.started, []);
 
   return {
-    status, error, notice, session, transcript, tentative, turns, currentTurn,
-    connect, disconnect, say, isMuted: muted, setMuted: setMutedState,
+    status, error, notice, session, tentative,
+    connect, disconnect, say, dismiss, isMuted: muted, setMuted: setMutedState,
     levels: {
       getInputVolume: conversation.getInputVolume,
       getOutputVolume: conversation.getOutputVolume,

@@ -36,12 +36,14 @@ class PageSession:
     conversation_token: str | None = None
     warning: str | None = None
     demo_model: bool = False  # the answers come from the built-in demo model, not an LLM
+    voice: bool = True  # an ElevenLabs agent is configured: the page can start a voice conversation
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "session_id": self.session_id, "session_key": self.session_key, "upload_token": self.upload_token,
             "upload_token_expires_at": self.upload_token_expires_at, "agent_id": self.agent_id,
             "transport": self.transport, "max_images": self.max_images, "demo_model": self.demo_model,
+            "voice": self.voice,
         }
         for name in ("signed_url", "conversation_token", "warning"):
             if getattr(self, name) is not None:
@@ -60,7 +62,9 @@ class PageSessions:
         self._elevenlabs = elevenlabs
         self._token_ttl = upload_token_ttl_seconds
 
-    async def start(self, transport: Transport) -> PageSession:
+    async def start(self, transport: Transport, *, voice: bool = True) -> PageSession:
+        """A new session; with `voice` false (a typed conversation, or a page asking whether voice exists) nothing is
+        asked of ElevenLabs: the session only says whether voice is there."""
         session_id = secrets.token_urlsafe(18)
         token = self._signer.upload_token(session_id, self._token_ttl)
         demo_warning = DEMO_MODEL_WARNING if self._demo_model else None
@@ -68,7 +72,9 @@ class PageSessions:
                               self._elevenlabs.agent_id or None, transport, self._max_images, warning=demo_warning,
                               demo_model=self._demo_model)
         if not self._elevenlabs.configured:
-            return replace(session, warning=" ".join(filter(None, (NO_AGENT_WARNING, demo_warning))))
+            return replace(session, voice=False, warning=" ".join(filter(None, (NO_AGENT_WARNING, demo_warning))))
+        if not voice:
+            return session
         if transport == "webrtc":
             return replace(session, conversation_token=await self._elevenlabs.conversation_token())
         return replace(session, signed_url=await self._elevenlabs.signed_url())
