@@ -181,7 +181,9 @@ async def _build_services(app: web.Application) -> None:
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds,
                                       settings.images_per_conversation, demo_model=settings.demo_model)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)
-    app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=settings.upstream_model,
+    # a request naming no model (the page's typed turns): GLIMPSE_UPSTREAM_MODEL, else the first upstream's own
+    default_model = settings.upstream_model or settings.upstream_targets[0].model
+    app[CHAT] = ChatService(injector, app[UPSTREAMS], spans, metrics, default_model=default_model,
                             max_messages=settings.chat_max_messages,
                             first_byte_timeout=settings.upstream_first_byte_timeout,
                             first_token_timeout=settings.first_token_timeout,

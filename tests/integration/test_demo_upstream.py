@@ -207,3 +207,14 @@ async def test_the_demo_model_chosen_explicitly(start_proxy: StartProxy, upstrea
         raw = first + await response.read()
     says_red_photo(contents(parse_sse(raw)), "What colour is this?")
     assert upstream.requests == []
+
+
+async def test_a_turn_naming_no_model_is_answered_by_the_demo_model(start_proxy: StartProxy,
+                                                                   http: aiohttp.ClientSession) -> None:
+    """The page's typed turns name no model: the demo model's own applies, as an upstream's fixed model does."""
+    proxy = await demo_proxy(start_proxy)
+    session = await new_session(http, proxy.url)
+    body = elevenlabs_body(session, conversation("Anything?"))
+    del body["model"]
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
+        assert response.status == 200 and "Demo model" in contents(parse_sse(await response.read()))
