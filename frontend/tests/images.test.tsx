@@ -1,6 +1,5 @@
 import { act, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
@@ -9,6 +8,7 @@ import {
   installApi, installMediaCapture, installMicrophone, installXhr, SESSION, type SentUpload, uploaded,
 } from "./browserFakes";
 import { resetConversations, started, startSession } from "./fakeConversation";
+import { renderPage } from "./page";
 
 vi.mock("@elevenlabs/client", async (importOriginal) => ({
   ...(await importOriginal<typeof import("@elevenlabs/client")>()),
@@ -37,13 +37,6 @@ function photo(name = "bike.jpg", type = "image/jpeg") {
   return new File([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])], name, { type });
 }
 
-function renderPage() {
-  return render(
-    <StrictMode>
-      <App transport="websocket" />
-    </StrictMode>,
-  );
-}
 
 async function connected(conversation = 0) {
   await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));

@@ -1,18 +1,17 @@
 // The typed conversation: a server without voice (no ElevenLabs agent) opens with a text box, and each message is a
 // streamed turn of the proxy's own chat endpoint carrying the page's session; with voice, Type instead offers the same
 // box, and during a call typed words go through the call.
-import { act, render, screen, waitFor, within } from "@testing-library/react";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { App } from "../src/App";
 import { DEMO_NOTE } from "../src/components/VoicePage";
 import { SYSTEM_PROMPT } from "../src/lib/chat";
 import { ANSWER_TIMEOUT_MS } from "../src/lib/useVoiceSession";
 import { VOICE_AVAILABLE_KEY } from "../src/lib/settings";
 import { installFetch, installMicrophone, installXhr, jsonResponse, SESSION, type SentUpload, uploaded } from "./browserFakes";
 import { resetConversations, started, startSession } from "./fakeConversation";
+import { renderPage, status, turns } from "./page";
 
 vi.mock("@elevenlabs/client", async (importOriginal) => ({
   ...(await importOriginal<typeof import("@elevenlabs/client")>()),
@@ -86,18 +85,8 @@ function installServer({ session = NO_VOICE as Record<string, unknown>, refuse }
   return { sessions, chats, fetchMock };
 }
 
-function renderPage() {
-  return render(
-    <StrictMode>
-      <App transport="websocket" />
-    </StrictMode>,
-  );
-}
 
-const status = () => screen.getByRole("status");
 const box = () => screen.getByRole("textbox", { name: "Message" });
-const turns = () => screen.queryAllByRole("listitem").filter((item) => item.dataset.role)
-  .map((turn) => [turn.dataset.role, turn.querySelector(".turn-text")?.textContent]);
 const agentTurns = () => screen.queryAllByRole("listitem").filter((item) => item.dataset.role === "agent");
 const VENDORS = /eleven|openai|gemini|gpt|upstream|llm|_/i;
 

@@ -1,6 +1,5 @@
 import { act, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { StrictMode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
@@ -10,23 +9,14 @@ import {
   deferred, installApi, installFetch, installMicrophone, installXhr, jsonResponse, SESSION, uploaded,
 } from "./browserFakes";
 import { resetConversations, started, startSession } from "./fakeConversation";
+import { renderPage, status, turns } from "./page";
 
 vi.mock("@elevenlabs/client", async (importOriginal) => ({
   ...(await importOriginal<typeof import("@elevenlabs/client")>()),
   Conversation: { startSession: (options: Record<string, unknown>) => startSession(options) },
 }));
 
-function renderPage() {
-  return render(
-    <StrictMode>
-      <App transport="websocket" />
-    </StrictMode>,
-  );
-}
 
-const status = () => screen.getByRole("status");
-const turns = () => screen.queryAllByRole("listitem").filter((item) => item.dataset.role)
-  .map((turn) => [turn.dataset.role, turn.querySelector(".turn-text")?.textContent]);
 const VENDORS = /eleven|openai|gemini|livekit|server error|_/i;
 
 /** The page with a conversation that the fake voice service has accepted. */

@@ -43,13 +43,7 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+            await _healthy(http, base)
             async with http.get(base + "/readyz") as response:
                 assert response.status == 200
             session = await new_session(http, base)
@@ -83,13 +77,7 @@ async def test_serve_with_no_keys_at_all_answers_with_the_demo_model(tmp_path: P
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+            await _healthy(http, base)
             session = await new_session(http, base)
             assert session["demo_model"] is True
             assert (await upload(http, base, session, jpeg(400, 300, (220, 20, 20)))).status == 201
@@ -106,3 +94,14 @@ async def test_serve_with_no_keys_at_all_answers_with_the_demo_model(tmp_path: P
     messages = [json.loads(line).get("msg", "") for line in stderr.decode().splitlines() if line.startswith("{")]
     assert any(message.startswith("No upstream LLM configured: answering with the built-in demo model")
                for message in messages), stderr.decode()[-2000:]
+
+
+async def _healthy(http: aiohttp.ClientSession, base: str) -> None:
+    """Waits (up to ~10 s) until the process answers /healthz."""
+    for _ in range(100):
+        try:
+            async with http.get(base + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
