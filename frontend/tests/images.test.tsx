@@ -322,6 +322,23 @@ describe("removing a picture", () => {
   });
 });
 
+describe("removing a picture whose bytes are all sent", () => {
+  it("lets the server finish storing it, then deletes it: it never stays with the agent", async () => {
+    await renderConnected();
+    await userEvent.upload(picker(), photo("oops.jpg"));
+    await waitFor(() => expect(uploads).toHaveLength(1));
+    act(() => uploads[0].progress(100, 100));
+    await waitFor(() => expect(tiles()[0]).toHaveAttribute("data-state", "uploading"));
+    await userEvent.click(shared().getByRole("button", { name: "Remove picture oops.jpg" }));
+    expect(uploads[0].aborted).toBe(false);
+    expect(screen.queryByRole("list", { name: "Shared pictures" })).not.toBeInTheDocument();
+    await answer(0, "img_oops");
+    await waitFor(() => expect(api.calls.filter((call) => call.method === "DELETE")).toHaveLength(1));
+    const [deleted] = api.calls.filter((call) => call.method === "DELETE");
+    expect(deleted.url).toBe(`/v1/images/img_oops?session_id=${SESSION.session_id}`);
+  });
+});
+
 describe("the per-conversation cap", () => {
   it("says how many pictures fit before the limit is reached, and refuses the 9th up front", async () => {
     await renderConnected();

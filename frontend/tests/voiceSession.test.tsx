@@ -297,6 +297,21 @@ describe("a connection that dies without a word", () => {
   });
 });
 
+describe("a start that never connects", () => {
+  it("gives up with a sentence instead of 'Connecting…' for ever (the SDK's start has no deadline)", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    installFetch();
+    renderPage();
+    const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
+    await user.click(screen.getByRole("button", { name: "Start conversation" }));
+    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+    expect(status()).toHaveTextContent("Connecting…");
+    await act(async () => vi.advanceTimersByTimeAsync(RECONNECT_TIMEOUT_MS));
+    expect(screen.getByRole("alert")).toHaveTextContent("Could not start the conversation");
+    expect(screen.getByRole("button", { name: "Try again" })).toBeInTheDocument();
+  });
+});
+
 describe("leaving mid-call", () => {
   function leave() {
     const event = new Event("beforeunload", { cancelable: true });

@@ -92,7 +92,9 @@ export function VoicePage({ transport }: { transport: Transport }) {
   arrived.current = useReactToPictures({
     enabled: reactToPictures,
     active: live || typedMode,
-    agentBusy: live ? voice.status === "speaking" || voice.status === "thinking" : typed.state !== "ready",
+    // mid-sentence (their words on screen) counts too: their own turn will carry the picture
+    agentBusy: live ? voice.status === "speaking" || voice.status === "thinking" || voice.tentative !== null
+      : typed.state !== "ready",
     busy: pictures.busy,
     turn: log.turns.started,
     say: live ? voice.say : typed.send,
@@ -157,10 +159,11 @@ export function VoicePage({ transport }: { transport: Transport }) {
     setCaptureError(null);
     setCameraOpen(true);
   };
-  const closeCamera = () => {
-    setCameraOpen(false);
-    cameraOpener.current?.focus();
-  };
+  const closeCamera = () => setCameraOpen(false);
+  // Focus goes back once the dialog is gone: while it is open the page behind it is inert and refuses focus.
+  useEffect(() => {
+    if (!cameraOpen) cameraOpener.current?.focus();
+  }, [cameraOpen]);
   const shareScreen = async () => {
     setCaptureError(null);
     try {

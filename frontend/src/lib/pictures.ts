@@ -159,7 +159,10 @@ export class PictureStore {
   remove = async (id: number) => {
     const entry = this.entries.find((candidate) => candidate.picture.id === id);
     if (!entry || entry.picture.state === "removing") return;
-    entry.controller?.abort();
+    // Its bytes all sent, the server is storing it: aborting now would leave it with the agent and no id to delete
+    // it by. The upload finishes out of sight and is deleted at once (see `upload`).
+    const sentWhole = entry.picture.state === "uploading" && (entry.picture.progress ?? 0) >= 1;
+    if (!sentWhole) entry.controller?.abort();
     entry.controller = undefined;
     const remote = entry.remote;
     if (remote && remote.sessionId === this.target?.session_id && entry.picture.state === "uploaded") {
@@ -281,7 +284,12 @@ export class PictureStore {
         signal: controller.signal,
         onProgress: (progress) => this.patch(entry, { progress }),
       });
-      if (controller.signal.aborted || !this.entries.includes(entry)) return;
+      if (controller.signal.aborted) return;
+      if (!this.entries.includes(entry)) {  // removed while the server was storing it
+        deleteImage({ imageId: uploaded.image_id, sessionId: target.session_id, uploadToken: target.upload_token })
+          .catch(() => undefined);
+        return;
+      }
       const turn = this.currentTurn();
       entry.remote = { sessionId: target.session_id, imageId: uploaded.image_id, token: target.upload_token, turn };
       entry.failedFor = undefined;

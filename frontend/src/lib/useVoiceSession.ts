@@ -196,7 +196,8 @@ export function useVoiceSession(transport: Transport, log: ConversationLog, { on
   );
 
   /** Events of a conversation this page has let go of while it opens the next one. */
-  const ignoring = () => phaseRef.current === "reconnecting" && !attemptRef.current?.started;
+  // (also the late onDisconnect of a call just ended, arriving while the next attempt is still on its way)
+  const ignoring = () => attemptRef.current !== null && !attemptRef.current.started;
 
   const conversation = useConversation({
     micMuted: muted,
@@ -302,6 +303,14 @@ export function useVoiceSession(transport: Transport, log: ConversationLog, { on
         attempt.started = true;
         const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key },
                           libsampleratePath };
+        if (!resume) {
+          // The SDK's start has no deadline of its own (and ignores a start while an earlier one is under way).
+          attempt.timer = setTimeout(() => {
+            if (attemptRef.current !== attempt) return;
+            endSession();
+            fail(START_FAILED);
+          }, RECONNECT_TIMEOUT_MS);
+        }
         if (fresh.conversation_token) {
           startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
         } else {
