@@ -39,11 +39,13 @@ class DemoModelServer:
     @classmethod
     async def start(cls, settings: Settings, *, word_delay: float = WORD_DELAY) -> DemoModelServer:
         api_key = secrets.token_urlsafe(24)
-        # the proxy's own limits: what an upload may be, and what it stores (at most GLIMPSE_IMAGE_MAX_EDGE a side)
-        routes = _Routes(api_key, max_image_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels,
+        # the proxy's own limits: what it stores is at most GLIMPSE_IMAGE_MAX_EDGE a side, and may be larger than the
+        # upload was (a lossy WebP with transparency is stored as a lossless PNG): at most 4 bytes a pixel + overhead
+        stored_max = max(settings.image_max_bytes, settings.image_max_edge ** 2 * 4 + 64 * 1024)
+        routes = _Routes(api_key, max_image_bytes=stored_max, max_pixels=settings.image_max_pixels,
                          max_decode_pixels=settings.image_max_edge ** 2, word_delay=word_delay)
         # a turn's body: the caller's (at most GLIMPSE_CHAT_MAX_BODY_BYTES) and the conversation's images in base64
-        image_bytes = settings.images_per_conversation * (settings.image_max_bytes * 4 // 3 + 1024)
+        image_bytes = settings.images_per_conversation * (stored_max * 4 // 3 + 1024)
         app = web.Application(middlewares=[routes.key_required],
                               client_max_size=settings.chat_max_body_bytes + image_bytes)
         app.router.add_post("/v1/chat/completions", routes.chat)

@@ -67,12 +67,22 @@ async def _read_turn(request: web.Request) -> dict[str, object]:
 async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     try:
         if not turn.stream:
-            return web.Response(body=await turn.read_body(), content_type="application/json",
+            return web.Response(body=await _whole_body(request, turn), content_type="application/json",
                                 headers={UPSTREAM_HEADER: turn.upstream})
         with request.app[DRAIN].live_stream():
             return await _relay(request, turn, arrived)
     finally:
         await turn.close()
+
+
+async def _whole_body(request: web.Request, turn: ChatTurn) -> bytes:
+    """A non-streamed answer; cut by the shutdown before it arrived, the caller gets a 503 (nothing was sent)."""
+    try:
+        return await turn.read_body()
+    except asyncio.CancelledError:
+        if not request.app[DRAIN].was_cut():
+            raise
+        raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1") from None
 
 
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
