@@ -123,6 +123,17 @@ async def _voice_proxy(start_proxy: StartProxy, elevenlabs: FakeElevenLabs, dist
     return proxy
 
 
+async def _voice_call(start_proxy: StartProxy, elevenlabs: FakeElevenLabs, dist: Path,
+                      tmp_path: Path) -> tuple[Proxy, FakeConversations, Path]:
+    """A voice call ready to start: the operator's agent on the fake, the proxy serving `dist` for it, the photo."""
+    conversations = elevenlabs.conversations
+    assert conversations is not None
+    proxy = await _voice_proxy(start_proxy, elevenlabs, dist, await _operator_agent(elevenlabs, "chatCompletions"))
+    photo = tmp_path / "photo.jpg"
+    _two_colour_photo(photo)
+    return proxy, conversations, photo
+
+
 async def _drive_browser(node: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
     process = await asyncio.create_subprocess_exec(
         node, str(DRIVER), env={**os.environ, **env},
@@ -336,11 +347,7 @@ async def test_a_picture_shared_mid_call_is_answered_without_a_word(
     if dist == DEV_DIST:
         assert any("runWithFiberInDEV" in script.read_text() for script in (dist / "assets").glob("index-*.js"))
     elevenlabs = elevenlabs_with_conversations
-    conversations = elevenlabs.conversations
-    assert conversations is not None
-    proxy = await _voice_proxy(start_proxy, elevenlabs, dist, await _operator_agent(elevenlabs, "chatCompletions"))
-    photo = tmp_path / "photo.jpg"
-    _two_colour_photo(photo)
+    proxy, conversations, photo = await _voice_call(start_proxy, elevenlabs, dist, tmp_path)
     artifacts = _fresh(ARTIFACTS / ("react" if dist == DIST else "react-strict-mode"))
 
     report = await _run(node, "react", proxy, elevenlabs, artifacts, IMAGE_PATH=str(photo))
@@ -385,11 +392,8 @@ async def test_pictures_outlive_end_and_start_and_a_removed_one_leaves_the_next_
         tmp_path: Path) -> None:
     node = _require_browser_setup()
     elevenlabs = elevenlabs_with_conversations
-    conversations = elevenlabs.conversations
-    assert conversations is not None
-    proxy = await _voice_proxy(start_proxy, elevenlabs, DIST, await _operator_agent(elevenlabs, "chatCompletions"))
-    photo, green = tmp_path / "photo.jpg", tmp_path / "green.png"
-    _two_colour_photo(photo)
+    proxy, conversations, photo = await _voice_call(start_proxy, elevenlabs, DIST, tmp_path)
+    green = tmp_path / "green.png"
     _green_picture(green)
     artifacts = _fresh(ARTIFACTS / "remove-end-start")
 
@@ -448,11 +452,7 @@ async def test_a_silent_socket_is_reported_in_time_and_replaced(
         start_proxy: StartProxy, upstream: FakeOpenAI, elevenlabs_pinging: FakeElevenLabs, tmp_path: Path) -> None:
     node = _require_browser_setup()
     elevenlabs = elevenlabs_pinging
-    conversations = elevenlabs.conversations
-    assert conversations is not None
-    proxy = await _voice_proxy(start_proxy, elevenlabs, DIST, await _operator_agent(elevenlabs, "chatCompletions"))
-    photo = tmp_path / "photo.jpg"
-    _two_colour_photo(photo)
+    proxy, conversations, photo = await _voice_call(start_proxy, elevenlabs, DIST, tmp_path)
     artifacts = _fresh(ARTIFACTS / "black-hole")
 
     report = await _run(node, "black-hole", proxy, elevenlabs, artifacts, IMAGE_PATH=str(photo))
