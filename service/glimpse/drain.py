@@ -37,7 +37,7 @@ class Drain:
 
     def refuse_if_draining(self) -> None:
         if self.draining:
-            raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1")
+            raise _shutting_down()
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -63,6 +63,17 @@ class Drain:
             yield
         finally:
             self._metrics.active_streams.dec()
+
+    @contextlib.contextmanager
+    def cut_before_answering(self) -> Iterator[None]:
+        """Around a turn's work before anything reached its caller: a cut by the drain there is a 503 (the caller
+        can retry elsewhere); a caller hanging up still cancels."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self.was_cut():
+                raise
+            raise _shutting_down() from None
 
     def was_cut(self) -> bool:
         """Called on CancelledError in a turn: True when the drain cut this turn (the turn then ends itself,
@@ -91,3 +102,7 @@ class Drain:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), max(0.0, budget - (time.monotonic() - started)) or 0.1)
         log.info("drained in %.2f s", time.monotonic() - started)
+
+
+def _shutting_down() -> Unavailable:
+    return Unavailable("The server is shutting down; retry on another replica.", retry_after="1")

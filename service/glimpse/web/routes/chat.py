@@ -17,7 +17,6 @@ from aiohttp import web
 
 from ...auth import check_bearer
 from ...chat.service import ChatTurn, StreamInterrupted
-from ...errors import Unavailable
 from ...resources import CHAT, DRAIN, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
@@ -49,12 +48,8 @@ async def _turn(request: web.Request, start: StartTurn) -> web.StreamResponse:
     arrived = time.perf_counter()
     drain = request.app[DRAIN]
     with drain.turn():
-        try:
+        with drain.cut_before_answering():
             turn = await start(await _read_turn(request), public_base_url(request), request[OBSERVED])
-        except asyncio.CancelledError:
-            if not drain.was_cut():
-                raise
-            raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1") from None
         return await _answer(request, turn, arrived)
 
 
@@ -67,22 +62,14 @@ async def _read_turn(request: web.Request) -> dict[str, object]:
 async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     try:
         if not turn.stream:
-            return web.Response(body=await _whole_body(request, turn), content_type="application/json",
-                                headers={UPSTREAM_HEADER: turn.upstream})
+            with request.app[DRAIN].cut_before_answering():
+                body = await turn.read_body()
+            return web.Response(body=body, content_type="application/json", headers={UPSTREAM_HEADER: turn.upstream})
         with request.app[DRAIN].live_stream():
             return await _relay(request, turn, arrived)
     finally:
         await turn.close()
 
-
-async def _whole_body(request: web.Request, turn: ChatTurn) -> bytes:
-    """A non-streamed answer; cut by the shutdown before it arrived, the caller gets a 503 (nothing was sent)."""
-    try:
-        return await turn.read_body()
-    except asyncio.CancelledError:
-        if not request.app[DRAIN].was_cut():
-            raise
-        raise Unavailable("The server is shutting down; retry on another replica.", retry_after="1") from None
 
 
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
