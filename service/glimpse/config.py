@@ -177,20 +177,16 @@ class Settings(BaseSettings):
     session_storage_quota_bytes: int = Field(40 * 1024 * 1024, ge=0)  # one conversation's images
     storage_quota_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=0)  # all stored images (this replica's count)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies")
     @classmethod
-    def _networks(cls, value: Any) -> Any:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            return items
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """After `_comma_separated`: each entry an address or network, normalised (10.1.2.3/8 → 10.0.0.0/8)."""
         networks = []
-        for index, item in enumerate(str(item).strip() for item in items):
-            if not item:
-                continue
+        for index, item in enumerate(value, 1):
             try:
                 networks.append(str(ipaddress.ip_network(item, strict=False)))
             except ValueError:
-                raise ValueError(f"entry {index + 1} is not an IP address or CIDR such as 10.0.0.0/8") from None
+                raise ValueError(f"entry {index} is not an IP address or CIDR such as 10.0.0.0/8") from None
         return tuple(networks)
 
     # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
@@ -281,7 +277,7 @@ class Settings(BaseSettings):
     def _any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else value
