@@ -9,6 +9,8 @@ turn refreshes the conversation's TTL.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as redis
@@ -101,10 +103,8 @@ class RedisStore(ConversationStore):
         return cls(client, ttl_seconds, max_images, max_bytes)
 
     async def _run(self, script: Any, conversation_id: str, *args: Any) -> Any:
-        try:
+        with _store_errors():
             return await script(keys=conversation_keys(conversation_id), args=[self.ttl_seconds, *args])
-        except RedisError as exc:
-            raise ConversationStoreError(f"redis: {exc}") from exc
 
     async def add_image(self, conversation_id: str, image: StoredImage, *, ready: bool) -> None:
         result = int(await self._run(self._add, conversation_id, image.to_json(), "1" if ready else "0",
@@ -115,10 +115,8 @@ class RedisStore(ConversationStore):
             raise TooManyImageBytes(conversation_id)
 
     async def bytes_held(self, conversation_id: str) -> int:
-        try:
+        with _store_errors():
             held = await self.client.get(conversation_keys(conversation_id)[5])
-        except RedisError as exc:
-            raise ConversationStoreError(f"redis: {exc}") from exc
         return int(held or 0)
 
     async def mark_ready(self, conversation_id: str) -> int:
@@ -135,36 +133,42 @@ class RedisStore(ConversationStore):
 
     async def image_count(self, conversation_id: str) -> int:
         staged, pending, attached = conversation_keys(conversation_id)[:3]
-        try:
+        with _store_errors():
             async with self.client.pipeline(transaction=True) as pipe:
                 for key in (staged, pending, attached):
                     pipe.llen(key)
                 counts = await pipe.execute()
-        except RedisError as exc:
-            raise ConversationStoreError(f"redis: {exc}") from exc
         return sum(int(count) for count in counts)
 
     async def image_keys_in_use(self) -> set[str]:
-        """SCANs the conversations' image lists (incrementally: Redis stays responsive) and reads them in pipelines."""
+        """SCANs for the conversations (incrementally: Redis stays responsive), then reads each one's image lists in
+        one transaction: a turn moving images from pending to attached during the scan cannot hide them (SCAN alone
+        may visit `attached` before the move and `pending` after it)."""
         keys: set[str] = set()
-        try:
-            lists = [key async for key in self.client.scan_iter(match=KEY_PREFIX + "*", count=1000)
-                     if key.endswith(IMAGE_LISTS)]
-            for start in range(0, len(lists), 500):
-                pipe = self.client.pipeline(transaction=False)
-                for key in lists[start:start + 500]:
-                    pipe.lrange(key, 0, -1)
-                for items in await pipe.execute():
-                    keys.update(StoredImage.from_json(item).key for item in items)
-        except RedisError as exc:
-            raise ConversationStoreError(f"redis: {exc}") from exc
+        with _store_errors():
+            conversations = list({key.rsplit(b":", 1)[0]
+                                  async for key in self.client.scan_iter(match=KEY_PREFIX + "*", count=1000)})
+            for start in range(0, len(conversations), 250):
+                async with self.client.pipeline(transaction=True) as pipe:
+                    for base in conversations[start:start + 250]:
+                        for suffix in IMAGE_LISTS:
+                            pipe.lrange(base + suffix, 0, -1)
+                    for items in await pipe.execute():
+                        keys.update(StoredImage.from_json(item).key for item in items)
         return keys
 
     async def ping(self) -> None:
-        try:
+        with _store_errors():
             await self.client.ping()
-        except RedisError as exc:
-            raise ConversationStoreError(f"redis: {exc}") from exc
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Redis failing, in the store's own terms."""
+    try:
+        yield
+    except RedisError as exc:
+        raise ConversationStoreError(f"redis: {exc}") from exc
