@@ -197,6 +197,16 @@ describe("what the page is doing", () => {
   });
 });
 
+/** A conversation started and connected, then the clock faked (the start itself runs on real timers). */
+async function connectedOnFakeTimers() {
+  installFetch();
+  renderPage();
+  await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
+  await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
+  vi.useFakeTimers();
+  act(() => started[0].connect());
+}
+
 describe("a connection that dies without a word", () => {
   /** Live, with the server having pinged twice (the watchdog is armed), on fake timers. */
   async function liveWithPings() {
@@ -276,12 +286,7 @@ describe("a connection that dies without a word", () => {
   });
 
   it("a server that has not shown it pings is not judged by its silence", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    vi.useFakeTimers();
-    act(() => started[0].connect());
+    await connectedOnFakeTimers();
     act(() => started[0].ping());
     await act(async () => vi.advanceTimersByTimeAsync(LIVENESS_MS * 4));
     expect(status()).toHaveTextContent("Listening");
@@ -454,12 +459,7 @@ describe("failures in words", () => {
   });
 
   it("an answer that never comes is not left as silence", async () => {
-    installFetch();
-    renderPage();
-    await userEvent.click(screen.getByRole("button", { name: "Start conversation" }));
-    await waitFor(() => expect(startSession).toHaveBeenCalledTimes(1));
-    vi.useFakeTimers();
-    act(() => started[0].connect());
+    await connectedOnFakeTimers();
     act(() => started[0].say("user", "Hello?"));
     expect(status()).toHaveTextContent("Thinking");
     await act(async () => vi.advanceTimersByTimeAsync(ANSWER_TIMEOUT_MS + 100));

@@ -48,6 +48,8 @@ export class ApiError extends Error {
   }
 }
 
+export const SERVER_BUSY = "The server is busy or restarting. Try again in a moment.";
+
 const FALLBACK_MESSAGES: Record<number, string> = {
   401: "This upload is no longer allowed. End the conversation and start it again.",
   404: "The server does not know this conversation any more. Start the conversation again.",
@@ -55,7 +57,7 @@ const FALLBACK_MESSAGES: Record<number, string> = {
   415: "That file is not a picture the server can read (try JPEG, PNG, WebP or HEIC).",
   429: "Too many requests or pictures for this conversation. Wait a moment and try again.",
   502: "The voice service did not answer. Try again in a moment.",
-  503: "The server is busy or restarting. Try again in a moment.",
+  503: SERVER_BUSY,
   504: "The voice service did not answer in time. Try again in a moment.",
 };
 
@@ -65,16 +67,22 @@ const CODE_MESSAGES: Record<string, string> = {
   session_quota_exceeded: "These pictures fill this conversation's space. Remove one to share another.",
 };
 
-export function errorFromResponse(status: number, body: string): ApiError {
-  let message: string | undefined;
-  let code: string | undefined;
+/** The message and code of the proxy's OpenAI-style error body; neither when the body is not one (a gateway's page,
+ * a dropped connection). */
+export function errorBody(body: string): { message?: string; code?: string } {
   try {
     const parsed = JSON.parse(body) as { error?: { message?: unknown; code?: unknown } };
-    if (typeof parsed.error?.message === "string") message = parsed.error.message;
-    if (typeof parsed.error?.code === "string") code = parsed.error.code;
+    return {
+      message: typeof parsed.error?.message === "string" ? parsed.error.message : undefined,
+      code: typeof parsed.error?.code === "string" ? parsed.error.code : undefined,
+    };
   } catch {
-    // not JSON: a gateway page or a dropped connection; use the fallback below
+    return {};
   }
+}
+
+export function errorFromResponse(status: number, body: string): ApiError {
+  const { message, code } = errorBody(body);
   const fallback = FALLBACK_MESSAGES[status] ?? (status >= 500
     ? "The server had a problem. Try again in a moment."
     : `The server refused the request (${status}).`);

@@ -1,7 +1,7 @@
 // A typed turn: the proxy's own chat endpoint, asked the way ElevenLabs asks it (the page's session in
 // `elevenlabs_extra_body`), so the same conversation lookup, picture injection and policies apply. The answer comes
 // back as Server-Sent Events (`data: {chunk}` lines, then `data: [DONE]`) and is read as it arrives.
-import { ApiError, type GlimpseSession } from "./api";
+import { ApiError, errorBody, type GlimpseSession, SERVER_BUSY } from "./api";
 import { NO_ANSWER, plainWords, UNREACHABLE } from "./plainWords";
 
 export const CHAT_URL = "/v1/chat/completions";
@@ -84,15 +84,9 @@ const CHAT_FALLBACKS: Record<number, string> = {
 /** A refused turn in the person's words. The proxy's own message is used only when it is a plain sentence; a
  * server-side failure is worded here, since the proxy writes those for API clients. */
 export function chatErrorFromResponse(status: number, body: string): ApiError {
-  let message: string | undefined;
-  try {
-    const parsed = JSON.parse(body) as { error?: { message?: unknown } };
-    if (typeof parsed.error?.message === "string") message = parsed.error.message;
-  } catch {
-    // not JSON: a gateway's page
-  }
+  const { message } = errorBody(body);
   if (status === 401 || status === 403) return new ApiError(TYPING_CLOSED, status);
-  if (status === 503) return new ApiError("The server is busy or restarting. Try again in a moment.", status);
+  if (status === 503) return new ApiError(SERVER_BUSY, status);
   if (status >= 500) return new ApiError(NO_ANSWER, status);
   const fallback = CHAT_FALLBACKS[status] ?? `The server refused the message (${status}).`;
   return new ApiError(plainWords(message, fallback), status);
