@@ -3,11 +3,18 @@
 Targets, interleaved at each concurrency level so they share the machine's state:
   direct  - the fake upstream itself (the physical limit)
   glimpse - `glimpse serve` in front of it
+  floor   - the least an aiohttp relay can cost (bench/floor.py: bytes in, bytes out, nothing checked)
   litellm - LiteLLM proxy in front of it (a separate venv, bench/.venv-litellm; skipped when absent)
   nginx   - nginx with proxy_buffering off (the floor any proxy costs; skipped when absent)
 Writes bench/results/latest.json and the table in bench/README.md.
 
-    python bench/run.py [--levels 1,50,200,500] [--requests 400] [--quick]
+    python bench/run.py [--levels 1,50,200,500] [--requests 300] [--connections level|stream] [--profile 1,200]
+
+Every level starts with new client connections: its C callers arrive as a burst of new callers does when traffic
+shifts to a new replica, and each keeps its connection for its next streams (`--connections level`, the default);
+with `--connections stream` every stream opens its own connection, so the targets' accept path is part of each.
+`--profile` samples Glimpse with py-spy at the given levels and keeps the flame graph (collapsed stacks, text) and
+its heaviest frames in bench/profiles/.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.processes import free_port, wait_for_port  # noqa: E402  (the harness runs as a script)
 
 RESULTS = BENCH / "results" / "latest.json"
+PROFILES = BENCH / "profiles"
 README = BENCH / "README.md"
 MARK = "<!-- results: written by bench/run.py -->"
 CHUNKS, CHUNK_DELAY_MS, FIRST_BYTE_MS = 20, 20, 20
@@ -112,19 +121,32 @@ def ensure_litellm() -> Path | None:
     return binary
 
 
-def start_targets(upstream_url: str, workdir: Path, want: set[str]) -> list[Target]:
-    targets = [Target("direct", upstream_url, None)]
+def start_targets(upstream_url: str, upstream_pid: int, workdir: Path, want: set[str]) -> list[Target]:
+    # `direct`'s CPU and memory are the fake upstream's own: what serving a stream costs without a proxy
+    targets = [Target("direct", upstream_url, upstream_pid)]
     if "glimpse" in want:
         port = free_port()
         glimpse_bin = Path(sys.executable).parent / "glimpse"
         process = spawn([str(glimpse_bin), "serve"], cwd=workdir, env={
             "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
             "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef",
-            "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY, "GLIMPSE_IMAGE_MAX_BYTES": str(64 * 1024 * 1024)})
+            "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY, "GLIMPSE_IMAGE_MAX_BYTES": str(64 * 1024 * 1024),
+            # every caller here is 127.0.0.1, standing for ElevenLabs' few addresses and many people: no rate limits
+            "GLIMPSE_CHAT_RATE_PER_MINUTE": "0", "GLIMPSE_SESSION_RATE_PER_MINUTE": "0",
+            "GLIMPSE_UPLOAD_RATE_PER_MINUTE": "0"})
         wait_for_port(port)
+        # a real page session, so every turn looks its conversation up as ElevenLabs' turns do
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/session?voice=false") as answer:
+            session = json.loads(answer.read())
         targets.append(Target("glimpse", f"http://127.0.0.1:{port}/v1", process.pid,
-                              {"user_id": "bench-user", "elevenlabs_extra_body": {"session_id": "bench-session"}},
+                              {"user_id": "bench-user", "elevenlabs_extra_body": {
+                                  "session_id": session["session_id"], "session_key": session["session_key"]}},
                               process))
+    if "floor" in want:
+        port = free_port()
+        process = spawn([sys.executable, str(BENCH / "floor.py"), str(port), upstream_url])
+        wait_for_port(port)
+        targets.append(Target("floor", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
     litellm = ensure_litellm() if "litellm" in want else None
     if litellm is not None:
         port = free_port()
@@ -176,8 +198,9 @@ async def one_stream(http: aiohttp.ClientSession, target: Target) -> tuple[float
     return first, time.perf_counter() - started, chunks
 
 
-async def run_level(target: Target, concurrency: int, requests: int) -> dict[str, Any]:
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+async def run_level(target: Target, concurrency: int, requests: int, *, fresh: bool = False,
+                    profile: Path | None = None) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(limit=0, force_close=fresh)
     results: list[tuple[float, float, int]] = []
     failures = 0
     remaining = requests
@@ -207,10 +230,13 @@ async def run_level(target: Target, concurrency: int, requests: int) -> dict[str
                 await asyncio.sleep(0.1)
 
         sampler = asyncio.create_task(sample())
+        profiler = start_profiler(target.pid, profile) if profile and target.pid else None
         started = time.perf_counter()
         await asyncio.gather(*[worker(i) for i in range(concurrency)])
         elapsed = time.perf_counter() - started
         sampler.cancel()
+        if profiler:
+            stop_profiler(profiler, profile)  # type: ignore[arg-type]
     ttfts = sorted(r[0] * 1000 for r in results)
     chunks = sum(r[2] for r in results)
     cpu = (cpu_seconds(target.pid) - cpu_before) if target.pid else None
@@ -223,6 +249,7 @@ async def run_level(target: Target, concurrency: int, requests: int) -> dict[str
             "total_p50_ms": round(statistics.median(r[1] for r in results) * 1000, 1) if results else None,
             "streams_per_s": round(len(results) / elapsed, 1), "chunks_per_s": round(chunks / elapsed),
             "cpu_s_per_1000_chunks": round(cpu / chunks * 1000, 4) if cpu is not None and chunks else None,
+            "cpu_ms_per_stream": round(cpu / len(results) * 1000, 3) if cpu is not None and results else None,
             "idle_rss_mib": round(idle_rss / 1024, 1) if target.pid else None,
             "peak_rss_mib": round(peak_rss / 1024, 1) if target.pid else None,
             "rss_per_stream_kib": round((peak_rss - idle_rss) / concurrency, 1) if target.pid else None}
@@ -234,17 +261,15 @@ async def upload_bench(glimpse: Target, samples: int) -> dict[str, Any]:
 
     from PIL import Image
 
-    from tests.images import noisy_jpeg
-
-    jpeg = noisy_jpeg(2100, 1600, quality=98)  # about 5 MB of photo-like noise
-    png_image = Image.effect_noise((5000, 4000), 64).convert("RGB")  # 20 megapixels
+    jpeg = phone_photo_jpeg(4032, 3024)  # 12 MP as a phone takes it: smooth areas, texture, sensor grain
+    png_image = Image.effect_noise((5000, 4000), 64).convert("RGB")  # 20 megapixels that do not compress
     buffer = io.BytesIO()
     png_image.save(buffer, format="PNG", compress_level=1)
     png = buffer.getvalue()
     base = glimpse.base_url.removesuffix("/v1")
     out: dict[str, Any] = {}
     async with aiohttp.ClientSession() as http:
-        for label, data, name in (("jpeg_5mb", jpeg, "photo.jpg"), ("png_20mp", png, "big.png")):
+        for label, data, name in (("jpeg_12mp", jpeg, "photo.jpg"), ("png_20mp", png, "big.png")):
             timings = []
             for _ in range(samples):
                 async with http.get(base + "/v1/session") as response:
@@ -267,6 +292,23 @@ async def upload_bench(glimpse: Target, samples: int) -> dict[str, Any]:
     return out
 
 
+def phone_photo_jpeg(width: int, height: int) -> bytes:
+    """A photo-like JPEG at quality 92 (about 2.3 MB at 12 MP): colour gradients, a blurred texture and fine grain."""
+    import io
+
+    from PIL import Image
+
+    gradients = Image.merge("RGB", [Image.linear_gradient("L").resize((width, height)),
+                                    Image.radial_gradient("L").resize((width, height)),
+                                    Image.linear_gradient("L").rotate(90).resize((width, height))])
+    texture = Image.effect_noise((width // 8, height // 8), 60).resize((width, height), Image.Resampling.BICUBIC)
+    grain = Image.effect_noise((width, height), 12)
+    photo = Image.blend(Image.blend(gradients, texture.convert("RGB"), 0.4), grain.convert("RGB"), 0.15)
+    out = io.BytesIO()
+    photo.save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     direct = {r["concurrency"]: r for r in rows if r["target"] == "direct"}
     for row in rows:
@@ -279,18 +321,65 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| C | target | TTFT p50 / p95 / p99 ms | overhead p50 / p99 ms (ratio p50) | streams/s | chunks/s "
-            "| CPU s / 1k chunks | peak RSS MiB | RSS / stream KiB | failed |")
+    head = ("| C | target | TTFT p50 / p95 / p99 ms | overhead p50 / p99 ms (ratio p50) | CPU ms / stream "
+            "| streams/s | chunks/s | idle / peak RSS MiB | RSS / stream KiB | failed |")
     lines = [head, "|" + "---|" * 10]
+
+    def shown(value: object) -> str:
+        return "—" if value is None else str(value)
+
     for r in rows:
         overhead = (f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} (x{r['ratio_p50']})"
                     if "overhead_p50_ms" in r else "—")
         lines.append(f"| {r['concurrency']} | {r['target']} | {r['ttft_p50_ms']} / {r['ttft_p95_ms']} / "
-                     f"{r['ttft_p99_ms']} | {overhead} | {r['streams_per_s']} | {r['chunks_per_s']} | "
-                     f"{r['cpu_s_per_1000_chunks'] if r['cpu_s_per_1000_chunks'] is not None else '—'} | "
-                     f"{r['peak_rss_mib'] or '—'} | "
-                     f"{r['rss_per_stream_kib'] if r['rss_per_stream_kib'] is not None else '—'} | {r['failed']} |")
+                     f"{r['ttft_p99_ms']} | {overhead} | {shown(r.get('cpu_ms_per_stream'))} | "
+                     f"{r['streams_per_s']} | {r['chunks_per_s']} | "
+                     f"{shown(r['idle_rss_mib'])} / {shown(r['peak_rss_mib'])} | "
+                     f"{shown(r['rss_per_stream_kib'])} | {r['failed']} |")
     return "\n".join(lines)
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the target (and its worker processes) until stopped; None when py-spy is absent."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(binary).exists():
+        print("py-spy is not installed (pip install py-spy); no profile", flush=True)
+        return None
+    out.parent.mkdir(exist_ok=True)
+    return subprocess.Popen([binary, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",  # noqa: S603
+                             "--rate", "1000", "--nonblocking", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(process: subprocess.Popen[bytes], out: Path) -> None:
+    process.send_signal(signal.SIGINT)
+    process.wait(30)
+    if out.exists():
+        out.with_suffix(".top.txt").write_text(heaviest_frames(out.read_text()))
+
+
+def heaviest_frames(collapsed: str, limit: int = 40) -> str:
+    """The frames with the most samples, inclusive and self, from py-spy's collapsed stacks."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+
+    def listing(counts: dict[str, int]) -> str:
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:limit]
+        return "\n".join(f"{100 * n / total:6.2f}%  {frame}" for frame, n in ranked)
+
+    return (f"{total} samples\n\n## inclusive (the frame or anything it called)\n{listing(inclusive)}\n\n"
+            f"## self (the frame itself)\n{listing(own)}\n")
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -299,7 +388,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     upstream = spawn([sys.executable, str(BENCH / "upstream.py"), str(upstream_port), str(CHUNKS),
                       str(CHUNK_DELAY_MS), str(FIRST_BYTE_MS)])
     wait_for_port(upstream_port)
-    targets = start_targets(f"http://127.0.0.1:{upstream_port}/v1", workdir, set(args.targets.split(",")))
+    targets = start_targets(f"http://127.0.0.1:{upstream_port}/v1", upstream.pid, workdir,
+                            set(args.targets.split(",")))
+    fresh = args.connections == "stream"
+    profiled = {int(x) for x in args.profile.split(",") if x}
     rows: list[dict[str, Any]] = []
     try:
         await asyncio.sleep(1)
@@ -308,7 +400,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for level in [int(x) for x in args.levels.split(",")]:
             requests = max(level * 2, min(args.requests, level * 60))  # C=1: 60 sequential streams
             for target in targets:
-                row = await run_level(target, level, requests)
+                profile = PROFILES / f"{target.name}-c{level}.collapsed" \
+                    if level in profiled and target.name == "glimpse" else None
+                row = await run_level(target, level, requests, fresh=fresh, profile=profile)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         glimpse = next((t for t in targets if t.name == "glimpse"), None)
@@ -321,7 +415,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}", "upstream": {"chunks": CHUNKS, "chunk_delay_ms": CHUNK_DELAY_MS,
                                                                 "first_byte_delay_ms": FIRST_BYTE_MS},
-            "rows": summarise(rows), "uploads": uploads,
+            "connections": args.connections, "rows": summarise(rows), "uploads": uploads,
             "skipped": sorted(set(args.targets.split(",")) - {t.name for t in targets})}
 
 
@@ -329,21 +423,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--levels", default="1,50,200,500")
     parser.add_argument("--requests", type=int, default=300, help="streams per target and level (at least 2 C)")
-    parser.add_argument("--targets", default="glimpse,litellm,nginx")
+    parser.add_argument("--targets", default="glimpse,floor,litellm,nginx")
     parser.add_argument("--upload-samples", type=int, default=15)
+    parser.add_argument("--connections", choices=("level", "stream"), default="level",
+                        help="new connections at each level, kept by each caller (level) or one per stream")
+    parser.add_argument("--profile", default="", help="levels at which to profile Glimpse with py-spy, e.g. 1,200")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="the results file; any other than the default leaves bench/README.md alone")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.output.parent.mkdir(exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
     text = table(results["rows"])
     uploads = "\n".join(f"| {k} | {v['bytes']:,} | {v['p50_ms']} | {v['p95_ms']} |"
                         for k, v in results["uploads"].items())
     report = (f"{MARK}\n\nRun {results['date']} on {results['machine']}; upstream: {CHUNKS} chunks, "
-              f"{CHUNK_DELAY_MS} ms apart, first byte after {FIRST_BYTE_MS} ms. Skipped: "
+              f"{CHUNK_DELAY_MS} ms apart, first byte after {FIRST_BYTE_MS} ms; new connections "
+              f"{'per stream' if results['connections'] == 'stream' else 'at each level'}. Skipped: "
               f"{', '.join(results['skipped']) or 'none'}.\n\n{text}\n\n| upload | bytes | to URL p50 ms | p95 ms |\n"
               f"|---|---|---|---|\n{uploads}\n")
     print(report)
-    if README.exists():
+    if README.exists() and args.output == RESULTS:
         README.write_text(README.read_text().split(MARK)[0] + report)
 
 

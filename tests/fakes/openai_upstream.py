@@ -59,6 +59,8 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    peer: Any = None  # the client's (host, port): one value per TCP connection it used
+    raw: bytes = b""  # the body as it came over the wire
 
 
 class FakeUpstream:
@@ -95,8 +97,9 @@ class FakeUpstream:
         messages: list[dict[str, Any]] = self.chat_requests[-1].body["messages"]
         return messages
 
-    def _record(self, request: web.Request, body: Any) -> None:
-        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+    def _record(self, request: web.Request, body: Any, raw: bytes = b"") -> None:
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic(), peer, raw))
 
     def _pick(self, body: dict[str, Any]) -> Behaviour:
         return self.next.popleft() if self.next else FAULT_MODELS.get(str(body.get("model")), self.default)
@@ -165,13 +168,17 @@ class FakeOpenAI(FakeUpstream):
 
     async def _models(self, request: web.Request) -> web.Response:
         self._record(request, {})
+        if (refusal := _unauthenticated(request)) is not None:
+            return refusal
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
     async def _accept(self, request: web.Request, schema: str) -> tuple[dict[str, Any], Behaviour] | web.Response:
         """Record the request, refuse it as OpenAI would, or pick how to answer it (an error status too)."""
         body = await request.json()
-        self._record(request, body)
+        self._record(request, body, await request.read())  # read() is the body json() already read
+        if (unauthenticated := _unauthenticated(request)) is not None:
+            return unauthenticated
         refusal = self._refusal(body, schema)
         if refusal is not None:
             return refusal
@@ -322,6 +329,22 @@ class FakeOpenAI(FakeUpstream):
                  "output_tokens": len(behaviour.words), "output_tokens_details": {"reasoning_tokens": 0},
                  "total_tokens": prompt + len(behaviour.words)}
         yield event("response.completed", response=response("completed", [item], usage))
+
+
+# OpenAI API reference, "Authentication": keys are sent as `Authorization: Bearer`; the 401 body as the API returns it.
+NO_API_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
+              "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
+              "accessing the API from your browser and are prompted for a username. You can obtain an API key from "
+              "https://platform.openai.com/account/api-keys.")
+
+
+def _unauthenticated(request: web.Request) -> web.Response | None:
+    """OpenAI's 401 for a request without a bearer key; any non-empty key passes (tests use many)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "Bearer" and key.strip():
+        return None
+    return web.json_response({"error": {"message": NO_API_KEY, "type": "invalid_request_error", "param": None,
+                                        "code": None}}, status=401)
 
 
 def _invalid(message: str, param: str | None, code: str | None = None) -> web.Response:

@@ -33,7 +33,7 @@ async def served_one_request(upstream: FakeOpenAI, tmp_path: Any,
 
 async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstream: FakeOpenAI, tmp_path: Any) -> None:
     app, runner, exporter = await served_one_request(upstream, tmp_path)
-    upstream_client = app[UPSTREAMS].primary.client
+    upstream_pool = app[UPSTREAMS].primary.http
 
     async def broken_close() -> None:
         raise ConnectionError("the upstream pool failed to close")
@@ -43,8 +43,8 @@ async def test_a_resource_failing_to_close_does_not_keep_the_others_open(upstrea
         await runner.cleanup()
     # Opened before the upstream, so closed after it: still closed, and tracing flushed its queue.
     assert [span.name for span in exporter.get_finished_spans()] == ["GET /v1/session"]
-    assert not upstream_client.is_closed()  # the one that failed
-    await upstream_client.close()
+    assert not upstream_pool.closed  # the one that failed
+    await upstream_pool.close()
 
 
 async def test_queued_spans_are_exported_at_shutdown(upstream: FakeOpenAI, tmp_path: Any) -> None:

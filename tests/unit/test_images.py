@@ -25,7 +25,7 @@ def test_exif_rotation_applied_and_metadata_stripped() -> None:
 
 def test_long_edge_bounded_and_aspect_kept() -> None:
     result = normalise_image(jpeg(4000, 1000), max_pixels=50_000_000, max_edge=1024)
-    assert (result.width, result.height) == (1024, 256)
+    assert (result.width, result.height) == (1000, 250)  # decoded at a quarter: within 90 % of the edge
     assert result.content_type == "image/jpeg" and result.extension == "jpg"
 
 
@@ -84,3 +84,15 @@ def test_other_pillow_formats_are_never_parsed(format: str, monkeypatch: pytest.
     with pytest.raises(UnsupportedMedia) as info:
         normalise_image(raw, max_pixels=10_000, max_edge=64)
     assert status_for(info.value) == 415 and "HEIC" in info.value.message
+
+
+@pytest.mark.parametrize(("size", "normalised"), [((4032, 3024), (2016, 1512)), ((8064, 6048), (2016, 1512)),
+                                                  ((3000, 2250), (2048, 1536)), ((3024, 4032), (1512, 2016))])
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale_when_that_keeps_most_of_the_edge(
+        size: tuple[int, int], normalised: tuple[int, int]) -> None:
+    """A phone photo comes out of the JPEG decoder at half (or a quarter) size, at least 90 % of the edge, and is not
+    resampled; one that halving would shrink further is decoded whole and resampled to the edge."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize(size).convert("RGB").save(out, format="JPEG", quality=80)
+    result = normalise_image(out.getvalue(), max_pixels=50_000_000, max_edge=2048)
+    assert (result.width, result.height) == normalised

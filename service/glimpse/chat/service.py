@@ -110,17 +110,22 @@ class ChatTurn:
         return self.error_event(StreamInterrupted("The server is shutting down; the answer was cut short.",
                                                   code="server_shutting_down"), error_type)
 
-    async def remaining_events(self) -> AsyncIterator[bytes]:
-        """The events after the first; an upstream failure on the way raises StreamInterrupted."""
+    def remaining_events(self) -> AsyncIterator[bytes]:
+        """The events after the first, straight from the upstream (the relay's loop is the only layer a chunk
+        passes): whatever the iterator raises is the upstream's failure, for `interrupted`; its end, `ended`."""
         assert self._upstream is not None
-        try:
-            async for payload in self._upstream.remaining_events():
-                yield payload
-        except Exception as exc:
-            log.warning("upstream stream broke after %d chunks: %s", self._upstream.state.chunks, exc)
-            self._span.finish(self._upstream.state, outcome=StreamInterrupted.outcome)
-            raise StreamInterrupted("The upstream LLM stream ended unexpectedly.", code="stream_interrupted") \
-                from None
+        return self._upstream.remaining_events()
+
+    def interrupted(self, exc: Exception) -> StreamInterrupted:
+        """The upstream failed after the first token: recorded, and told to the caller in-band."""
+        assert self._upstream is not None
+        log.warning("upstream stream broke after %d chunks: %s", self._upstream.state.chunks, exc)
+        self._span.finish(self._upstream.state, outcome=StreamInterrupted.outcome)
+        return StreamInterrupted("The upstream LLM stream ended unexpectedly.", code="stream_interrupted")
+
+    def ended(self) -> None:
+        """The upstream's stream reached its API's end."""
+        assert self._upstream is not None
         self._span.finish(self._upstream.state)
 
     async def close(self) -> None:

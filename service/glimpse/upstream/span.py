@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -37,6 +38,10 @@ class UpstreamSpan:
         self.upstream = upstream.name
         self.done = False
         self.started = time.perf_counter()
+        if not spans.tracing.enabled:  # no span, not even a no-op one (it would cost a context switch)
+            self._span: trace.Span = trace.INVALID_SPAN
+            self._scope: AbstractContextManager[trace.Span] | None = None
+            return
         self._span = spans.tracing.tracer.start_span(f"chat {payload.get('model')}", kind=trace.SpanKind.CLIENT)
         self._scope = trace.use_span(self._span, end_on_exit=False)
         self._scope.__enter__()
@@ -84,5 +89,6 @@ class UpstreamSpan:
     def end(self, state: RelayState | None) -> None:
         """Close the span; a call that never finished was abandoned by its caller."""
         self.finish(state, outcome="cancelled")
-        self._scope.__exit__(None, None, None)
-        self._span.end()
+        if self._scope is not None:
+            self._scope.__exit__(None, None, None)
+            self._span.end()

@@ -8,11 +8,12 @@ the stream notes the response's model and token usage for metrics and traces.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
+import aiohttp
 import orjson
 
 from ..errors import UpstreamError
+from .http import finish
 from .sse import RelayState, SseDialect, SseParser
 
 
@@ -23,34 +24,35 @@ class UpstreamDropped(Exception):
 class UpstreamStream:
     """One upstream response that is open: relay its events, or read its JSON body, then close it."""
 
-    def __init__(self, manager: Any, response: Any, dialect: SseDialect, max_event_bytes: int) -> None:
-        self._manager = manager
+    def __init__(self, response: aiohttp.ClientResponse, dialect: SseDialect, max_event_bytes: int) -> None:
         self._max_event_bytes = max_event_bytes
         self._response = response
         self.dialect = dialect
         self.state = RelayState()
         self._events: AsyncIterator[bytes] | None = None
-        self._last_carried_output = False
+        self._output_started = False
+        self._body_read = False  # a non-streamed answer was read whole
 
     async def first_event(self) -> bytes | None:
         """The caller's first bytes: the events up to and including the first that carries output (None when
         the stream held none); `remaining_events` goes on from there."""
         self._events = self.events()
         first = b""
-        async for event in self._events:
-            first += event
-            if self._last_carried_output:
+        async for events in self._events:
+            first += events
+            if self._output_started:
                 break
         return first or None
 
-    async def remaining_events(self) -> AsyncIterator[bytes]:
+    def remaining_events(self) -> AsyncIterator[bytes]:
+        """The same iterator `first_event` started (no wrapper: each layer would cost every chunk a step)."""
         assert self._events is not None, "call first_event() first"
-        async for event in self._events:
-            yield event
+        return self._events
 
     async def read_json(self) -> bytes:
         """The whole answer of a non-streamed request; anything but a JSON object is the upstream's failure."""
         body: bytes = await self._response.read()
+        self._body_read = True
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -61,24 +63,34 @@ class UpstreamStream:
         return body
 
     async def events(self) -> AsyncIterator[bytes]:
-        """Yield each event framed for the caller, ending with the API's end of stream."""
-        dialect, state, parser = self.dialect, self.state, SseParser(self._max_event_bytes)
-        async for chunk in self._response.iter_bytes():
-            for name, payload in parser.feed(chunk):
-                framed = dialect.relay(name, payload, state)
-                if framed is not None:
-                    state.chunks += 1
-                    self._last_carried_output = dialect.carries_output(name)
-                    yield framed
-                if state.finished:
-                    return  # the API's end of stream: nothing after it is the caller's
-        for name, payload in parser.end():
-            framed = dialect.relay(name, payload, state)
-            if framed is not None:
-                self._last_carried_output = dialect.carries_output(name)
+        """Yield the events each upstream read completes, framed for the caller and joined (one write for what
+        arrived together), ending with the API's end of stream."""
+        parser = SseParser(self._max_event_bytes)
+        async for chunk in self._response.content.iter_any():
+            framed = self._relay(parser.feed(chunk))
+            if framed:
                 yield framed
-        if not state.finished:
+            if self.state.finished:
+                return  # the API's end of stream: nothing after it is the caller's
+        framed = self._relay(parser.end())
+        if framed:
+            yield framed
+        if not self.state.finished:
             raise UpstreamDropped("the upstream closed the stream before its end")
 
+    def _relay(self, events: list[tuple[bytes | None, bytes]]) -> bytes:
+        dialect, state = self.dialect, self.state
+        out = b""
+        for name, payload in events:
+            framed = dialect.relay(name, payload, state)
+            if framed is not None:
+                state.chunks += 1
+                self._output_started = self._output_started or dialect.carries_output(name)
+                out = framed if not out else out + framed
+            if state.finished:
+                break
+        return out
+
     async def close(self) -> None:
-        await self._manager.__aexit__(None, None, None)
+        """Release the response: its connection goes back to the pool when the answer ended as its API ends."""
+        await finish(self._response, ended=self.state.finished or self._body_read)

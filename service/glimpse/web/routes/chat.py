@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ...auth import check_bearer
-from ...chat.service import ChatTurn, StreamInterrupted
+from ...chat.service import ChatTurn
 from ...resources import CHAT, DRAIN, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
@@ -82,10 +82,18 @@ async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.St
         if turn.first_event is not None:
             await response.write(turn.first_event)
             turn.first_token_sent(arrived)
-        async for event in turn.remaining_events():
+        events = turn.remaining_events()
+        while True:
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                turn.ended()
+                break
+            except Exception as exc:  # the upstream's failure; the caller's is raised by the write below
+                interrupted = turn.interrupted(exc)
+                await response.write(turn.error_event(interrupted, TYPE_BY_STATUS[status_for(interrupted)]))
+                break
             await response.write(event)
-    except StreamInterrupted as exc:
-        await response.write(turn.error_event(exc, TYPE_BY_STATUS[status_for(exc)]))
     except asyncio.CancelledError:
         if not request.app[DRAIN].was_cut():
             raise
