@@ -5,9 +5,11 @@ the SDK's retry rules, an unreachable upstream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,18 @@ PIECE = 16 * 1024  # a slow error body's write size
 async def turn(proxy: Proxy, http: aiohttp.ClientSession, text: str = "hi") -> tuple[int, bytes]:
     async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body("s", conversation(text))) as r:
         return r.status, await r.read()
+
+
+@contextlib.asynccontextmanager
+async def upstream_answering(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
+    """A one-route upstream on loopback that answers every chat request with `handler`; yields its base URL."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner, port = await serve_app(app)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        await runner.cleanup()
 
 
 def spy_on_payloads(proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
@@ -83,18 +97,13 @@ async def test_a_stream_whose_last_bytes_lag_still_gives_back_its_connection(
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", lagging_end)
-    runner, port = await serve_app(app)
-    try:
-        proxy = await start_proxy(upstream_base_url=f"http://127.0.0.1:{port}/v1")
+    async with upstream_answering(lagging_end) as base_url:
+        proxy = await start_proxy(upstream_base_url=base_url)
         for _ in range(3):
             status, raw = await turn(proxy, http)
             # one caller connection's turns are served in order: the next starts once this one's handler
             # (and its wait for the terminator) is done
             assert status == 200 and contents(parse_sse(raw)) == "hello"
-    finally:
-        await runner.cleanup()
     assert len(peers) == 3 and len(set(peers)) == 1, peers
 
 
@@ -128,18 +137,13 @@ async def test_a_huge_error_body_is_read_only_so_far(start_proxy: StartProxy, ht
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", huge_failure)
-    runner, port = await serve_app(app)
-    try:
-        proxy = await start_proxy(upstream_base_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
+    async with upstream_answering(huge_failure) as base_url:
+        proxy = await start_proxy(upstream_base_url=base_url, upstream_max_retries=0)
         started = time.monotonic()
         async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body("s", conversation("hi"))) as r:
             assert r.status == 502
             error = (await r.json())["error"]
         assert time.monotonic() - started < 1
-    finally:
-        await runner.cleanup()
     assert error["type"] == "upstream_error" and error["code"] == "bad_gateway"
     assert error["message"].startswith("The upstream LLM failed (500): Error code: 500 - xxx")
     assert len(error["message"]) <= 600
@@ -192,16 +196,11 @@ async def test_a_429s_message_and_delay_reach_the_caller_bounded(start_proxy: St
                                             "code": "rate_limit_exceeded", "param": None}}, status=429,
                                  headers=headers)
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", rate_limited)
-    runner, port = await serve_app(app)
-    try:
-        proxy = await start_proxy(upstream_base_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
+    async with upstream_answering(rate_limited) as base_url:
+        proxy = await start_proxy(upstream_base_url=base_url, upstream_max_retries=0)
         async with http.post(proxy.v1 + "/chat/completions", json=elevenlabs_body("s", conversation("hi"))) as r:
             assert r.status == 429
             assert r.headers.get("Retry-After") == told
             message = (await r.json())["error"]["message"]
-    finally:
-        await runner.cleanup()
     assert message.startswith("The upstream LLM is rate limiting: slow down slow down")
     assert len(message) <= len("The upstream LLM is rate limiting: ") + 501
