@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     upstream_model: str = ""
     upstream_connect_timeout: Seconds = 5.0
     upstream_read_timeout: Seconds = 60.0
+    # How long an idle upstream connection is kept for the next turn: under the 5 s after which uvicorn-based servers
+    # (vLLM, LiteLLM) close one, so a turn never races that close; more saves a new connection's handshake on turns
+    # further apart, for an upstream known to keep idle connections open longer.
+    upstream_keepalive_seconds: Seconds = 4.0
     upstream_first_byte_timeout: Seconds = 30.0
     upstream_max_retries: int = Field(2, ge=0)
     upstream_stream_usage: bool = True

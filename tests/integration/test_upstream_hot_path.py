@@ -204,3 +204,67 @@ async def test_a_429s_message_and_delay_reach_the_caller_bounded(start_proxy: St
             message = (await r.json())["error"]["message"]
     assert message.startswith("The upstream LLM is rate limiting: slow down slow down")
     assert len(message) <= len("The upstream LLM is rate limiting: ") + 501
+
+
+
+async def test_an_idle_connection_is_kept_only_for_the_keepalive_time(
+        start_proxy: StartProxy, upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    """GLIMPSE_UPSTREAM_KEEPALIVE_SECONDS: turns closer than it share a connection; a turn after it opens a new one
+    (before an upstream's own idle close can race it)."""
+    proxy = await start_proxy(upstream_keepalive_seconds=0.3)
+    for pause in (0, 0, 0.8):
+        await asyncio.sleep(pause)
+        status, _ = await turn(proxy, http)
+        assert status == 200
+    first, second, third = (request.peer for request in upstream.chat_requests)
+    assert first == second != third
+
+
+async def test_a_non_streamed_answer_that_breaks_off_is_a_502(start_proxy: StartProxy,
+                                                              http: aiohttp.ClientSession) -> None:
+    """A JSON answer cut short by the upstream is the upstream's failure (502), not the proxy's (500)."""
+    async def cut_short(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b'{"id": "chatcmpl-1", "object": ')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async with upstream_answering(cut_short) as base_url:
+        proxy = await start_proxy(upstream_base_url=base_url, upstream_max_retries=0)
+        body = {**elevenlabs_body("s", conversation("hi")), "stream": False}
+        async with http.post(proxy.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 502
+            assert (await r.json())["error"]["message"] == "The upstream LLM's answer broke off."
+
+
+async def test_the_sdks_environment_is_honoured(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENAI_ORG_ID and OPENAI_PROJECT_ID become the headers the SDK sends; NO_PROXY keeps a local upstream direct
+    even with HTTP_PROXY set (as httpx under the SDK did)."""
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-glimpse")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-glimpse")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    proxy = await start_proxy()
+    status, _ = await turn(proxy, http)
+    assert status == 200
+    headers = upstream.chat_requests[-1].headers
+    assert (headers["OpenAI-Organization"], headers["OpenAI-Project"]) == ("org-glimpse", "proj-glimpse")
+
+
+@pytest.mark.parametrize(("env", "proxy"), [
+    ({"HTTPS_PROXY": "http://egress:3128"}, "http://egress:3128"),
+    ({"https_proxy": "http://egress:3128", "NO_PROXY": "openai.com"}, None),
+    ({"ALL_PROXY": "http://egress:3128"}, "http://egress:3128"),
+    ({"HTTP_PROXY": "http://egress:3128"}, None),  # an https URL takes HTTPS_PROXY only
+    ({"HTTPS_PROXY": "http://egress:3128", "NO_PROXY": "*"}, None),
+])
+def test_the_proxy_is_the_one_the_environment_names(env: dict[str, str], proxy: str | None) -> None:
+    """HTTPS_PROXY / ALL_PROXY for an https upstream, unless NO_PROXY names its host or a parent domain."""
+    from glimpse.upstream.http import _proxy_for
+
+    assert _proxy_for("https://api.openai.com/v1", env) == proxy

@@ -35,7 +35,8 @@ class Upstream:
         self._max_event_bytes = settings.upstream_max_event_bytes
         self._ask_for_usage = settings.upstream_stream_usage
         self.http = UpstreamHttp(target.base_url, self._api_key, connect_timeout=settings.upstream_connect_timeout,
-                                 read_timeout=settings.upstream_read_timeout, max_retries=max_retries)
+                                 read_timeout=settings.upstream_read_timeout,
+                                 keepalive_seconds=settings.upstream_keepalive_seconds, max_retries=max_retries)
         self._sdk: openai.AsyncOpenAI | None = None
 
     @property

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +35,8 @@ class UpstreamHttp:
     """POSTs to one upstream's base URL; answers with the open response, or raises an `UpstreamError`."""
 
     def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float,
-                 max_retries: int) -> None:
+                 keepalive_seconds: float, max_retries: int, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
         self._base_url = base_url.rstrip("/")
         self._max_retries = max_retries
         self._headers = {
@@ -41,12 +44,18 @@ class UpstreamHttp:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": f"glimpse/{__version__}",
+            # as the SDK sends them (openai/_client.py, default headers from OPENAI_ORG_ID and OPENAI_PROJECT_ID)
+            **({"OpenAI-Organization": env["OPENAI_ORG_ID"]} if env.get("OPENAI_ORG_ID") else {}),
+            **({"OpenAI-Project": env["OPENAI_PROJECT_ID"]} if env.get("OPENAI_PROJECT_ID") else {}),
         }
+        self._proxy = _proxy_for(self._base_url, env)
         # Connections are bounded by the callers' (web/connections.py): one upstream connection per open turn.
-        # No cookies (an API sets none worth keeping) and the URLs parsed once: less work per request.
+        # No cookies (an API sets none worth keeping), the URLs parsed once and the proxy found once: less work per
+        # request. `connect` bounds the name lookup and the wait for a pooled connection too.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60.0),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive_seconds),
+            timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout,
+                                          sock_read=read_timeout),
             skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar())
         self._urls: dict[str, yarl.URL] = {}
 
@@ -60,8 +69,8 @@ class UpstreamHttp:
         attempt = 0
         while True:
             try:
-                response = await self._session.post(url, data=body, headers=headers)
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+                response = await self._session.post(url, data=body, headers=headers, proxy=self._proxy)
+            except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
                 failure: UpstreamError = UpstreamTimedOut("The upstream LLM did not answer in time.")
                 retry_after = None
             except aiohttp.ClientError as exc:
@@ -88,6 +97,22 @@ class UpstreamHttp:
         await self._session.close()
 
 
+def _proxy_for(base_url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy the environment names for this URL (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as httpx under the SDK found
+    it; looked up once, not per request."""
+    parts = urllib.parse.urlsplit(base_url)
+    lowered = {key.lower(): value for key, value in env.items() if key.lower().endswith("_proxy")}
+    if lowered.get("no_proxy") and _bypassed(parts.hostname or "", lowered["no_proxy"]):
+        return None
+    return lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy") or None
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    entries = [entry.strip().lower().lstrip(".") for entry in no_proxy.split(",") if entry.strip()]
+    host = host.lower()
+    return "*" in entries or any(host == entry or host.endswith("." + entry) for entry in entries)
+
+
 async def _read_error_body(response: aiohttp.ClientResponse) -> bytes:
     """At most MAX_ERROR_BODY_BYTES of an error answer; the connection goes back to the pool only if it ended."""
     try:
@@ -111,9 +136,12 @@ async def finish(response: aiohttp.ClientResponse, *, ended: bool) -> None:
             async with asyncio.timeout(DRAIN_AFTER_END_SECONDS):
                 while await response.content.read(MAX_ERROR_BODY_BYTES):
                     pass
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError):  # too slow or broken: not reusable
             response.close()
             return
+        except BaseException:  # the turn was cancelled meanwhile: the connection is never left checked out
+            response.close()
+            raise
     if ended:
         response.release()
     else:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, UpstreamTimedOut
 from .http import finish
 from .sse import RelayState, SseDialect, SseParser
 
@@ -51,7 +51,12 @@ class UpstreamStream:
 
     async def read_json(self) -> bytes:
         """The whole answer of a non-streamed request; anything but a JSON object is the upstream's failure."""
-        body: bytes = await self._response.read()
+        try:
+            body: bytes = await self._response.read()
+        except TimeoutError:
+            raise UpstreamTimedOut("The upstream LLM stopped sending its answer.") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("The upstream LLM's answer broke off.") from None
         self._body_read = True
         try:
             data = orjson.loads(body)
@@ -66,7 +71,14 @@ class UpstreamStream:
         """Yield the events each upstream read completes, framed for the caller and joined (one write for what
         arrived together), ending with the API's end of stream."""
         parser = SseParser(self._max_event_bytes)
-        async for chunk in self._response.content.iter_any():
+        chunks = self._response.content.iter_any()
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:  # aiohttp's read timeout: GLIMPSE_UPSTREAM_READ_TIMEOUT without a byte
+                raise UpstreamTimedOut("The upstream LLM stopped sending.") from None
             framed = self._relay(parser.feed(chunk))
             if framed:
                 yield framed
