@@ -73,7 +73,7 @@ e2e: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 manifests: $(TEST_STAMP)
 	$(BIN)/python tools/render_install.py
 
-## bench: TTFT overhead and CPU per stream vs direct, the aiohttp floor, LiteLLM and nginx at C=1,50,200,500; uploads (bench/README.md)
+## bench: TTFT overhead and CPU per stream vs direct, the aiohttp and transport floors, LiteLLM and nginx at C=1,50,200,500; uploads (bench/README.md)
 bench: $(TEST_STAMP)
 	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light) || true
 	$(BIN)/python bench/run.py

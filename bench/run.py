@@ -4,6 +4,7 @@ Targets, interleaved at each concurrency level so they share the machine's state
   direct  - the fake upstream itself (the physical limit)
   glimpse - `glimpse serve` in front of it
   floor   - the least an aiohttp relay can cost (bench/floor.py: bytes in, bytes out, nothing checked)
+  transport - the least a Python relay on asyncio's transports can cost (bench/floor_transport.py: no aiohttp)
   litellm - LiteLLM proxy in front of it (a separate venv, bench/.venv-litellm; skipped when absent)
   nginx   - nginx with proxy_buffering off (the floor any proxy costs; skipped when absent)
 Writes bench/results/latest.json and the table in bench/README.md.
@@ -142,11 +143,12 @@ def start_targets(upstream_url: str, upstream_pid: int, workdir: Path, want: set
                               {"user_id": "bench-user", "elevenlabs_extra_body": {
                                   "session_id": session["session_id"], "session_key": session["session_key"]}},
                               process))
-    if "floor" in want:
-        port = free_port()
-        process = spawn([sys.executable, str(BENCH / "floor.py"), str(port), upstream_url])
-        wait_for_port(port)
-        targets.append(Target("floor", f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
+    for name, script in (("floor", "floor.py"), ("transport", "floor_transport.py")):
+        if name in want:
+            port = free_port()
+            process = spawn([sys.executable, str(BENCH / script), str(port), upstream_url])
+            wait_for_port(port)
+            targets.append(Target(name, f"http://127.0.0.1:{port}/v1", process.pid, {}, process))
     litellm = ensure_litellm() if "litellm" in want else None
     if litellm is not None:
         port = free_port()
@@ -423,7 +425,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--levels", default="1,50,200,500")
     parser.add_argument("--requests", type=int, default=300, help="streams per target and level (at least 2 C)")
-    parser.add_argument("--targets", default="glimpse,floor,litellm,nginx")
+    parser.add_argument("--targets", default="glimpse,floor,transport,litellm,nginx")
     parser.add_argument("--upload-samples", type=int, default=15)
     parser.add_argument("--connections", choices=("level", "stream"), default="level",
                         help="new connections at each level, kept by each caller (level) or one per stream")
