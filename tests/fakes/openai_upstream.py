@@ -168,17 +168,18 @@ class FakeOpenAI(FakeUpstream):
 
     async def _models(self, request: web.Request) -> web.Response:
         self._record(request, {})
-        if (refusal := _unauthenticated(request)) is not None:
-            return refusal
+        if (unauthenticated := _unauthenticated(request)) is not None:
+            return unauthenticated
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
     async def _accept(self, request: web.Request, schema: str) -> tuple[dict[str, Any], Behaviour] | web.Response:
         """Record the request, refuse it as OpenAI would, or pick how to answer it (an error status too)."""
+        if (unauthenticated := _unauthenticated(request)) is not None:  # OpenAI checks the key before the body
+            self._record(request, {})
+            return unauthenticated
         body = await request.json()
         self._record(request, body, await request.read())  # read() is the body json() already read
-        if (unauthenticated := _unauthenticated(request)) is not None:
-            return unauthenticated
         refusal = self._refusal(body, schema)
         if refusal is not None:
             return refusal
@@ -331,11 +332,12 @@ class FakeOpenAI(FakeUpstream):
         yield event("response.completed", response=response("completed", [item], usage))
 
 
-# OpenAI API reference, "Authentication": keys are sent as `Authorization: Bearer`; the 401 body as the API returns it.
+# OpenAI API reference, "Authentication": keys are sent as `Authorization: Bearer`; the 401's message as captured in
+# github.com/yihong0618/bilingual_book_maker/issues/137 (type invalid_request_error, no param or code).
 NO_API_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
               "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
-              "accessing the API from your browser and are prompted for a username. You can obtain an API key from "
-              "https://platform.openai.com/account/api-keys.")
+              "accessing the API from your browser and are prompted for a username and password. You can obtain an "
+              "API key from https://beta.openai.com.")
 
 
 def _unauthenticated(request: web.Request) -> web.Response | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections import deque
@@ -509,6 +510,20 @@ async def started_fake(**options: Any) -> FakeElevenLabs:
     return await FakeElevenLabs(conversations=FakeConversations(**options)).start()
 
 
+@contextlib.asynccontextmanager
+async def greeted(http: aiohttp.ClientSession, clients: list[Client], llm: ScriptedLlm,
+                  **options: Any) -> AsyncIterator[tuple[FakeElevenLabs, Client]]:
+    """A fake with these conversation options, an agent on `llm`, and a conversation past the agent's greeting."""
+    fake = await started_fake(**options)
+    try:
+        agent_id = await new_agent(http, fake, llm.base_url)
+        client = await converse(http, fake, clients, agent_id)
+        await client.event("agent_response", said="Hello!")
+        yield fake, client
+    finally:
+        await fake.stop()
+
+
 def answers(client: Client) -> list[str]:
     return [e["agent_response_event"]["agent_response"] for e in client.events if e["type"] == "agent_response"]
 
@@ -692,11 +707,7 @@ async def test_a_malformed_client_event_closes_the_conversation(
 
 async def test_user_activity_starts_no_turn_and_holds_the_agents_answer(
         llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
-    fake = await started_fake(speech_seconds=0.05, user_activity_pause=0.6)
-    try:
-        agent_id = await new_agent(http, fake, llm.base_url)
-        client = await converse(http, fake, clients, agent_id)
-        await client.event("agent_response", said="Hello!")
+    async with greeted(http, clients, llm, speech_seconds=0.05, user_activity_pause=0.6) as (fake, client):
         await client.socket.send_json({"type": "user_activity"})  # sendUserActivity()
         assert fake.conversations
         _, [activity] = await fake.conversations.wait_received("user_activity", timeout=5)
@@ -707,8 +718,6 @@ async def test_user_activity_starts_no_turn_and_holds_the_agents_answer(
         assert time.time() - activity.received_at >= 0.6  # the agent waited out the pause before speaking
         [turn] = conversation_of(fake).turns
         assert turn.held_seconds > 0.2 and len(llm.requests) == 1
-    finally:
-        await fake.stop()
 
 
 async def test_a_typed_message_after_a_picture_reaches_the_llm_with_the_picture(
@@ -770,11 +779,7 @@ async def test_a_test_can_wait_for_what_the_page_typed_and_read_when_it_came(
 
 async def test_a_black_holed_conversation_goes_silent_but_stays_open(
         llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
-    fake = await started_fake(speech_seconds=0.05, ping_interval_seconds=0.1)
-    try:
-        agent_id = await new_agent(http, fake, llm.base_url)
-        client = await converse(http, fake, clients, agent_id)
-        await client.event("agent_response", said="Hello!")
+    async with greeted(http, clients, llm, speech_seconds=0.05, ping_interval_seconds=0.1) as (fake, client):
         for _ in range(100):  # pings keep coming, every 0.1 s
             if client.types().count("ping") >= 3:
                 break
@@ -805,5 +810,3 @@ async def test_a_black_holed_conversation_goes_silent_but_stays_open(
             state = await response.json()
         assert state["closed"] is True and state["client_close_code"] == 4000 and state["close_code"] is None
         assert state["closed_at"] >= black_holed_at
-    finally:
-        await fake.stop()

@@ -263,8 +263,14 @@ async def test_the_sdks_environment_is_honoured(start_proxy: StartProxy, upstrea
     ({"HTTP_PROXY": "http://egress:3128"}, None),  # an https URL takes HTTPS_PROXY only
     ({"HTTPS_PROXY": "http://egress:3128", "NO_PROXY": "*"}, None),
 ])
-def test_the_proxy_is_the_one_the_environment_names(env: dict[str, str], proxy: str | None) -> None:
+def test_the_proxy_is_the_one_the_environment_names(env: dict[str, str], proxy: str | None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS_PROXY / ALL_PROXY for an https upstream, unless NO_PROXY names its host or a parent domain."""
     from glimpse.upstream.http import _proxy_for
 
-    assert _proxy_for("https://api.openai.com/v1", env) == proxy
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _proxy_for("https://api.openai.com/v1") == proxy

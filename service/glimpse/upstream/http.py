@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,8 +36,7 @@ class UpstreamHttp:
     """POSTs to one upstream's base URL; answers with the open response, or raises an `UpstreamError`."""
 
     def __init__(self, base_url: str, api_key: str, *, connect_timeout: float, read_timeout: float,
-                 keepalive_seconds: float, max_retries: int, env: Mapping[str, str] | None = None) -> None:
-        env = os.environ if env is None else env
+                 keepalive_seconds: float, max_retries: int) -> None:
         self._base_url = base_url.rstrip("/")
         self._max_retries = max_retries
         self._headers = {
@@ -45,10 +45,10 @@ class UpstreamHttp:
             "Accept": "application/json",
             "User-Agent": f"glimpse/{__version__}",
             # as the SDK sends them (openai/_client.py, default headers from OPENAI_ORG_ID and OPENAI_PROJECT_ID)
-            **({"OpenAI-Organization": env["OPENAI_ORG_ID"]} if env.get("OPENAI_ORG_ID") else {}),
-            **({"OpenAI-Project": env["OPENAI_PROJECT_ID"]} if env.get("OPENAI_PROJECT_ID") else {}),
+            **({"OpenAI-Organization": os.environ["OPENAI_ORG_ID"]} if os.environ.get("OPENAI_ORG_ID") else {}),
+            **({"OpenAI-Project": os.environ["OPENAI_PROJECT_ID"]} if os.environ.get("OPENAI_PROJECT_ID") else {}),
         }
-        self._proxy = _proxy_for(self._base_url, env)
+        self._proxy = _proxy_for(self._base_url)
         # Connections are bounded by the callers' (web/connections.py): one upstream connection per open turn.
         # No cookies (an API sets none worth keeping), the URLs parsed once and the proxy found once: less work per
         # request. `connect` bounds the name lookup and the wait for a pooled connection too.
@@ -97,20 +97,14 @@ class UpstreamHttp:
         await self._session.close()
 
 
-def _proxy_for(base_url: str, env: Mapping[str, str]) -> str | None:
-    """The proxy the environment names for this URL (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as httpx under the SDK found
-    it; looked up once, not per request."""
+def _proxy_for(base_url: str) -> str | None:
+    """The proxy the environment names for this URL (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, read by the standard
+    library as aiohttp's `trust_env` and httpx under the SDK read them); looked up once, not per request."""
     parts = urllib.parse.urlsplit(base_url)
-    lowered = {key.lower(): value for key, value in env.items() if key.lower().endswith("_proxy")}
-    if lowered.get("no_proxy") and _bypassed(parts.hostname or "", lowered["no_proxy"]):
+    if urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy") or None
-
-
-def _bypassed(host: str, no_proxy: str) -> bool:
-    entries = [entry.strip().lower().lstrip(".") for entry in no_proxy.split(",") if entry.strip()]
-    host = host.lower()
-    return "*" in entries or any(host == entry or host.endswith("." + entry) for entry in entries)
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 async def _read_error_body(response: aiohttp.ClientResponse) -> bytes:

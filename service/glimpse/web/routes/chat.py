@@ -71,7 +71,6 @@ async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.S
         await turn.close()
 
 
-
 async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
     """The upstream's events as strict SSE, each written as it arrives; a failure after the first token
     is told in-band, as the API's own error event (then `[DONE]` for Chat Completions), and so is a stream cut
