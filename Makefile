@@ -54,10 +54,11 @@ run: $(STAMP)
 run-operator: $(OPERATOR_STAMP)
 	$(BIN)/glimpse-operator
 
-## test: install the test dependencies, lint, type-check, build the page, run Vitest and the whole pytest suite
+## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
 test: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	cd frontend && npm test
 	$(BIN)/python -m pytest
 
@@ -82,10 +83,11 @@ bench: $(TEST_STAMP)
 soak: $(TEST_STAMP)
 	$(BIN)/python -m tests.reliability.soak
 
-## lint: ruff, and mypy (strict) on service/ and operator/
+## lint: ruff, mypy (strict) on service/ and operator/, and the import contracts (pyproject.toml)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/unit
