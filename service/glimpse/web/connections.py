@@ -6,7 +6,7 @@
   closed), from the head's first byte for later ones (a head trickled a byte at a time, slowloris, is cut).
 - An idle timeout on request bodies: a body that stops arriving fails its read, and the app answers 408.
 
-aiohttp's own keep-alive timeout (`runner_options`) closes connections waiting for their next request. Nothing
+aiohttp's own keep-alive timeout (`app.protocol_options`) closes connections waiting for their next request. Nothing
 here touches a response being written, however long it lasts (SSE streams last minutes).
 """
 
@@ -16,7 +16,7 @@ import asyncio
 import logging
 import resource
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -93,14 +93,16 @@ def connection_cap(configured: int, soft_limit: int | None = None) -> int:
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP listener like `web.TCPSite`, whose connections are made by `Connections`."""
+    """A TCP listener like `web.TCPSite`, whose connections are made by `Connections`. `protocol_options`: what
+    each connection's protocol gets (`app.protocol_options`, which the runner was given too)."""
 
-    __slots__ = ("_host", "_limits", "_metrics", "_port")
+    __slots__ = ("_host", "_limits", "_metrics", "_options", "_port")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits, metrics: Metrics,
-                 backlog: int) -> None:
+                 backlog: int, protocol_options: Mapping[str, Any]) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._limits, self._metrics = host, port, limits, metrics
+        self._options = protocol_options
 
     @property
     def name(self) -> str:
@@ -111,7 +113,7 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        connections = Connections(server, self._limits, self._metrics, loop)
+        connections = Connections(server, self._limits, self._metrics, loop, self._options)
         self._server = await loop.create_server(connections, self._host, self._port, backlog=self._backlog)
 
 
@@ -119,12 +121,14 @@ class Connections:
     """The listener's protocol factory: a `GuardedConnection` while fewer than the cap are open (past it, up to
     HEALTH_RESERVE more that may only ask HEALTH_PATHS), a `Refusal` beyond."""
 
-    def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop,
+                 options: Mapping[str, Any]) -> None:
         self.limits = limits
         self.lingering = 0  # refusals waiting for their caller to read the 503
         self._server = server
-        # What aiohttp's own factory (web.Server.__call__) gives each protocol: runner_options' keepalive_timeout…
-        self._options: dict[str, Any] = server._kwargs
+        # What aiohttp's own factory (web.Server.__call__) gives each protocol: the runner's protocol options, and
+        # debug as aiohttp's Application sets it (from the loop's debug mode).
+        self._options: dict[str, Any] = {**options, "debug": loop.get_debug()}
         self._metrics = metrics
         self._loop = loop
         # Counted when made, not when connected: one burst of accepts makes many protocols before the first
