@@ -379,14 +379,18 @@ _INPUTS: ContextVar[_Inputs | None] = ContextVar("glimpse_settings_inputs", defa
 
 
 class _Environment(EnvSettingsSource):
-    """The `GLIMPSE_*` variables of a given mapping (the process environment unless a caller passes another)."""
+    """The `GLIMPSE_*` variables of a given mapping (the process environment unless a caller passes another), parsed
+    as pydantic-settings parses the environment (complex values as JSON, names in any case). Only `get_field_value`,
+    the documented hook a source answers a field's raw value from, is its own: it looks in `environment`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str]) -> None:
-        self._environment = environment
         super().__init__(settings_cls)
+        self._variables = {key.lower(): value for key, value in environment.items()}
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key.lower(): value for key, value in self._environment.items()}
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The field's raw value (None when unset), the key it is given under, and False: no field here has an
+        alias path, the only case where pydantic-settings calls a value complex before looking at its type."""
+        return self._variables.get(f"{PREFIX}{field_name}".lower()), field_name, False
 
 
 class _Values(PydanticBaseSettingsSource):
