@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from glimpse.config import Settings, memory_limit_mib
+from glimpse.sizing import DecodeBudget, memory_limit_mib
 
 from . import GROUP, KIND, VERSION
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
@@ -213,10 +213,9 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
 
 
 def proxy_memory_limit(spec: dict[str, Any]) -> str:
-    """The proxy's memory limit: what its image decodes may hold (bounded by its settings, among them the spec's
-    largest upload) plus its baseline and headroom (`glimpse.config.memory_limit_mib`)."""
-    settings = Settings.load(env={"GLIMPSE_IMAGE_MAX_BYTES": str(spec["images"]["maxBytes"])})
-    return f"{memory_limit_mib(settings)}Mi"
+    """The proxy's memory limit: what its image decodes may hold (the spec's largest upload, the proxy's defaults
+    for the rest, which the operator does not set) plus its baseline and headroom (`glimpse.sizing`)."""
+    return f"{memory_limit_mib(DecodeBudget(max_upload_bytes=spec['images']['maxBytes']))}Mi"
 
 
 def render_service(body: dict[str, Any]) -> dict[str, Any]:

@@ -39,12 +39,18 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
 def runner_options(settings: Settings) -> dict[str, Any]:
     """What `web.AppRunner` needs for this app. handler_cancellation: a caller that hangs up cancels its
     handler at once, and with it the upstream request (chat.py relies on it), instead of on the next write.
-    The request log is written by `web/observe.py`, not aiohttp's access logger. keepalive_timeout: how long a
-    connection may wait for its next request (aiohttp's default is an hour); the other connection limits are
-    `web/connections.py`'s. shutdown_timeout: what aiohttp's own shutdown gives requests still running after the
-    drain (`drain.py` keeps this much of the grace for it), so the process ends within the grace."""
-    return {"handler_cancellation": True, "access_log": None, "shutdown_timeout": CLOSE_SECONDS,
-            "keepalive_timeout": settings.keepalive_timeout_seconds}
+    shutdown_timeout: what aiohttp's own shutdown gives requests still running after the drain (`drain.py` keeps
+    this much of the grace for it), so the process ends within the grace. And `protocol_options`, which the runner
+    passes on to each connection's protocol."""
+    return {"handler_cancellation": True, "shutdown_timeout": CLOSE_SECONDS, **protocol_options(settings)}
+
+
+def protocol_options(settings: Settings) -> dict[str, Any]:
+    """What each connection's protocol (aiohttp's `RequestHandler`) gets; `GuardedSite` is given them too, as it
+    makes the protocols. The request log is written by `web/observe.py`, not aiohttp's access logger.
+    keepalive_timeout: how long a connection may wait for its next request (aiohttp's default is an hour); the
+    other connection limits are `web/connections.py`'s."""
+    return {"access_log": None, "keepalive_timeout": settings.keepalive_timeout_seconds}
 
 
 def _page_dir(settings: Settings) -> Path | None:

@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
 
+    try:  # checks the installed aiohttp for the private attributes the connection guard needs (it imports only aiohttp)
+        from .web import aiohttp_internals  # noqa: F401
+    except ImportError as exc:  # its UnsupportedAiohttp, or no usable aiohttp at all
+        print(f"glimpse: {exc}", file=sys.stderr)
+        return 1
     from .server import serve as run
 
     try:

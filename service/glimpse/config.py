@@ -39,6 +39,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from .sizing import DECODE_CONCURRENCY, DECODE_MEMORY_BYTES, DECODE_QUEUE, IMAGE_MAX_BYTES, DecodeBudget
+
 PREFIX = "GLIMPSE_"
 
 Delivery = Literal["inline", "url"]
@@ -155,7 +157,7 @@ class Settings(BaseSettings):
     image_delivery: Delivery = "inline"
     image_policy: Policy = "sticky"
     image_detail: Detail = "auto"
-    image_max_bytes: Positive = 10 * 1024 * 1024
+    image_max_bytes: Positive = IMAGE_MAX_BYTES
     image_max_pixels: Positive = 50_000_000
     image_max_edge: Positive = 2048
     image_ttl_seconds: Positive = 3600
@@ -201,11 +203,18 @@ class Settings(BaseSettings):
     header_timeout_seconds: Seconds = 10.0  # for a request head: from the connection's opening, or its first byte
     body_timeout_seconds: Seconds = 30.0  # a request body may pause this long between bytes, not longer
 
-    # Image decode memory (images/decoding.py): decode_memory_bytes(settings) is what the decodes may hold.
-    image_decode_memory_bytes: Positive = 256 * 1024 * 1024  # all running decodes together; an image needing more: 413
-    image_decode_concurrency: Positive = 2  # decodes running at once at most (they are CPU-bound)
-    image_decode_queue: int = Field(6, ge=0)  # uploads waiting for decode memory at most; more get a 503 at once
+    # Image decode memory (images/decoding.py): sizing.decode_memory_bytes(self.decode_budget) is what the decodes may
+    # hold; the defaults are sizing.py's, from which the operator sizes the pod.
+    image_decode_memory_bytes: Positive = DECODE_MEMORY_BYTES  # for all running decodes; an image needing more: 413
+    image_decode_concurrency: Positive = DECODE_CONCURRENCY  # decodes running at once at most (they are CPU-bound)
+    image_decode_queue: int = Field(DECODE_QUEUE, ge=0)  # uploads waiting for decode memory at most; more: 503 at once
     image_decode_wait_seconds: Seconds = 10.0  # an upload waits this long for decode memory at most, then 503
+
+    @property
+    def decode_budget(self) -> DecodeBudget:
+        """The four settings image decodes' memory follows, and with it the pod's memory limit (`sizing.py`)."""
+        return DecodeBudget(self.image_decode_memory_bytes, self.image_decode_concurrency, self.image_decode_queue,
+                            self.image_max_bytes)
 
     @property
     def upstream_configured(self) -> bool:
@@ -332,24 +341,6 @@ class Settings(BaseSettings):
         return http_url(value, example="https://api.elevenlabs.io")
 
 
-MiB = 1024 * 1024
-PROCESS_BASELINE_BYTES = 96 * MiB  # the proxy's RSS with nothing to do (measured: 82 MiB)
-MEMORY_HEADROOM_BYTES = 64 * MiB  # streams, buffers, the allocator's slack
-
-
-def decode_memory_bytes(settings: Settings) -> int:
-    """What image decodes may hold in total: the reserved decode memory, plus the uploaded files of the decodes
-    running and waiting (each up to GLIMPSE_IMAGE_MAX_BYTES)."""
-    held = (settings.image_decode_concurrency + settings.image_decode_queue) * settings.image_max_bytes
-    return settings.image_decode_memory_bytes + held
-
-
-def memory_limit_mib(settings: Settings) -> int:
-    """The container memory limit a proxy with these settings needs: its baseline, the decodes' memory and
-    headroom. The operator and the chart set it (the chart computes the same sum in its template)."""
-    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(settings) + MEMORY_HEADROOM_BYTES) // MiB)
-
-
 def http_url(value: str, *, example: str) -> str:
     """`value` when it is an http(s) URL with a host; a ValueError pydantic reports against the setting."""
     url = urlsplit(value)
@@ -379,14 +370,18 @@ _INPUTS: ContextVar[_Inputs | None] = ContextVar("glimpse_settings_inputs", defa
 
 
 class _Environment(EnvSettingsSource):
-    """The `GLIMPSE_*` variables of a given mapping (the process environment unless a caller passes another)."""
+    """The `GLIMPSE_*` variables of a given mapping (the process environment unless a caller passes another), parsed
+    as pydantic-settings parses the environment (complex values as JSON, names in any case). Only `get_field_value`,
+    the documented hook a source answers a field's raw value from, is its own: it looks in `environment`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str]) -> None:
-        self._environment = environment
         super().__init__(settings_cls)
+        self._variables = {key.lower(): value for key, value in environment.items()}
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key.lower(): value for key, value in self._environment.items()}
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The field's raw value (None when unset), the key it is given under, and False: no field here has an
+        alias path, the only case where pydantic-settings calls a value complex before looking at its type."""
+        return self._variables.get(f"{PREFIX}{field_name}".lower()), field_name, False
 
 
 class _Values(PydanticBaseSettingsSource):

@@ -4,6 +4,8 @@ opened and closed (as in aiohttp's examples).
 `add_resources` registers the contexts in dependency order; aiohttp runs them in that order at start-up
 and closes them in reverse, each one even when another failed. The services the handlers call are plain
 objects built on those resources once they are open (`_build_services`, an on-startup step).
+
+The `open_*` factories choose a backend from the settings; each backend is imported only when chosen (Redis, GCS).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,16 +24,16 @@ from .chat.service import ChatService
 from .config import Settings
 from .conversation.injection import ImageInjector
 from .conversation.sessions import PageSessions
-from .conversation.store import ConversationStore, open_conversation_store
+from .conversation.store import ConversationStore
 from .drain import Drain
 from .elevenlabs.client import ElevenLabs
-from .images.storage import ImageStorage, open_image_storage
+from .images.storage import ImageStorage
 from .images.sweeper import sweep_forever
 from .images.uploads import ImageUploads
 from .images.urls import ImageUrls
 from .limits.policy import RateLimits
 from .limits.quota import Quotas
-from .limits.rate import open_rate_limiter
+from .limits.rate import MemoryRateLimiter, RateLimiter
 from .observability.metrics import Metrics
 from .observability.tracing import Tracing
 from .upstream.failover import Upstreams
@@ -71,6 +74,40 @@ def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing 
                             _image_sweeper])
     app.cleanup_ctx.extend([_rate_limits, _storage_quota])
     app.on_startup.append(_build_services)
+
+
+def open_conversation_store(settings: Settings) -> ConversationStore:
+    if settings.store_scheme == "memory":
+        from .conversation.memory import MemoryStore
+
+        return MemoryStore(settings.image_ttl_seconds, settings.images_per_conversation,
+                           settings.session_storage_quota_bytes)
+    from .conversation.redis import RedisStore
+
+    return RedisStore.from_url(settings.store_url, settings.image_ttl_seconds, settings.images_per_conversation,
+                               settings.session_storage_quota_bytes)
+
+
+def open_image_storage(settings: Settings) -> ImageStorage:
+    url = urlsplit(settings.storage_url)
+    if url.scheme == "file":
+        from .images.local import LocalStorage
+
+        return LocalStorage.from_url(settings.storage_url)
+    if url.scheme == "gs":
+        from .images.gcs import GcsStorage
+
+        return GcsStorage(bucket=url.netloc, prefix=url.path.strip("/"))
+    raise ValueError(f"unknown storage scheme {url.scheme!r}")
+
+
+def open_rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
+    """Where the conversation store is, the buckets are: shared by replicas when that is Redis."""
+    if settings.store_scheme == "memory":
+        return MemoryRateLimiter()
+    from .limits.redis_rate import RedisRateLimiter  # the Redis client is loaded only where Redis is used
+
+    return RedisRateLimiter.from_url(settings.store_url, metrics)
 
 
 def _signing_secret(settings: Settings) -> bytes:

@@ -9,7 +9,7 @@ import signal
 
 from aiohttp import web
 
-from .app import create_app, runner_options
+from .app import create_app, protocol_options, runner_options
 from .config import Settings
 from .resources import DRAIN, METRICS, SETTINGS
 from .web.connections import GuardedSite, Limits
@@ -23,7 +23,7 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
     runner = web.AppRunner(app, **runner_options(settings))
     await runner.setup()
     site = GuardedSite(runner, host, port, limits=Limits.from_settings(settings), metrics=app[METRICS],
-                       backlog=settings.listen_backlog)
+                       backlog=settings.listen_backlog, protocol_options=protocol_options(settings))
     await site.start()
     address = runner.addresses[0] if runner.addresses else None
     bound = address[1] if isinstance(address, tuple) else port

@@ -32,6 +32,22 @@ async def test_bad_config_is_one_clear_line_not_a_traceback(tmp_path: Path) -> N
     assert len(text.strip().splitlines()) == 1
 
 
+async def test_an_aiohttp_without_the_guards_internals_is_refused_in_one_line(tmp_path: Path) -> None:
+    """`glimpse serve` on an aiohttp whose RequestHandler lacks `_request_in_progress`, as a release that renamed it:
+    one line naming it, no traceback, before anything listens."""
+    refuse = ("import sys, aiohttp.web_protocol; del aiohttp.web_protocol.RequestHandler._request_in_progress; "
+              "from glimpse.cli import main; sys.exit(main(['serve']))")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", refuse, env=clean_env(GLIMPSE_PORT=str(free_port())), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 1, text
+    assert len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
+    assert text.startswith(f"glimpse: aiohttp {aiohttp.__version__} lacks RequestHandler._request_in_progress, "
+                           "which Glimpse's connection guard reads (checked on aiohttp "), text
+
+
 async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpenAI, elevenlabs: FakeElevenLabs) -> None:
     port = free_port()
     env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,

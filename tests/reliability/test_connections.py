@@ -10,13 +10,18 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from glimpse.config import Settings
+from glimpse.observability.metrics import Metrics
+from glimpse.resources import METRICS, SETTINGS
+from glimpse.server import start_server
 from glimpse.web.connections import DEFAULT_CAP, FD_RESERVE, HEALTH_RESERVE, connection_cap
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session
@@ -269,6 +274,59 @@ async def test_a_long_sse_stream_outlasts_every_connection_timeout(tmp_path: Pat
         await asyncio.to_thread(fake.stop)
     assert streamed.endswith(b"data: [DONE]\n\n") and b'"finish_reason": "stop"' in streamed
     assert elapsed > KEEPALIVE_TIMEOUT + 1, elapsed  # longer than each timeout, by a margin
+
+
+@contextlib.asynccontextmanager
+async def guarded(handler: Callable[[web.Request], Awaitable[web.Response]], **limits: str) -> AsyncIterator[int]:
+    """A bare app with one route, `POST /`, behind the connection guard in this process; yields its port."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SETTINGS] = Settings.load(env={f"GLIMPSE_{name.upper()}": value for name, value in limits.items()})
+    app[METRICS] = Metrics()
+    app.router.add_post("/", handler)
+    runner, port = await start_server(app, "127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_the_app_has_not_read_yet_outlasts_the_body_timeout() -> None:
+    """A handler that reads the body late: aiohttp stops reading the socket once its buffer is full, and the caller,
+    who cannot send, is not the slow one. The body arrives whole after several body timeouts."""
+    body = bytes(4 * 1024 * 1024)  # well past what aiohttp buffers before it pauses the socket
+
+    async def late_reader(request: web.Request) -> web.Response:
+        await asyncio.sleep(BODY_TIMEOUT)
+        return web.json_response({"read": len(await request.read())})
+
+    async with guarded(late_reader, body_timeout_seconds=str(BODY_TIMEOUT / 4)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            received = await read_until_closed(reader)
+        finally:
+            writer.transport.abort()
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    assert json.loads(received.partition(b"\r\n\r\n")[2]) == {"read": len(body)}
+
+
+async def test_the_keepalive_timeout_reaches_every_connection() -> None:
+    """The runner's protocol options (`app.protocol_options`) are those the guard's connections get."""
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async with guarded(answer, keepalive_timeout_seconds="0.5", header_timeout_seconds="5") as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+            answered = time.monotonic()
+            received = await read_until_closed(reader)
+        finally:
+            writer.transport.abort()
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"ok"), received
+    assert 0.4 < time.monotonic() - answered < 2.0  # the keep-alive timeout, not the header timeout's 5 s
 
 
 def test_the_cap_stays_below_the_descriptor_limit(caplog: pytest.LogCaptureFixture) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..config import Policy, Settings
+from ..config import Policy
 
 
 class ConversationStoreError(Exception):
@@ -101,15 +101,3 @@ class ConversationStore(ABC):
 
     async def close(self) -> None:
         return None
-
-
-def open_conversation_store(settings: Settings) -> ConversationStore:
-    if settings.store_scheme == "memory":
-        from .memory import MemoryStore
-
-        return MemoryStore(settings.image_ttl_seconds, settings.images_per_conversation,
-                           settings.session_storage_quota_bytes)
-    from .redis import RedisStore
-
-    return RedisStore.from_url(settings.store_url, settings.image_ttl_seconds, settings.images_per_conversation,
-                               settings.session_storage_quota_bytes)

@@ -2,8 +2,8 @@
 and the process-wide reservation that keeps all running decodes within GLIMPSE_IMAGE_DECODE_MEMORY_BYTES.
 
 `decode_memory` follows normalise.py's steps and counts what is alive at once in each; its largest step is what
-a decode reserves. `config.decode_memory_bytes(settings)` is what the decodes may hold in total: the figure a pod's
-memory limit is derived from (`config.memory_limit_mib`).
+a decode reserves. `sizing.decode_memory_bytes(settings.decode_budget)` is what the decodes may hold in total: the
+figure a pod's memory limit is derived from (`sizing.memory_limit_mib`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Images in Google Cloud Storage, served to the upstream and the page by V4 signed GET URLs.
 
 The client is the blocking `google-cloud-storage` one, so every call runs in a worker thread, never on
-the event loop. Credentials come from the standard Google chain: workload identity in a cluster (URLs
-are then signed through the IAM signBlob API with the pod's access token), a service-account key file
-(`GOOGLE_APPLICATION_CREDENTIALS`) locally. `STORAGE_EMULATOR_HOST` points the client at an emulator.
+the event loop. Credentials come from the standard Google chain (google-auth's `google.auth.default()`): workload
+identity in a cluster (URLs are then signed through the IAM signBlob API with the pod's access token), a
+service-account key file (`GOOGLE_APPLICATION_CREDENTIALS`) locally. The client looks them up itself; URL signing
+asks the chain once more, for credentials of its own. `STORAGE_EMULATOR_HOST` points the client at an emulator,
+which it calls without credentials.
 
 Expiry: the periodic sweep lists the prefix and deletes what is older than the image TTL and held by no live
 conversation (a conversation can outlive its images' upload time). A bucket lifecycle rule, if any, must allow for
@@ -34,6 +36,7 @@ from .storage import ImageNotFound, ImageStorage, ImageStorageError
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10.0
+SIGNING_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)  # what IAM signBlob accepts
 # A person is waiting: retry transient errors briefly, then answer 503 rather than hang for minutes.
 RETRY = DEFAULT_RETRY.with_timeout(5.0)
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError)
@@ -106,16 +109,15 @@ class GcsStorage(ImageStorage):
         return url
 
     def _signing_arguments(self) -> dict[str, Any]:
-        credentials = self._signing_credentials or self.client._credentials
-        if _signs_locally(credentials):
-            return {"credentials": credentials}
-        if not getattr(credentials, "service_account_email", None):
+        credentials = self._signing_credentials
+        if credentials is None or not (_signs_locally(credentials)
+                                       or getattr(credentials, "service_account_email", None)):
             import google.auth
 
-            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            credentials, _ = google.auth.default(scopes=SIGNING_SCOPES)
             self._signing_credentials = credentials
-            if _signs_locally(credentials):
-                return {"credentials": credentials}
+        if _signs_locally(credentials):
+            return {"credentials": credentials}
         if not credentials.valid:
             credentials.refresh(Request())
         # workload identity / metadata server: sign through IAM signBlob with the access token

@@ -9,9 +9,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Set
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from ..config import Settings
 
 
 class ImageStorageError(Exception):
@@ -63,16 +60,3 @@ class ImageStorage(ABC):
 
     async def close(self) -> None:
         return None
-
-
-def open_image_storage(settings: Settings) -> ImageStorage:
-    url = urlsplit(settings.storage_url)
-    if url.scheme == "file":
-        from .local import LocalStorage
-
-        return LocalStorage.from_url(settings.storage_url)
-    if url.scheme == "gs":
-        from .gcs import GcsStorage
-
-        return GcsStorage(bucket=url.netloc, prefix=url.path.strip("/"))
-    raise ValueError(f"unknown storage scheme {url.scheme!r}")

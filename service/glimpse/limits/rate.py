@@ -17,9 +17,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import Settings
-from ..observability.metrics import Metrics
-
 log = logging.getLogger(__name__)
 
 # 100,000 buckets take about 12 MB with their keys (measured); past that the least recently used bucket is
@@ -80,15 +77,6 @@ class MemoryRateLimiter(RateLimiter):
 
     def __len__(self) -> int:
         return len(self._full_at)
-
-
-def open_rate_limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
-    """Where the conversation store is, the buckets are: shared by replicas when that is Redis."""
-    if settings.store_scheme == "memory":
-        return MemoryRateLimiter()
-    from .redis_rate import RedisRateLimiter  # the Redis client is loaded only where Redis is used
-
-    return RedisRateLimiter.from_url(settings.store_url, metrics)
 
 
 def whole_seconds(wait: float) -> int:

@@ -6,8 +6,9 @@
   closed), from the head's first byte for later ones (a head trickled a byte at a time, slowloris, is cut).
 - An idle timeout on request bodies: a body that stops arriving fails its read, and the app answers 408.
 
-aiohttp's own keep-alive timeout (`runner_options`) closes connections waiting for their next request. Nothing
-here touches a response being written, however long it lasts (SSE streams last minutes).
+aiohttp's own keep-alive timeout (`app.protocol_options`) closes connections waiting for their next request. Nothing
+here touches a response being written, however long it lasts (SSE streams last minutes). What aiohttp offers no API
+for is read through `web/aiohttp_internals.py`, which checks it against the installed aiohttp.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import resource
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from yarl import URL
 
 from ..config import Settings
 from ..observability.metrics import Metrics
+from .aiohttp_internals import Handler, replace_request_handler, request_in_progress, set_listener, waiting_body
 from .errors import NOSNIFF, error_body
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ REFUSAL_LINGER_SECONDS = 1.0
 
 REFUSAL_BODY = orjson.dumps(error_body("Too many open connections; retry shortly.", code="too_many_connections"))
 BODY_TIMEOUT_MESSAGE = "The request body stopped arriving."
-
-Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _raw_response(status: str, body: bytes, extra_headers: str = "") -> bytes:
@@ -93,14 +93,18 @@ def connection_cap(configured: int, soft_limit: int | None = None) -> int:
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP listener like `web.TCPSite`, whose connections are made by `Connections`."""
+    """A TCP listener like `web.TCPSite`, whose connections are made by `Connections`. `protocol_options`: what
+    each connection's protocol gets (`app.protocol_options`, which the runner was given too)."""
 
-    __slots__ = ("_host", "_limits", "_metrics", "_port")
+    __slots__ = ("_app_server", "_host", "_limits", "_listen_backlog", "_metrics", "_options", "_port")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits, metrics: Metrics,
-                 backlog: int) -> None:
+                 backlog: int, protocol_options: Mapping[str, Any]) -> None:
         super().__init__(runner, backlog=backlog)
+        assert runner.server is not None  # BaseSite refuses a runner that is not set up
+        self._app_server: web.Server = runner.server
         self._host, self._port, self._limits, self._metrics = host, port, limits, metrics
+        self._listen_backlog, self._options = backlog, protocol_options
 
     @property
     def name(self) -> str:
@@ -108,25 +112,25 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        server = self._runner.server
-        assert server is not None
         loop = asyncio.get_running_loop()
-        connections = Connections(server, self._limits, self._metrics, loop)
-        self._server = await loop.create_server(connections, self._host, self._port, backlog=self._backlog)
+        connections = Connections(self._app_server, self._limits, self._metrics, loop, self._options)
+        set_listener(self, await loop.create_server(connections, self._host, self._port, backlog=self._listen_backlog))
 
 
 class Connections:
     """The listener's protocol factory: a `GuardedConnection` while fewer than the cap are open (past it, up to
     HEALTH_RESERVE more that may only ask HEALTH_PATHS), a `Refusal` beyond."""
 
-    def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop,
+                 options: Mapping[str, Any]) -> None:
         self.limits = limits
+        self.loop = loop
         self.lingering = 0  # refusals waiting for their caller to read the 503
-        self._server = server
-        # What aiohttp's own factory (web.Server.__call__) gives each protocol: runner_options' keepalive_timeout…
-        self._options: dict[str, Any] = server._kwargs
+        self._app_server = server
+        # What aiohttp's own factory (web.Server.__call__) gives each protocol: the runner's protocol options, and
+        # debug as aiohttp's Application sets it (from the loop's debug mode).
+        self._options: dict[str, Any] = {**options, "debug": loop.get_debug()}
         self._metrics = metrics
-        self._loop = loop
         # Counted when made, not when connected: one burst of accepts makes many protocols before the first
         # connection_made. Weak: a protocol whose connection never started does not hold a place.
         self._open: weakref.WeakSet[GuardedConnection] = weakref.WeakSet()
@@ -136,7 +140,7 @@ class Connections:
         if count >= self.limits.max_connections + HEALTH_RESERVE:
             self.refused("too_many_connections")
             return Refusal(self)
-        connection = GuardedConnection(self._server, connections=self, loop=self._loop,
+        connection = GuardedConnection(self._app_server, connections=self, loop=self.loop,
                                        health_only=count >= self.limits.max_connections, **self._options)
         self._open.add(connection)
         self._metrics.open_connections.set(len(self._open))
@@ -180,7 +184,7 @@ class Refusal(asyncio.Protocol):
 
 class GuardedConnection(RequestHandler):
     """aiohttp's HTTP/1.1 protocol with a deadline for each request head and an idle timeout for request bodies.
-    It reads RequestHandler's state (`_messages`, `_request_in_progress`, `_reading_paused`), as of aiohttp 3.14."""
+    RequestHandler's state (a request waiting, one in progress) is read through `aiohttp_internals`."""
 
     __slots__ = ("__weakref__", "_body", "_body_timer", "_connections", "_first_head_timeout", "_head_started",
                  "_head_timer", "_last_read")
@@ -195,30 +199,31 @@ class GuardedConnection(RequestHandler):
         self._last_read = 0.0
         self._first_head_timeout = connections.limits.header_timeout
         if health_only:
-            self._request_handler = _health_only(manager.request_handler, connections)
+            replace_request_handler(self, _health_only(manager.request_handler, connections))
             self._first_head_timeout = min(self._first_head_timeout, HEALTH_HEAD_TIMEOUT)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._head_timer = self._loop.call_later(self._first_head_timeout, self._head_timed_out)
+        self._head_timer = self._connections.loop.call_later(self._first_head_timeout, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if not data or self.transport is None:
             return
-        self._last_read = self._loop.time()
-        if self._messages:  # a head arrived whole
+        loop = self._connections.loop
+        self._last_read = loop.time()
+        waiting = waiting_body(self)
+        if waiting is not None:  # a head arrived whole
             self._cancel_head_timer()
-            body = self._messages[-1][1]
-            if not body.is_eof():
-                self._watch_body(body)
+            if not waiting.is_eof():
+                self._watch_body(waiting)
         elif self._body is not None and not self._body.is_eof():
             pass  # more of a body
-        elif not self._request_in_progress:
+        elif not request_in_progress(self):
             self._head_started = True
             if self._head_timer is None:
-                self._head_timer = self._loop.call_at(self._last_read + self._connections.limits.header_timeout,
-                                                      self._head_timed_out)
+                self._head_timer = loop.call_at(self._last_read + self._connections.limits.header_timeout,
+                                                self._head_timed_out)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_head_timer()
@@ -237,7 +242,7 @@ class GuardedConnection(RequestHandler):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport is None or self._messages or self._request_in_progress:
+        if self.transport is None or waiting_body(self) is not None or request_in_progress(self):
             return  # a request is being answered: the keep-alive timeout covers the wait after it
         if self._head_started:
             self._connections.refused("header_timeout")
@@ -249,20 +254,21 @@ class GuardedConnection(RequestHandler):
     def _watch_body(self, body: StreamReader) -> None:
         self._body = body
         if self._body_timer is None:
-            self._body_timer = self._loop.call_at(self._last_read + self._connections.limits.body_timeout,
-                                                  self._check_body)
+            self._body_timer = self._connections.loop.call_at(
+                self._last_read + self._connections.limits.body_timeout, self._check_body)
 
     def _check_body(self) -> None:
         self._body_timer = None
         body = self._body
         if body is None or body.is_eof() or self.transport is None:
             return
-        now = self._loop.time()
-        if self._reading_paused or self._buffer_paused:
-            self._last_read = now  # the app is not reading: the caller is not the slow one
+        loop = self._connections.loop
+        now = loop.time()
+        if not self.transport.is_reading():  # aiohttp paused the socket, the app is not reading the body: the caller,
+            self._last_read = now  # who cannot send, is not the slow one
         deadline = self._last_read + self._connections.limits.body_timeout
         if now < deadline:
-            self._body_timer = self._loop.call_at(deadline, self._check_body)
+            self._body_timer = loop.call_at(deadline, self._check_body)
             return
         self._connections.refused("body_timeout")
         self.close()  # no request after this one: the rest of its body would be read as one

@@ -1,0 +1,53 @@
+"""The proxy's memory: what its image decodes may hold, and the container memory limit that follows.
+
+Plain numbers in, so the operator sizes a proxy pod from a VoiceAgent's spec without building the proxy's
+`Settings`; the proxy's settings take their decode defaults from here (`Settings.decode_budget`). The chart computes
+the same sum in its template (charts/glimpse/templates/proxy.yaml; tests/unit/test_proxy_parity.py compares them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+PROCESS_BASELINE_BYTES = 96 * MiB  # the proxy's RSS with nothing to do (measured: 82 MiB)
+MEMORY_HEADROOM_BYTES = 64 * MiB  # streams, buffers, the allocator's slack
+
+# The defaults of the four settings below (GLIMPSE_IMAGE_DECODE_MEMORY_BYTES, _CONCURRENCY, _QUEUE, IMAGE_MAX_BYTES).
+DECODE_MEMORY_BYTES = 256 * MiB
+DECODE_CONCURRENCY = 2
+DECODE_QUEUE = 6
+IMAGE_MAX_BYTES = 10 * MiB
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """The settings image decodes' memory follows: `memory_bytes` reserved for all running decodes together
+    (GLIMPSE_IMAGE_DECODE_MEMORY_BYTES), at most `concurrency` decodes at once and `queue` waiting
+    (GLIMPSE_IMAGE_DECODE_CONCURRENCY, _QUEUE), each holding its upload of up to `max_upload_bytes`
+    (GLIMPSE_IMAGE_MAX_BYTES)."""
+
+    memory_bytes: int = DECODE_MEMORY_BYTES
+    concurrency: int = DECODE_CONCURRENCY
+    queue: int = DECODE_QUEUE
+    max_upload_bytes: int = IMAGE_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        for name, least in (("memory_bytes", 1), ("concurrency", 1), ("queue", 0), ("max_upload_bytes", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
+
+
+def decode_memory_bytes(budget: DecodeBudget) -> int:
+    """What image decodes may hold in total: the reserved decode memory, plus the uploaded files of the decodes
+    running and waiting (each up to `max_upload_bytes`)."""
+    return budget.memory_bytes + (budget.concurrency + budget.queue) * budget.max_upload_bytes
+
+
+def memory_limit_mib(budget: DecodeBudget) -> int:
+    """The container memory limit a proxy with this budget needs, in MiB rounded up: its baseline, the decodes'
+    memory and headroom. The operator and the chart set it."""
+    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + MEMORY_HEADROOM_BYTES) // MiB)
