@@ -19,16 +19,10 @@ import { fetchSession, type GlimpseSession, hasVoice, type Transport } from "./a
 import { requestMicrophone } from "./microphone";
 import type { ConversationLog, TranscriptEntry } from "./useConversationLog";
 import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, NOT_SET_UP, plainWords } from "./plainWords";
+import type { Phase } from "./voice/phase";
+import { deriveStatus } from "./voice/status";
 
 export type { TranscriptEntry } from "./useConversationLog";
-
-export type VoiceStatus =
-  | "idle" | "connecting" | "listening" | "thinking" | "speaking" | "muted" | "reconnecting" | "lost" | "error";
-
-/** A conversation that is on: the person can talk and share pictures. */
-export function isLive(status: VoiceStatus): boolean {
-  return status === "listening" || status === "thinking" || status === "speaking" || status === "muted";
-}
 
 /** No server event for this long (once the server has shown it pings) and the connection counts as dead. */
 export const LIVENESS_MS = 8_000;
@@ -37,28 +31,6 @@ export const RECONNECT_TIMEOUT_MS = 15_000;
 /** The person's turn ended this long ago and the agent has said nothing: tell them. */
 export const ANSWER_TIMEOUT_MS = 30_000;
 const WATCH_EVERY_MS = 1_000;
-
-type Phase = "idle" | "connecting" | "connected" | "reconnecting" | "lost" | "error";
-
-export interface StatusInputs {
-  phase: Phase;
-  sdkStatus: string;
-  isSpeaking: boolean;
-  isMuted: boolean;
-  /** The person's turn ended (their words arrived, or the page spoke for them) and the agent has not answered. */
-  awaitingAgent: boolean;
-}
-
-/** What the page says it is doing. Speaking beats thinking beats muted beats listening. */
-export function deriveStatus({ phase, sdkStatus, isSpeaking, isMuted, awaitingAgent }: StatusInputs): VoiceStatus {
-  if (phase !== "connected") return phase;
-  // The SDK's own status turns "error" on any reported error, even one the conversation survives.
-  if (sdkStatus === "connecting") return "connecting";
-  if (isSpeaking) return "speaking";
-  if (awaitingAgent) return "thinking";
-  if (isMuted) return "muted";
-  return "listening";
-}
 
 type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
 type Correction = Parameters<NonNullable<HookCallbacks["onAgentResponseCorrection"]>>[0];
