@@ -4,10 +4,9 @@
 // - nothing starts on mount; a session starts only from `connect()` (or a reconnect), at most one attempt runs;
 // - unmount aborts an attempt still in flight and ends the live session;
 // - an aborted attempt never reaches `startSession`, so a late answer cannot open a second session.
-// Liveness: the voice service pings every few seconds and the SDK answers; once two pings have come, a silence of
-// every server event longer than the bound (8 s, or three ping intervals if the service pings more slowly) means the
-// connection is dead even though the socket never said so. The page then ends it and opens a new one, keeping the
-// transcript (and the pictures, which go to the new session). A reconnect that does not succeed in 15 s gives up.
+// Liveness (voice/heartbeat.ts): a connection found dead by the server's silence, or the device offline, is ended
+// and a new one opened, keeping the transcript (and the pictures, which go to the new session). A reconnect that
+// does not succeed in 15 s gives up.
 // Browsers that cannot open the microphone at 16 kHz (Firefox) resample in a worklet the SDK would
 // otherwise fetch from a public CDN; the page ships its own copy instead.
 import libsampleratePath from "@alexanderolsen/libsamplerate-js/dist/libsamplerate.worklet.js?url";
@@ -19,18 +18,16 @@ import { fetchSession, type GlimpseSession, hasVoice, type Transport } from "./a
 import { requestMicrophone } from "./microphone";
 import type { ConversationLog, TranscriptEntry } from "./useConversationLog";
 import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, NOT_SET_UP, plainWords } from "./plainWords";
+import { Heartbeat, watchLiveness } from "./voice/heartbeat";
 import type { Phase } from "./voice/phase";
 import { deriveStatus } from "./voice/status";
 
 export type { TranscriptEntry } from "./useConversationLog";
 
-/** No server event for this long (once the server has shown it pings) and the connection counts as dead. */
-export const LIVENESS_MS = 8_000;
 /** A reconnect that has not connected by then gives up: "Connection lost", with Try again. */
 export const RECONNECT_TIMEOUT_MS = 15_000;
 /** The person's turn ended this long ago and the agent has said nothing: tell them. */
 export const ANSWER_TIMEOUT_MS = 30_000;
-const WATCH_EVERY_MS = 1_000;
 
 type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
 type Correction = Parameters<NonNullable<HookCallbacks["onAgentResponseCorrection"]>>[0];
@@ -45,42 +42,6 @@ export function applyCorrection(entries: TranscriptEntry[], correction: Correcti
     }
   }
   return entries;
-}
-
-/** Liveness from the server's pings: the bound, and whether it applies yet. */
-export class Heartbeat {
-  lastEventAt = 0;
-  private lastPingAt = 0;
-  private pings = 0;
-  private longestGap = 0;
-
-  reset(now: number) {
-    this.lastEventAt = now;
-    this.lastPingAt = 0;
-    this.pings = 0;
-    this.longestGap = 0;
-  }
-
-  event(type: unknown, now: number) {
-    this.lastEventAt = now;
-    if (type !== "ping") return;
-    if (this.pings > 0) this.longestGap = Math.max(this.longestGap, now - this.lastPingAt);
-    this.lastPingAt = now;
-    this.pings += 1;
-  }
-
-  /** A server that never pinged twice is not watched: there is nothing to tell silence from death by. */
-  get armed(): boolean {
-    return this.pings >= 2;
-  }
-
-  get bound(): number {
-    return Math.min(30_000, Math.max(LIVENESS_MS, 3 * this.longestGap));
-  }
-
-  dead(now: number): boolean {
-    return this.armed && now - this.lastEventAt > this.bound;
-  }
 }
 
 interface Attempt {
@@ -343,28 +304,8 @@ export function useVoiceSession(transport: Transport, log: ConversationLog, { on
   }, [setPhase]);
 
   // The watchdog: a dead connection is found within the bound, not when the person gives up.
-  useEffect(() => {
-    if (phase !== "connected") return;
-    let lastTick = Date.now();
-    const timer = setInterval(() => {
-      const now = Date.now();
-      // The page was frozen or throttled (a background tab, a sleeping phone): the silence was ours, not the server's.
-      if (now - lastTick > 3 * WATCH_EVERY_MS) heartbeat.current.lastEventAt = now;
-      lastTick = now;
-      if (heartbeat.current.dead(now)) reconnect();
-    }, WATCH_EVERY_MS);
-    const offline = () => reconnect();
-    const visible = () => {
-      if (document.visibilityState === "visible") heartbeat.current.lastEventAt = Date.now();
-    };
-    window.addEventListener("offline", offline);
-    document.addEventListener("visibilitychange", visible);
-    return () => {
-      clearInterval(timer);
-      window.removeEventListener("offline", offline);
-      document.removeEventListener("visibilitychange", visible);
-    };
-  }, [phase, reconnect]);
+  useEffect(() => (phase === "connected" ? watchLiveness(heartbeat.current, reconnect) : undefined),
+            [phase, reconnect]);
 
   // Back online after a lost connection: try once more on the person's behalf.
   useEffect(() => {
