@@ -8,7 +8,8 @@ import { describeMicrophoneFailure } from "../src/lib/microphone";
 import { describeVoiceFailure, NO_ANSWER, plainWords } from "../src/lib/plainWords";
 import { bandsOf, levelOf } from "../src/lib/useAudioLevels";
 import { reactionText } from "../src/lib/useReactToPictures";
-import { deriveStatus, Heartbeat, isLive, LIVENESS_MS, type StatusInputs } from "../src/lib/useVoiceSession";
+import { Heartbeat, LIVENESS_MS } from "../src/lib/voice/heartbeat";
+import { deriveStatus, isLive, type StatusInputs } from "../src/lib/voice/status";
 
 describe("fitWithin", () => {
   it("shrinks the longer edge to the limit and keeps the aspect ratio", () => {

@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { App } from "../src/App";
 import { VOICE_AVAILABLE_KEY } from "../src/lib/settings";
-import { ANSWER_TIMEOUT_MS, LIVENESS_MS, RECONNECT_TIMEOUT_MS } from "../src/lib/useVoiceSession";
+import { ANSWER_TIMEOUT_MS, RECONNECT_TIMEOUT_MS } from "../src/lib/useVoiceSession";
+import { LIVENESS_MS } from "../src/lib/voice/heartbeat";
 import {
   deferred, installApi, installFetch, installMicrophone, installXhr, jsonResponse, SESSION, uploaded,
 } from "./browserFakes";

@@ -6,7 +6,7 @@ import { useId, type ChangeEvent, type RefObject } from "react";
 import { canShareScreen } from "../lib/capture";
 import { PICKER_ACCEPT } from "../lib/imageFiles";
 import { filesFrom } from "../lib/usePageImageInput";
-import { isLive, type VoiceStatus } from "../lib/useVoiceSession";
+import { isLive, type VoiceStatus } from "../lib/voice/status";
 import { Icon } from "./Icon";
 
 interface Props {

@@ -1,4 +1,4 @@
-import type { VoiceStatus } from "../lib/useVoiceSession";
+import type { VoiceStatus } from "../lib/voice/status";
 
 /** What the page is doing: a voice call's states, and a typed conversation's ("ready", "thinking", "answering"). */
 export type PageStatus = VoiceStatus | "ready" | "answering";

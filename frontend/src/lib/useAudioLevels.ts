@@ -4,7 +4,8 @@
 // moves: the bars stay still and the meter only switches on while the person is heard.
 import { useEffect, useRef, type RefObject } from "react";
 
-import type { AudioLevels, VoiceStatus } from "./useVoiceSession";
+import type { AudioLevels } from "./useVoiceSession";
+import type { VoiceStatus } from "./voice/status";
 
 export const BAR_COUNT = 5;
 /** Which band each bar shows: the strongest (lowest) in the middle, the rest outwards, so the shape is even. */

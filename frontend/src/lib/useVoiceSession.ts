@@ -1,64 +1,37 @@
 // One voice conversation: microphone first, then a Glimpse session, then the ElevenLabs session.
 //
+// The state and its rules are the reducer's (voice/phase.ts), what the page shows is derived (voice/status.ts),
+// and liveness is the heartbeat's (voice/heartbeat.ts). This hook is the wiring: it turns the SDK's callbacks, its
+// own deadlines and the person's presses into the reducer's events, and does what those call for (the transcript,
+// the SDK's start and end, the microphone and session requests).
+//
 // Lifecycle rules (StrictMode mounts, unmounts and remounts every component once in development):
 // - nothing starts on mount; a session starts only from `connect()` (or a reconnect), at most one attempt runs;
 // - unmount aborts an attempt still in flight and ends the live session;
 // - an aborted attempt never reaches `startSession`, so a late answer cannot open a second session.
-// Liveness: the voice service pings every few seconds and the SDK answers; once two pings have come, a silence of
-// every server event longer than the bound (8 s, or three ping intervals if the service pings more slowly) means the
-// connection is dead even though the socket never said so. The page then ends it and opens a new one, keeping the
-// transcript (and the pictures, which go to the new session). A reconnect that does not succeed in 15 s gives up.
-// Browsers that cannot open the microphone at 16 kHz (Firefox) resample in a worklet the SDK would
+// A dead connection (the heartbeat's silence, or the device offline) is ended and a new one opened, keeping the
+// transcript (and the pictures, which go to the new session). A start or a reconnect that does not connect in 15 s
+// gives up. Browsers that cannot open the microphone at 16 kHz (Firefox) resample in a worklet the SDK would
 // otherwise fetch from a public CDN; the page ships its own copy instead.
 import libsampleratePath from "@alexanderolsen/libsamplerate-js/dist/libsamplerate.worklet.js?url";
 import { useConversation } from "@elevenlabs/react";
 import type { DisconnectionDetails, HookCallbacks } from "@elevenlabs/react";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { type RefObject, useCallback, useEffect, useReducer, useRef } from "react";
 
 import { fetchSession, type GlimpseSession, hasVoice, type Transport } from "./api";
 import { requestMicrophone } from "./microphone";
 import type { ConversationLog, TranscriptEntry } from "./useConversationLog";
-import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, NOT_SET_UP, plainWords } from "./plainWords";
+import { NOT_SET_UP, plainWords } from "./plainWords";
+import { Heartbeat, watchLiveness } from "./voice/heartbeat";
+import { ignoring, initialVoiceState, isEcho, reduce, startsAfresh, type VoiceEvent } from "./voice/phase";
+import { deriveStatus } from "./voice/status";
 
 export type { TranscriptEntry } from "./useConversationLog";
 
-export type VoiceStatus =
-  | "idle" | "connecting" | "listening" | "thinking" | "speaking" | "muted" | "reconnecting" | "lost" | "error";
-
-/** A conversation that is on: the person can talk and share pictures. */
-export function isLive(status: VoiceStatus): boolean {
-  return status === "listening" || status === "thinking" || status === "speaking" || status === "muted";
-}
-
-/** No server event for this long (once the server has shown it pings) and the connection counts as dead. */
-export const LIVENESS_MS = 8_000;
-/** A reconnect that has not connected by then gives up: "Connection lost", with Try again. */
+/** A start or a reconnect that has not connected by then gives up, with Try again. */
 export const RECONNECT_TIMEOUT_MS = 15_000;
 /** The person's turn ended this long ago and the agent has said nothing: tell them. */
 export const ANSWER_TIMEOUT_MS = 30_000;
-const WATCH_EVERY_MS = 1_000;
-
-type Phase = "idle" | "connecting" | "connected" | "reconnecting" | "lost" | "error";
-
-export interface StatusInputs {
-  phase: Phase;
-  sdkStatus: string;
-  isSpeaking: boolean;
-  isMuted: boolean;
-  /** The person's turn ended (their words arrived, or the page spoke for them) and the agent has not answered. */
-  awaitingAgent: boolean;
-}
-
-/** What the page says it is doing. Speaking beats thinking beats muted beats listening. */
-export function deriveStatus({ phase, sdkStatus, isSpeaking, isMuted, awaitingAgent }: StatusInputs): VoiceStatus {
-  if (phase !== "connected") return phase;
-  // The SDK's own status turns "error" on any reported error, even one the conversation survives.
-  if (sdkStatus === "connecting") return "connecting";
-  if (isSpeaking) return "speaking";
-  if (awaitingAgent) return "thinking";
-  if (isMuted) return "muted";
-  return "listening";
-}
 
 type MessagePayload = Parameters<NonNullable<HookCallbacks["onMessage"]>>[0];
 type Correction = Parameters<NonNullable<HookCallbacks["onAgentResponseCorrection"]>>[0];
@@ -75,52 +48,19 @@ export function applyCorrection(entries: TranscriptEntry[], correction: Correcti
   return entries;
 }
 
-/** Liveness from the server's pings: the bound, and whether it applies yet. */
-export class Heartbeat {
-  lastEventAt = 0;
-  private lastPingAt = 0;
-  private pings = 0;
-  private longestGap = 0;
-
-  reset(now: number) {
-    this.lastEventAt = now;
-    this.lastPingAt = 0;
-    this.pings = 0;
-    this.longestGap = 0;
-  }
-
-  event(type: unknown, now: number) {
-    this.lastEventAt = now;
-    if (type !== "ping") return;
-    if (this.pings > 0) this.longestGap = Math.max(this.longestGap, now - this.lastPingAt);
-    this.lastPingAt = now;
-    this.pings += 1;
-  }
-
-  /** A server that never pinged twice is not watched: there is nothing to tell silence from death by. */
-  get armed(): boolean {
-    return this.pings >= 2;
-  }
-
-  get bound(): number {
-    return Math.min(30_000, Math.max(LIVENESS_MS, 3 * this.longestGap));
-  }
-
-  dead(now: number): boolean {
-    return this.armed && now - this.lastEventAt > this.bound;
-  }
-}
-
-interface Attempt {
+/** What the attempt under way holds that is not state: its requests' abort, and its deadline. */
+interface InFlight {
   controller: AbortController;
-  /** startSession was called: from here on, the new conversation's events are this attempt's. */
-  started: boolean;
   timer?: ReturnType<typeof setTimeout>;
 }
 
-const START_FAILED = "Could not start the conversation with the voice agent. Try again in a moment.";
-const MID_CALL_PROBLEM = "Something went wrong on the voice line, but the conversation goes on.";
-const AGENT_ENDED = "The agent ended the conversation.";
+function release(inFlight: RefObject<InFlight | null>, { abort }: { abort: boolean }) {
+  const current = inFlight.current;
+  if (!current) return;
+  if (abort) current.controller.abort();
+  clearTimeout(current.timer);
+  inFlight.current = null;
+}
 
 function mark(name: string) {
   try {
@@ -136,263 +76,159 @@ interface VoiceOptions {
 }
 
 export function useVoiceSession(transport: Transport, log: ConversationLog, { onSession }: VoiceOptions = {}) {
-  const { add: addEntry, edit: editTranscript, clear: clearTranscript, turnStarted: logTurnStarted,
-          turnAnswered } = log;
-  const [phase, setPhaseState] = useState<Phase>("idle");
-  const [error, setError] = useState<string | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const [session, setSession] = useState<GlimpseSession | null>(null);
-  const [tentative, setTentative] = useState<string | null>(null);
-  const [awaitingAgent, setAwaitingState] = useState(false);
-  const [muted, setMutedState] = useState(false);
+  const { add: addEntry, edit: editTranscript, clear: clearTranscript, turnStarted, turnAnswered } = log;
+  const [state, dispatch] = useReducer(reduce, initialVoiceState);
+  const { phase, error, notice, session, tentative, awaitingAgent, muted } = state;
 
-  const phaseRef = useRef<Phase>("idle");
-  const attemptRef = useRef<Attempt | null>(null);
-  const awaitingRef = useRef(false);
+  // The state after every event so far. SDK callbacks, deadlines and the person's presses run between renders,
+  // several in one tick (the SDK's connect is onStatusChange, onConnect and onModeChange in a row), and each must
+  // see what the ones before it did; React's `state` is as of the last render. Every event goes through `send`,
+  // so React reaches the same state by the same reducer.
+  const latest = useRef(initialVoiceState);
+  // The attempt under way's abort and deadline: not state (nothing shows them), let go of through `send`.
+  const inFlight = useRef<InFlight | null>(null);
+  // Fed by every server event (audio included, many a second): in state it would render the page for each.
   const heartbeat = useRef(new Heartbeat());
-  const lastSaid = useRef<string | null>(null);
+  // The caller's latest callback, for an attempt that gets its session after renders with a newer one.
   const sessionSeen = useRef(onSession);
   sessionSeen.current = onSession;
 
-  const setPhase = useCallback((next: Phase) => {
-    phaseRef.current = next;
-    setPhaseState(next);
+  const send = useCallback((event: VoiceEvent) => {
+    const before = latest.current;
+    const after = reduce(before, event);
+    if (after === before) return;
+    latest.current = after;
+    dispatch(event);
+    // An attempt the reducer let go of: its deadline goes and, unless it ended by connecting, its requests stop.
+    if (before.attempt && after.attempt?.id !== before.attempt.id) {
+      release(inFlight, { abort: event.type !== "connected" });
+    }
   }, []);
-
-  const setAwaiting = useCallback((value: boolean) => {
-    awaitingRef.current = value;
-    setAwaitingState(value);
-  }, []);
-
-  /** The agent answered the turn under way: pictures uploaded before that turn began are seen. */
-  const answered = useCallback(() => {
-    if (!awaitingRef.current) return;
-    setAwaiting(false);
-    turnAnswered();
-  }, [setAwaiting, turnAnswered]);
-
-  const turnStarted = useCallback(() => {
-    logTurnStarted();
-    setAwaiting(true);
-  }, [logTurnStarted, setAwaiting]);
-
-  const forgetAttempt = useCallback(({ abort = false } = {}) => {
-    const attempt = attemptRef.current;
-    if (!attempt) return;
-    if (abort) attempt.controller.abort();
-    clearTimeout(attempt.timer);
-    attemptRef.current = null;
-  }, []);
-
-  const fail = useCallback(
-    (message: string, phase: "error" | "lost" = "error") => {
-      forgetAttempt({ abort: true });
-      setAwaiting(false);
-      setTentative(null);
-      setError(message);
-      setPhase(phase);
-    },
-    [forgetAttempt, setAwaiting, setPhase],
-  );
-
-  /** Events of a conversation this page has let go of while it opens the next one. */
-  // (also the late onDisconnect of a call just ended, arriving while the next attempt is still on its way)
-  const ignoring = () => attemptRef.current !== null && !attemptRef.current.started;
 
   const conversation = useConversation({
     micMuted: muted,
     onConnect: () => {
-      forgetAttempt();
       heartbeat.current.reset(Date.now());
-      setError(null);
-      setPhase("connected");
+      send({ type: "connected" });
     },
     onIncomingEvent: (event: { type?: unknown; tentative_user_transcription_event?: { user_transcript?: unknown } }) => {
       heartbeat.current.event(event?.type, Date.now());
       if (event?.type === "tentative_user_transcript") {
         const text = event.tentative_user_transcription_event?.user_transcript;
-        setTentative(typeof text === "string" && text.trim() ? text : null);
+        send({ type: "heard", text: typeof text === "string" ? text : null });
       }
     },
     onMessage: ({ role, message }: MessagePayload) => {
-      if (ignoring() || !message.trim()) return;
+      const now = latest.current;
+      if (ignoring(now) || !message.trim()) return;
       if (role === "user") {
-        setTentative(null);
-        setNotice(null);
-        if (lastSaid.current === message) {
-          lastSaid.current = null; // the service echoed what the page said for the person: shown already
-          return;
+        if (!isEcho(now, message)) { // what the page said for the person is shown already
+          addEntry("user", message);
+          turnStarted();
         }
-        addEntry("user", message);
-        turnStarted();
+        send({ type: "userSaid", text: message });
       } else {
         mark("glimpse:agent-words");
-        setTentative(null);
-        setNotice((current) => (current === NO_ANSWER ? null : current));
         addEntry("agent", message);
-        answered();
+        // The agent answered the turn under way: pictures uploaded before that turn began are seen.
+        if (now.awaitingAgent) turnAnswered();
+        send({ type: "agentSaid" });
       }
     },
     onModeChange: ({ mode }: { mode: string }) => {
-      if (mode === "speaking") answered();
+      if (mode !== "speaking") return;
+      if (latest.current.awaitingAgent) turnAnswered();
+      send({ type: "agentSpeaking" });
     },
     onAgentResponseCorrection: (correction: Correction) =>
       editTranscript((entries) => applyCorrection(entries, correction)),
-    onDisconnect: (details: DisconnectionDetails) => {
-      if (ignoring()) return;
-      setTentative(null);
-      if (details.reason === "error") {
-        fail(describeVoiceFailure(details.message, { duringTurn: awaitingRef.current }));
-        return;
-      }
-      forgetAttempt();
-      setAwaiting(false);
-      if (details.reason === "agent") setNotice(AGENT_ENDED);
-      if (phaseRef.current !== "error" && phaseRef.current !== "lost") setPhase("idle");
-    },
-    // An error the service reports mid-conversation is shown, but the conversation goes on until it ends.
-    onError: (message: string) => {
-      if (ignoring()) return;
-      if (phaseRef.current === "connected") {
-        if (awaitingRef.current) {
-          setAwaiting(false);
-          setNotice(NO_ANSWER);
-        } else {
-          setNotice(MID_CALL_PROBLEM);
-        }
-        return;
-      }
-      if (phaseRef.current === "connecting" || phaseRef.current === "reconnecting") {
-        fail(phaseRef.current === "reconnecting" ? CONNECTION_LOST : plainWords(message, START_FAILED),
-             phaseRef.current === "reconnecting" ? "lost" : "error");
-      }
-    },
+    onDisconnect: (details: DisconnectionDetails) =>
+      send({ type: "disconnected", reason: details.reason,
+             message: details.reason === "error" ? details.message : undefined }),
+    onError: (message: string) => send({ type: "serviceError", message }),
   });
   const { startSession, endSession, status: sdkStatus, isSpeaking, sendUserMessage } = conversation;
 
   const open = useCallback(
     async ({ resume }: { resume: boolean }) => {
-      if (attemptRef.current) return;
-      const attempt: Attempt = { controller: new AbortController(), started: false };
-      attemptRef.current = attempt;
+      if (latest.current.attempt) return;
+      const fresh = startsAfresh(latest.current, resume);
+      send({ type: "open", resume });
+      const id = latest.current.attempt!.id;
+      const attempt: InFlight = { controller: new AbortController() };
+      inFlight.current = attempt;
       const signal = attempt.controller.signal;
-      setError(null);
-      setNotice(null);
-      setAwaiting(false);
-      setTentative(null);
-      if (!resume && phaseRef.current === "idle") {
-        clearTranscript(); // a new conversation; after a failure (Try again) the transcript stays
-        setMutedState(false);
-      }
-      setPhase(resume ? "reconnecting" : "connecting");
-      if (resume) {
-        attempt.timer = setTimeout(() => {
-          if (attemptRef.current !== attempt) return;
-          endSession();
-          fail(CONNECTION_LOST, "lost");
-        }, RECONNECT_TIMEOUT_MS);
-      }
+      const giveUp = () => setTimeout(() => {
+        if (latest.current.attempt?.id !== id) return;
+        send({ type: "gaveUp", attempt: id });
+        endSession();
+      }, RECONNECT_TIMEOUT_MS);
+      if (fresh) clearTranscript(); // a new conversation; after a failure (Try again) the transcript stays
+      if (resume) attempt.timer = giveUp();
       try {
         if (!resume) await requestMicrophone(); // a reconnect already has the microphone
         if (signal.aborted) return;
-        const fresh = await fetchSession(transport, signal);
+        const ready = await fetchSession(transport, signal);
         if (signal.aborted) return;
-        sessionSeen.current?.(fresh);
-        if (!hasVoice(fresh)) throw new Error(plainWords(fresh.warning, NOT_SET_UP));
-        setSession(fresh);
-        attempt.started = true;
-        const options = { customLlmExtraBody: { session_id: fresh.session_id, session_key: fresh.session_key },
+        sessionSeen.current?.(ready);
+        if (!hasVoice(ready)) throw new Error(plainWords(ready.warning, NOT_SET_UP));
+        send({ type: "sessionReady", attempt: id, session: ready });
+        const options = { customLlmExtraBody: { session_id: ready.session_id, session_key: ready.session_key },
                           libsampleratePath };
-        if (!resume) {
-          // The SDK's start has no deadline of its own (and ignores a start while an earlier one is under way).
-          attempt.timer = setTimeout(() => {
-            if (attemptRef.current !== attempt) return;
-            endSession();
-            fail(START_FAILED);
-          }, RECONNECT_TIMEOUT_MS);
-        }
-        if (fresh.conversation_token) {
-          startSession({ conversationToken: fresh.conversation_token, connectionType: "webrtc", ...options });
+        // The SDK's start has no deadline of its own (and ignores a start while an earlier one is under way).
+        if (!resume && inFlight.current === attempt) attempt.timer = giveUp();
+        if (ready.conversation_token) {
+          startSession({ conversationToken: ready.conversation_token, connectionType: "webrtc", ...options });
         } else {
-          startSession({ signedUrl: fresh.signed_url!, connectionType: "websocket", ...options });
+          startSession({ signedUrl: ready.signed_url!, connectionType: "websocket", ...options });
         }
       } catch (problem) {
-        if (signal.aborted || attemptRef.current !== attempt) return;
-        if (resume) fail(CONNECTION_LOST, "lost");
-        else fail(problem instanceof Error ? plainWords(problem.message, START_FAILED) : START_FAILED);
+        if (signal.aborted) return;
+        send({ type: "failed", attempt: id, message: problem instanceof Error ? problem.message : undefined });
       }
     },
-    [transport, startSession, endSession, fail, setAwaiting, setPhase, clearTranscript],
+    [transport, startSession, endSession, send, clearTranscript],
   );
 
   const connect = useCallback(() => open({ resume: false }), [open]);
 
   /** The connection is dead (or the device went offline): end it and open a new one, keeping what was said. */
   const reconnect = useCallback(() => {
-    if (attemptRef.current || phaseRef.current !== "connected") return;
-    setPhase("reconnecting");
+    if (latest.current.attempt || latest.current.phase !== "connected") return;
+    send({ type: "connectionDied" });
     endSession();
     void open({ resume: true });
-  }, [endSession, open, setPhase]);
+  }, [endSession, open, send]);
 
   const disconnect = useCallback(() => {
-    forgetAttempt({ abort: true });
+    send({ type: "ended" });
     endSession();
-    setError(null);
-    setNotice(null);
-    setAwaiting(false);
-    setTentative(null);
-    setPhase("idle");
-  }, [forgetAttempt, endSession, setAwaiting, setPhase]);
+  }, [send, endSession]);
 
   /** Says something for the person (a user message: it starts a turn). False when there is no live conversation. */
   const say = useCallback(
     (text: string): boolean => {
-      if (phaseRef.current !== "connected") return false;
+      if (latest.current.phase !== "connected") return false;
       try {
         sendUserMessage(text);
       } catch {
         return false;
       }
-      lastSaid.current = text;
-      setNotice(null);
       addEntry("user", text);
       turnStarted();
+      send({ type: "pageSaid", text });
       return true;
     },
-    [sendUserMessage, addEntry, turnStarted],
+    [sendUserMessage, addEntry, turnStarted, send],
   );
 
   /** The person moved on (to typing): a failure's message and its Try again go. */
-  const dismiss = useCallback(() => {
-    setError(null);
-    setNotice(null);
-    if (phaseRef.current === "error" || phaseRef.current === "lost") setPhase("idle");
-  }, [setPhase]);
+  const dismiss = useCallback(() => send({ type: "dismissed" }), [send]);
+  const setMuted = useCallback((value: boolean) => send({ type: "muted", muted: value }), [send]);
 
   // The watchdog: a dead connection is found within the bound, not when the person gives up.
-  useEffect(() => {
-    if (phase !== "connected") return;
-    let lastTick = Date.now();
-    const timer = setInterval(() => {
-      const now = Date.now();
-      // The page was frozen or throttled (a background tab, a sleeping phone): the silence was ours, not the server's.
-      if (now - lastTick > 3 * WATCH_EVERY_MS) heartbeat.current.lastEventAt = now;
-      lastTick = now;
-      if (heartbeat.current.dead(now)) reconnect();
-    }, WATCH_EVERY_MS);
-    const offline = () => reconnect();
-    const visible = () => {
-      if (document.visibilityState === "visible") heartbeat.current.lastEventAt = Date.now();
-    };
-    window.addEventListener("offline", offline);
-    document.addEventListener("visibilitychange", visible);
-    return () => {
-      clearInterval(timer);
-      window.removeEventListener("offline", offline);
-      document.removeEventListener("visibilitychange", visible);
-    };
-  }, [phase, reconnect]);
+  useEffect(() => (phase === "connected" ? watchLiveness(heartbeat.current, reconnect) : undefined),
+            [phase, reconnect]);
 
   // Back online after a lost connection: try once more on the person's behalf.
   useEffect(() => {
@@ -405,26 +241,23 @@ export function useVoiceSession(transport: Transport, log: ConversationLog, { on
   // An answer that never comes: say so instead of thinking forever.
   useEffect(() => {
     if (!awaitingAgent || phase !== "connected") return;
-    const timer = setTimeout(() => {
-      setAwaiting(false);
-      setNotice(NO_ANSWER);
-    }, ANSWER_TIMEOUT_MS);
+    const timer = setTimeout(() => send({ type: "answerOverdue" }), ANSWER_TIMEOUT_MS);
     return () => clearTimeout(timer);
-  }, [awaitingAgent, phase, setAwaiting]);
+  }, [awaitingAgent, phase, send]);
 
   useEffect(
     () => () => {
-      forgetAttempt({ abort: true });
+      release(inFlight, { abort: true });
       endSession();
     },
-    [forgetAttempt, endSession],
+    [endSession],
   );
 
   const status = deriveStatus({ phase, sdkStatus, isSpeaking, isMuted: muted, awaitingAgent });
 
   return {
     status, error, notice, session, tentative,
-    connect, disconnect, say, dismiss, isMuted: muted, setMuted: setMutedState,
+    connect, disconnect, say, dismiss, isMuted: muted, setMuted,
     levels: {
       getInputVolume: conversation.getInputVolume,
       getOutputVolume: conversation.getOutputVolume,
