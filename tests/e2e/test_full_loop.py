@@ -43,8 +43,8 @@ from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.elevenlabs_conversation import FakeConversations
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import image_parts
+from tests.operator.support import voice_agent
 from tests.processes import ROOT
-from tests.unit.test_operator_render import voice_agent
 
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist"

@@ -31,7 +31,7 @@ from tests.fakes.loopback import serve_app
 from tests.fakes.openai_upstream import DEFAULT_WORDS, Behaviour, FakeOpenAI
 from tests.fakes.vendor_spec import known_fields, validator
 from tests.helpers import image_parts, new_session, upload
-from tests.unit.test_operator_render import voice_agent
+from tests.operator.support import voice_agent
 
 LLM_KEY = "custom-llm-key-fakes-0123456789"
 PROMPT = "You are a museum guide."
