@@ -27,9 +27,9 @@ from pydantic import ValidationError
 from glimpse.config import BOOLEAN
 
 from . import GROUP, KIND
-from .agents import AgentsClient, ElevenLabsError
 from .cluster import RESOURCES, Cluster, ClusterError, secret_values
 from .conditions import set_condition, with_ready
+from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .locks import ObjectLocks
 from .render import (
     SECRET_KEYS,
@@ -113,11 +113,11 @@ class Reconciler:
     """One per operator (kopf's `memo.reconciler`), built at startup from the settings."""
 
     def __init__(self, cluster: Cluster, settings: OperatorSettings,
-                 agents: Callable[[str], AgentsClient] | None = None) -> None:
+                 agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
         base_url = settings.elevenlabs_base_url
-        self.agents: Callable[[str], AgentsClient] = agents or (lambda key: AgentsClient(key, base_url))
+        self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
         self.locks = ObjectLocks()
 
     # -- events and records -------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class Reconciler:
         values = secret_values(existing or {})
         return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
 
-    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], run: Run, custom_llm_key: str, *,
+    def _sync_agent(self, agents: ElevenLabsClient, spec: dict[str, Any], run: Run, custom_llm_key: str, *,
                     repair: bool = False) -> None:
         status, adopted = run.status, spec["elevenlabs"]["agentId"]
         owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
@@ -360,7 +360,7 @@ class Reconciler:
                 self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
         status["agentConfigHash"] = digest
 
-    def _sync_workspace_secret(self, agents: AgentsClient, run: Run, custom_llm_key: str, adopted: str,
+    def _sync_workspace_secret(self, agents: ElevenLabsClient, run: Run, custom_llm_key: str, adopted: str,
                                owned_agents: Callable[[], list[dict[str, Any]]]) -> None:
         """Find the workspace secret an earlier run made (by its name), or make it; record its id at once."""
         secret_name = workspace_secret_name(run.namespace, run.name)
@@ -470,7 +470,7 @@ class Reconciler:
                    ("Deleted in ElevenLabs: " + ", ".join(deleted) + ".") if deleted
                    else "Nothing to delete in ElevenLabs.")
 
-    def _delete_remote(self, agents: AgentsClient, body: dict[str, Any], agent_id: str | None,
+    def _delete_remote(self, agents: ElevenLabsClient, body: dict[str, Any], agent_id: str | None,
                        secret_id: str | None, *, look_up: bool) -> list[str]:
         """Delete the agent and workspace secret (the agent first: the secret is in use until it is gone). Ids the
         status lacks are looked up, as a reconcile would have; both deletions ignore what is already gone."""

@@ -35,7 +35,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from glimpse.config import DEFAULT_UPSTREAM_BASE_URL
-from glimpse_operator.agents import AgentsClient
+from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import Proxy, StartProxy

@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from glimpse_operator.agents import AgentsClient, ElevenLabsError
+from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
+from glimpse_operator.elevenlabs_api import ElevenLabsError
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import StartProxy
