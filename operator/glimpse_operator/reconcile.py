@@ -1,5 +1,6 @@
-"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status; and cleaning up
-what it made in ElevenLabs when it is deleted.
+"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status. What it made in
+ElevenLabs is cleaned up before it is deleted by `cleanup.py`; the Secrets it names are read (and the ElevenLabs key's
+kept for that clean-up) by `keys.py`.
 
 A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed
 anywhere and an ElevenLabs client pointed at a fake.
@@ -15,21 +16,18 @@ What keeps ElevenLabs free of duplicates, whatever fails and whenever the operat
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from glimpse.config import BOOLEAN
-
-from . import GROUP, KIND
+from . import KIND, cleanup
 from .cluster import RESOURCES, Cluster, ClusterError, secret_values
 from .conditions import set_condition, with_ready
 from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
+from .events import NORMAL, WARNING, Events
+from .keys import MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
 from .render import (
     SECRET_KEYS,
@@ -54,33 +52,6 @@ from .spec import (
 )
 
 log = logging.getLogger(__name__)
-
-NORMAL, WARNING = "Normal", "Warning"
-# Set to "true" on a VoiceAgent to delete it without touching ElevenLabs (its agent and workspace secret stay).
-SKIP_CLEANUP_ANNOTATION = f"{GROUP}/skip-elevenlabs-cleanup"
-# The finalizer a VoiceAgent puts on the Secret holding its ElevenLabs key, one per VoiceAgent, so that the key is
-# there when the VoiceAgent's clean-up needs it (like Kubernetes' own kubernetes.io/pvc-protection).
-KEY_FINALIZER_DOMAIN = f"voiceagent.{GROUP}"
-MAX_FINALIZER_NAME = 63  # the part after the "/" is a qualified name: at most 63 characters
-
-
-def key_secret_finalizer(voice_agent: str) -> str:
-    if len(voice_agent) > MAX_FINALIZER_NAME:
-        digest = hashlib.sha256(voice_agent.encode()).hexdigest()[:8]
-        voice_agent = f"{voice_agent[:MAX_FINALIZER_NAME - 9].rstrip('-.')}-{digest}"
-    return f"{KEY_FINALIZER_DOMAIN}/{voice_agent}"
-
-
-class MissingSecret(Exception):
-    pass
-
-
-class CleanupPending(Exception):
-    """The clean-up failed for now (ElevenLabs down, rate limited): try again later."""
-
-
-class CleanupRefused(Exception):
-    """ElevenLabs refused the key (401/403): trying again cannot help."""
 
 
 @dataclass
@@ -123,9 +94,8 @@ class Reconciler:
     # -- events and records -------------------------------------------------------------------------------------
 
     def event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        log.log(logging.WARNING if type_ == WARNING else logging.INFO, "%s/%s %s: %s",
-                body["metadata"]["namespace"], body["metadata"]["name"], reason, message)
-        self.cluster.post_event(body, type_, reason, message)
+        events = Events(self.cluster, body)
+        (events.warning if type_ == WARNING else events.normal)(reason, message)
 
     def _record(self, run: Run, **ids: Any) -> None:
         """Write ElevenLabs ids to the status now: if anything later fails (or the operator dies), the next run
@@ -188,10 +158,7 @@ class Reconciler:
             upstream_base_url(spec)
             fallback_base_urls(spec)
             custom_llm_api_type(spec)
-            llm_key_ref, el_key_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
-            llm_key = self._secret_value(namespace, llm_key_ref)
-            elevenlabs_key = self._secret_value(namespace, el_key_ref)
-            fallback_keys = [self._secret_value(namespace, f["apiKeySecretRef"]) for f in spec["llm"]["fallbacks"]]
+            keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
             condition("AgentSynced", False, reason, str(exc))
@@ -212,7 +179,7 @@ class Reconciler:
             self.event(body, WARNING, "ObjectConflict", message)
             return finish(message)
 
-        self.protect_key_secret(body, el_key_ref["name"])
+        protect_key_secret(self.cluster, Events(self.cluster, body), spec["elevenlabs"]["apiKeySecretRef"]["name"])
         generated = self._generated_secrets(existing.get("Secret"))
         # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
         # here is never one that exists only in ElevenLabs.
@@ -225,14 +192,14 @@ class Reconciler:
         status["url"] = public_url(spec) + "/v1"
         retry = None
         try:
-            self._sync_agent(self.agents(elevenlabs_key), spec, run, generated["customLlmKey"], repair=repair)
+            self._sync_agent(self.agents(keys.elevenlabs), spec, run, generated["customLlmKey"], repair=repair)
             condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
         except ElevenLabsError as exc:
             condition("AgentSynced", False, "ElevenLabsError", str(exc))
             self.event(body, WARNING, "ElevenLabsError", str(exc))
             retry = str(exc)
 
-        digest = secrets_hash({"llm": llm_key, "elevenlabs": elevenlabs_key, "fallbacks": "\n".join(fallback_keys),
+        digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image, digest)
                    if o["kind"] != "Secret"]
@@ -289,14 +256,6 @@ class Reconciler:
             conditions = set_condition(conditions, "ProxyAvailable", ok, reason, message, generation)
             conditions = with_ready(conditions, message, generation)
             self.cluster.patch_status(namespace, name, {"conditions": conditions})
-
-    def _secret_value(self, namespace: str, ref: dict[str, str]) -> str:
-        values = self.cluster.read_secret(namespace, ref["name"])
-        if values is None:
-            raise MissingSecret(f"Secret {namespace}/{ref['name']} does not exist.")
-        if not values.get(ref["key"]):
-            raise MissingSecret(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}.")
-        return values[ref["key"]]
 
     @staticmethod
     def _generated_secrets(existing: dict[str, Any] | None) -> dict[str, str]:
@@ -384,111 +343,15 @@ class Reconciler:
         self.event(run.body, NORMAL, "WorkspaceSecretCreated",
                    f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
 
-    # -- the ElevenLabs key Secret ------------------------------------------------------------------------------
-
-    def protect_key_secret(self, body: dict[str, Any], secret: str) -> None:
-        """A finalizer of this VoiceAgent on the Secret holding its ElevenLabs key: the Secret stays (Terminating,
-        still readable) until the VoiceAgent's clean-up has used it. Not having it does not stop the reconcile."""
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        try:
-            if not self.cluster.add_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name)):
-                self.event(body, WARNING, "KeySecretTerminating",
-                           f"Secret {namespace}/{secret} is being deleted; the clean-up of {KIND} {name} can only "
-                           "delete its ElevenLabs agent while the Secret is there.")
-        except ClusterError as exc:
-            self.event(body, WARNING, "KeySecretNotProtected",
-                       f"Could not put finalizer {key_secret_finalizer(name)} on Secret {namespace}/{secret}: "
-                       f"{exc.message}.")
-
-    def release_key_secret(self, body: dict[str, Any], secret: str) -> None:
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        self.cluster.remove_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name))
-
-    # -- clean-up -----------------------------------------------------------------------------------------------
-
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
-        """Before deletion: remove the agent (only one the operator created) and the workspace secret, then release
-        the key Secret. Returns when done, skipped or given up (each with an event saying what is left);
-        `CleanupPending` when a later attempt may succeed; `CleanupRefused` when none can."""
+        """Before deletion (`cleanup.clean_up`), with the object's latest status (ids recorded after kopf read
+        it); then its lock is forgotten."""
         uid = body["metadata"]["uid"]
         with self.locks.hold(uid):
-            current = self._current(body)
-            body = current or body  # the latest status: ids recorded after kopf read the object
-            spec = with_defaults(body["spec"])
-            key_secret = spec["elevenlabs"]["apiKeySecretRef"]["name"]
-            try:
-                self._clean_up(body, spec, final_attempt=final_attempt, attempt=attempt, attempts=attempts)
-            except CleanupRefused:
-                self.release_key_secret(body, key_secret)
-                raise
-            self.release_key_secret(body, key_secret)
+            cleanup.clean_up(self.cluster, self.agents, self._current(body) or body, final_attempt=final_attempt,
+                             attempt=attempt, attempts=attempts)
         self.locks.forget(uid)
-
-    def _clean_up(self, body: dict[str, Any], spec: dict[str, Any], *, final_attempt: bool, attempt: int,
-                  attempts: int) -> None:
-        meta, status = body["metadata"], body.get("status") or {}
-        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        adopted = spec["elevenlabs"]["agentId"]
-        agent_id = status.get("agentId") if status.get("agentCreated") and not adopted else None
-        secret_id = status.get("workspaceSecretId")
-        left = _leftovers(agent_id, secret_id, uid, namespace, name, look_up=not adopted)
-
-        annotation = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION)
-        if annotation is not None and _is_true(annotation):
-            self.event(body, NORMAL, "CleanupSkipped",
-                       f"{SKIP_CLEANUP_ANNOTATION} is set: nothing is deleted in ElevenLabs. Left there: {left}.")
-            return
-        if annotation is not None and not _is_true(annotation):
-            log.info("%s/%s: %s=%r is not true: cleaning up", namespace, name, SKIP_CLEANUP_ANNOTATION, annotation)
-
-        try:
-            key = self._secret_value(namespace, spec["elevenlabs"]["apiKeySecretRef"])
-        except MissingSecret as exc:
-            self.event(body, WARNING, "CleanupSkipped",
-                       f"{exc} Without the ElevenLabs key nothing can be deleted there. Left there: {left}.")
-            return
-        agents = self.agents(key)
-        try:
-            deleted = self._delete_remote(agents, body, agent_id, secret_id, look_up=not adopted)
-        except ElevenLabsError as exc:
-            if exc.refused:
-                self.event(body, WARNING, "CleanupRefused",
-                           f"ElevenLabs refused the key in Secret {namespace}/"
-                           f"{spec['elevenlabs']['apiKeySecretRef']['name']} ({exc}); nothing more is tried. "
-                           f"Left there: {left}.")
-                raise CleanupRefused(str(exc)) from exc
-            if final_attempt:
-                self.event(body, WARNING, "CleanupAbandoned",
-                           f"Giving up after {attempt} attempt(s): {exc}. The {KIND} is released; left in "
-                           f"ElevenLabs: {left}.")
-                return
-            self.event(body, WARNING, "CleanupFailed",
-                       f"Attempt {attempt} of {attempts} failed: {exc}. Will try again.")
-            raise CleanupPending(str(exc)) from exc
-        self.event(body, NORMAL, "CleanedUp",
-                   ("Deleted in ElevenLabs: " + ", ".join(deleted) + ".") if deleted
-                   else "Nothing to delete in ElevenLabs.")
-
-    def _delete_remote(self, agents: ElevenLabsClient, body: dict[str, Any], agent_id: str | None,
-                       secret_id: str | None, *, look_up: bool) -> list[str]:
-        """Delete the agent and workspace secret (the agent first: the secret is in use until it is gone). Ids the
-        status lacks are looked up, as a reconcile would have; both deletions ignore what is already gone."""
-        meta, status = body["metadata"], body.get("status") or {}
-        agent_ids = [agent_id] if agent_id else []
-        if look_up and not status.get("agentId"):  # created, maybe, but never recorded
-            agent_ids = [str(a["agent_id"]) for a in agents.find_agents(owner_tag(meta["uid"]))]
-        secret_ids = [secret_id] if secret_id else []
-        if not secret_id:
-            name = workspace_secret_name(meta["namespace"], meta["name"])
-            ours = set(agent_ids) | {status.get("agentId") or ""}
-            secret_ids = [str(s["secret_id"]) for s in agents.find_secrets(name)
-                          if {str(a.get("id")) for a in (s.get("used_by") or {}).get("agents") or []} <= ours]
-        for agent in agent_ids:
-            agents.delete_agent(agent)
-        for secret in secret_ids:
-            agents.delete_secret(secret)
-        return [f"agent {a}" for a in agent_ids] + [f"workspace secret {s}" for s in secret_ids]
 
 
 def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
@@ -497,20 +360,3 @@ def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
     if available > 0:
         return True, "Available", f"{available} proxy replica(s) available."
     return False, "Progressing", "Waiting for a proxy replica to become available."
-
-
-def _is_true(value: str) -> bool:
-    try:
-        return bool(BOOLEAN.validate_python(value.strip()))
-    except ValidationError:
-        return False
-
-
-def _leftovers(agent_id: str | None, secret_id: str | None, uid: str, namespace: str, name: str, *,
-               look_up: bool) -> str:
-    agent = (f"agent {agent_id}" if agent_id
-             else f"any agent tagged {owner_tag(uid)}" if look_up else "no agent (it was adopted)")
-    secret = (f"workspace secret {secret_id}" if secret_id
-              else f"any workspace secret named {workspace_secret_name(namespace, name)}")
-    return f"{agent}; {secret}"
-
