@@ -16,17 +16,17 @@ What keeps ElevenLabs free of duplicates, whatever fails and whenever the operat
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import KIND, cleanup
 from .cluster import RESOURCES, Cluster, ClusterError, secret_values
-from .conditions import set_condition, with_ready
+from .conditions import availability, set_condition, with_ready
 from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
-from .events import NORMAL, WARNING, Events
+from .events import Events
 from .keys import MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
 from .render import (
@@ -50,34 +50,9 @@ from .spec import (
     upstream_base_url,
     with_defaults,
 )
+from .status import Outcome, StatusDraft
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Outcome:
-    status: dict[str, Any]
-    retry_reason: str | None = None  # set: ask kopf to retry later
-
-
-@dataclass
-class Run:
-    """One reconcile of one VoiceAgent: the object as the API server has it, and what this run wrote."""
-
-    body: dict[str, Any]
-    status: dict[str, Any]
-
-    @property
-    def namespace(self) -> str:
-        return str(self.body["metadata"]["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.body["metadata"]["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.body["metadata"]["uid"])
 
 
 class Reconciler:
@@ -90,18 +65,6 @@ class Reconciler:
         base_url = settings.elevenlabs_base_url
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
         self.locks = ObjectLocks()
-
-    # -- events and records -------------------------------------------------------------------------------------
-
-    def event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        events = Events(self.cluster, body)
-        (events.warning if type_ == WARNING else events.normal)(reason, message)
-
-    def _record(self, run: Run, **ids: Any) -> None:
-        """Write ElevenLabs ids to the status now: if anything later fails (or the operator dies), the next run
-        finds them there and creates nothing twice."""
-        run.status.update(ids)
-        self.cluster.patch_status(run.namespace, run.name, ids)
 
     # -- reconcile ----------------------------------------------------------------------------------------------
 
@@ -128,31 +91,9 @@ class Reconciler:
 
     def _reconcile(self, body: dict[str, Any], *, repair: bool = False) -> Outcome:
         meta = body["metadata"]
-        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
-        run = Run(body, {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"})
-        status = run.status
-        previous_generation = status.get("observedGeneration")
-        conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
-        previously_failed = any(c.get("type") == "ProxyAvailable" and c.get("reason") == "ApplyFailed"
-                                for c in conditions)
-
-        def condition(type_: str, ok: bool, reason: str, message: str) -> None:
-            nonlocal conditions
-            conditions = set_condition(conditions, type_, ok, reason, message, generation)
-
-        def finish(retry: str | None) -> Outcome:
-            nonlocal conditions
-            conditions = with_ready(conditions, retry or "Waiting.", generation)
-            status.update(conditions=conditions, observedGeneration=generation)
-            return Outcome(status, retry)
-
-        def apply_failed(obj: dict[str, Any], exc: ClusterError) -> Outcome:
-            what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
-            message = f"Could not apply {what}: {exc.message} (HTTP {exc.status or 'no answer'})."
-            condition("ProxyAvailable", False, "ApplyFailed", message)
-            self.event(body, WARNING, "ApplyFailed", message)
-            return finish(message)
-
+        namespace, name = meta["namespace"], meta["name"]
+        draft = StatusDraft(body, functools.partial(self.cluster.patch_status, namespace, name))
+        events = Events(self.cluster, body)
         spec = with_defaults(body["spec"])
         try:
             upstream_base_url(spec)
@@ -161,25 +102,20 @@ class Reconciler:
             keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
-            condition("AgentSynced", False, reason, str(exc))
-            condition("ProxyAvailable", False, reason, str(exc))
-            self.event(body, WARNING, reason, str(exc))
-            return finish(str(exc))
+            return _stop(draft, events, reason, str(exc), "AgentSynced", "ProxyAvailable")
 
         # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
         existing = self._existing_objects(namespace, object_name(name))
-        foreign = [(kind, uid) for kind, obj in existing.items() if (uid := controller_uid(obj)) != run.uid]
+        foreign = [(kind, uid) for kind, obj in existing.items() if (uid := controller_uid(obj)) != meta["uid"]]
         if foreign:
             owners = ", ".join(f"{kind} {namespace}/{object_name(name)} "
                                f"({f'controlled by uid {uid}' if uid else 'made by someone else'})"
                                for kind, uid in foreign)
             message = (f"{owners} already exist(s) and {'is' if len(foreign) == 1 else 'are'} not this {KIND}'s: "
                        "nothing is changed. Remove or rename it, or give the VoiceAgent another name.")
-            condition("ProxyAvailable", False, "ObjectConflict", message)
-            self.event(body, WARNING, "ObjectConflict", message)
-            return finish(message)
+            return _stop(draft, events, "ObjectConflict", message, "ProxyAvailable")
 
-        protect_key_secret(self.cluster, Events(self.cluster, body), spec["elevenlabs"]["apiKeySecretRef"]["name"])
+        protect_key_secret(self.cluster, events, spec["elevenlabs"]["apiKeySecretRef"]["name"])
         generated = self._generated_secrets(existing.get("Secret"))
         # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
         # here is never one that exists only in ElevenLabs.
@@ -187,16 +123,19 @@ class Reconciler:
         try:
             self.cluster.apply(proxy_secret)
         except ClusterError as exc:
-            return apply_failed(proxy_secret, exc)
+            return _apply_failed(draft, events, proxy_secret, exc)
 
+        status = draft.status
         status["url"] = public_url(spec) + "/v1"
         retry = None
         try:
-            self._sync_agent(self.agents(keys.elevenlabs), spec, run, generated["customLlmKey"], repair=repair)
-            condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
+            self._sync_agent(self.agents(keys.elevenlabs), spec, draft, events, generated["customLlmKey"],
+                             repair=repair)
+            draft.condition("AgentSynced", True, "Synced",
+                            f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
         except ElevenLabsError as exc:
-            condition("AgentSynced", False, "ElevenLabsError", str(exc))
-            self.event(body, WARNING, "ElevenLabsError", str(exc))
+            draft.condition("AgentSynced", False, "ElevenLabsError", str(exc))
+            events.warning("ElevenLabsError", str(exc))
             retry = str(exc)
 
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
@@ -207,7 +146,7 @@ class Reconciler:
             try:
                 self.cluster.apply(obj)
             except ClusterError as exc:
-                return apply_failed(obj, exc)
+                return _apply_failed(draft, events, obj, exc)
         applied = [proxy_secret, *objects]
         if "HorizontalPodAutoscaler" in existing and not any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
             # autoscaling was turned off: a forgotten HPA would keep setting the Deployment's replicas
@@ -215,15 +154,15 @@ class Reconciler:
                 self.cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, object_name(name),
                                     uid=str(existing["HorizontalPodAutoscaler"]["metadata"]["uid"]))
             except ClusterError as exc:
-                return apply_failed(existing["HorizontalPodAutoscaler"], exc)
-            self.event(body, NORMAL, "AutoscalerDeleted",
-                       f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
-                       f"runs {spec['proxy']['replicas']} replica(s).")
-        if previous_generation != generation or previously_failed:
-            self.event(body, NORMAL, "ObjectsApplied", "Applied " + ", ".join(
+                return _apply_failed(draft, events, existing["HorizontalPodAutoscaler"], exc)
+            events.normal("AutoscalerDeleted",
+                          f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
+                          f"runs {spec['proxy']['replicas']} replica(s).")
+        if draft.news:
+            events.normal("ObjectsApplied", "Applied " + ", ".join(
                 f"{o['kind']} {o['metadata']['name']}" for o in applied) + ".")
-        condition("ProxyAvailable", *availability(existing.get("Deployment")))
-        return finish(retry)
+        draft.condition("ProxyAvailable", *availability(existing.get("Deployment")))
+        return draft.outcome(retry)
 
     def _existing_objects(self, namespace: str, name: str) -> dict[str, dict[str, Any]]:
         """Every kind the operator makes for one VoiceAgent, as it exists now under that name (by kind)."""
@@ -264,40 +203,41 @@ class Reconciler:
         values = secret_values(existing or {})
         return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
 
-    def _sync_agent(self, agents: ElevenLabsClient, spec: dict[str, Any], run: Run, custom_llm_key: str, *,
-                    repair: bool = False) -> None:
-        status, adopted = run.status, spec["elevenlabs"]["agentId"]
+    def _sync_agent(self, agents: ElevenLabsClient, spec: dict[str, Any], draft: StatusDraft, events: Events,
+                    custom_llm_key: str, *, repair: bool = False) -> None:
+        status, adopted = draft.status, spec["elevenlabs"]["agentId"]
+        uid = str(events.body["metadata"]["uid"])
         owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
 
         def owned_agents() -> list[dict[str, Any]]:
             nonlocal owned
             if owned is None:
-                owned = agents.find_agents(owner_tag(run.uid))
+                owned = agents.find_agents(owner_tag(uid))
             return owned
 
         if not status.get("workspaceSecretId"):
-            self._sync_workspace_secret(agents, run, custom_llm_key, adopted, owned_agents)
+            self._sync_workspace_secret(agents, draft, events, custom_llm_key, adopted, owned_agents)
         # only an agent the operator made carries the uid tag (an adopted one is never deleted)
-        desired = desired_agent(spec, status["workspaceSecretId"], None if adopted else run.uid)
+        desired = desired_agent(spec, status["workspaceSecretId"], None if adopted else uid)
         digest = config_hash(desired)
         agent_id = adopted or status.get("agentId")
         if not agent_id:
             found = owned_agents()
             if not found:
                 agent_id = agents.create_agent(desired)
-                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                self.event(run.body, NORMAL, "AgentCreated", f"Created ElevenLabs agent {agent_id}.")
+                draft.record(agentId=agent_id, agentCreated=True, agentConfigHash=digest)
+                events.normal("AgentCreated", f"Created ElevenLabs agent {agent_id}.")
                 return
             agent_id = str(found[0]["agent_id"])
-            self._record(run, agentId=agent_id, agentCreated=True)
-            self.event(run.body, NORMAL, "AgentFound",
-                       f"Found ElevenLabs agent {agent_id} (tagged {owner_tag(run.uid)}), created by an earlier "
-                       "reconcile that could not record it; no new agent is created.")
+            draft.record(agentId=agent_id, agentCreated=True)
+            events.normal("AgentFound",
+                          f"Found ElevenLabs agent {agent_id} (tagged {owner_tag(uid)}), created by an earlier "
+                          "reconcile that could not record it; no new agent is created.")
             if len(found) > 1:
                 others = ", ".join(str(a["agent_id"]) for a in found[1:])
-                self.event(run.body, WARNING, "DuplicateAgents",
-                           f"More ElevenLabs agents carry the tag {owner_tag(run.uid)}: {others}. Only "
-                           f"{agent_id} is used; delete the others by hand.")
+                events.warning("DuplicateAgents",
+                               f"More ElevenLabs agents carry the tag {owner_tag(uid)}: {others}. Only "
+                               f"{agent_id} is used; delete the others by hand.")
         changed = agent_id != status.get("agentId") or status.get("agentConfigHash") != digest
         if changed or repair:
             try:
@@ -307,23 +247,25 @@ class Reconciler:
                     raise
                 # the agent this VoiceAgent made is gone from ElevenLabs (deleted by hand): make it again
                 agent_id = agents.create_agent(desired)
-                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                self.event(run.body, WARNING, "AgentRecreated",
-                           f"ElevenLabs agent {status.get('agentId')} no longer exists (deleted outside Glimpse): "
-                           f"created {agent_id}; the page's sessions use it from now on.")
+                draft.record(agentId=agent_id, agentCreated=True, agentConfigHash=digest)
+                events.warning("AgentRecreated",
+                               f"ElevenLabs agent {status.get('agentId')} no longer exists (deleted outside Glimpse): "
+                               f"created {agent_id}; the page's sessions use it from now on.")
                 return
             if agent_id != status.get("agentId"):
                 status["agentCreated"] = not adopted and bool(status.get("agentCreated"))
             status["agentId"] = agent_id
             if changed:  # a repair's rewrite of an unchanged spec is not news for `kubectl describe`
-                self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
+                events.normal("AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
         status["agentConfigHash"] = digest
 
-    def _sync_workspace_secret(self, agents: ElevenLabsClient, run: Run, custom_llm_key: str, adopted: str,
+    def _sync_workspace_secret(self, agents: ElevenLabsClient, draft: StatusDraft, events: Events,
+                               custom_llm_key: str, adopted: str,
                                owned_agents: Callable[[], list[dict[str, Any]]]) -> None:
         """Find the workspace secret an earlier run made (by its name), or make it; record its id at once."""
-        secret_name = workspace_secret_name(run.namespace, run.name)
-        ours = {a for a in (adopted, run.status.get("agentId")) if a}
+        meta = events.body["metadata"]
+        secret_name = workspace_secret_name(meta["namespace"], meta["name"])
+        ours = {a for a in (adopted, draft.status.get("agentId")) if a}
         for candidate in agents.find_secrets(secret_name):
             users = {str(a.get("id")) for a in (candidate.get("used_by") or {}).get("agents") or []}
             if users - ours:
@@ -331,17 +273,17 @@ class Reconciler:
             if users <= ours:  # unused, or used only by this VoiceAgent's agent: an earlier run made it
                 secret_id = str(candidate["secret_id"])
                 agents.update_secret(secret_id, secret_name, custom_llm_key)  # the key the proxy has now
-                self._record(run, workspaceSecretId=secret_id)
-                self.event(run.body, NORMAL, "WorkspaceSecretFound",
-                           f"Found ElevenLabs workspace secret {secret_name} ({secret_id}), made by an earlier "
-                           "reconcile that could not record it; its value is set to the proxy's key.")
+                draft.record(workspaceSecretId=secret_id)
+                events.normal("WorkspaceSecretFound",
+                              f"Found ElevenLabs workspace secret {secret_name} ({secret_id}), made by an earlier "
+                              "reconcile that could not record it; its value is set to the proxy's key.")
                 return
             log.warning("workspace secret %s (%s) is used by other agents (%s): not taking it", secret_name,
                         candidate.get("secret_id"), ", ".join(sorted(users - ours)))
         secret_id = agents.create_secret(secret_name, custom_llm_key)
-        self._record(run, workspaceSecretId=secret_id)
-        self.event(run.body, NORMAL, "WorkspaceSecretCreated",
-                   f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
+        draft.record(workspaceSecretId=secret_id)
+        events.normal("WorkspaceSecretCreated",
+                      f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
 
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
@@ -354,9 +296,15 @@ class Reconciler:
         self.locks.forget(uid)
 
 
-def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
-    """ProxyAvailable from the proxy's Deployment: (status, reason, message)."""
-    available = int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
-    if available > 0:
-        return True, "Available", f"{available} proxy replica(s) available."
-    return False, "Progressing", "Waiting for a proxy replica to become available."
+def _stop(draft: StatusDraft, events: Events, reason: str, message: str, *conditions: str) -> Outcome:
+    """The reconcile stops here: `conditions` False for `reason`, a Warning event, and a retry."""
+    for type_ in conditions:
+        draft.condition(type_, False, reason, message)
+    events.warning(reason, message)
+    return draft.outcome(message)
+
+
+def _apply_failed(draft: StatusDraft, events: Events, obj: dict[str, Any], exc: ClusterError) -> Outcome:
+    what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+    message = f"Could not apply {what}: {exc.message} (HTTP {exc.status or 'no answer'})."
+    return _stop(draft, events, "ApplyFailed", message, "ProxyAvailable")
