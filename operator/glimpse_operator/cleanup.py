@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from glimpse.config import BOOLEAN
 
 from . import GROUP, KIND
+from .agent_plan import SecretCandidate
 from .cluster import Cluster
 from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .events import Events
@@ -105,10 +106,9 @@ def _delete_remote(client: ElevenLabsClient, body: dict[str, Any], agent_id: str
         agent_ids = [str(a["agent_id"]) for a in client.find_agents(owner_tag(meta["uid"]))]
     secret_ids = [secret_id] if secret_id else []
     if not secret_id:
-        name = workspace_secret_name(meta["namespace"], meta["name"])
         ours = set(agent_ids) | {status.get("agentId") or ""}
-        secret_ids = [str(s["secret_id"]) for s in client.find_secrets(name)
-                      if {str(a.get("id")) for a in (s.get("used_by") or {}).get("agents") or []} <= ours]
+        found = map(SecretCandidate.of, client.find_secrets(workspace_secret_name(meta["namespace"], meta["name"])))
+        secret_ids = [candidate.secret_id for candidate in found if candidate.users <= ours]
     for agent in agent_ids:
         client.delete_agent(agent)
     for secret in secret_ids:

@@ -17,12 +17,12 @@ What keeps ElevenLabs free of duplicates, whatever fails and whenever the operat
 from __future__ import annotations
 
 import functools
-import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 from . import KIND, cleanup
+from .agent_sync import AgentSync
 from .cluster import RESOURCES, Cluster, ClusterError, secret_values
 from .conditions import availability, set_condition, with_ready
 from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
@@ -31,15 +31,11 @@ from .keys import MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
 from .render import (
     SECRET_KEYS,
-    config_hash,
     controller_uid,
-    desired_agent,
     object_name,
-    owner_tag,
     render_proxy,
     render_secret,
     secrets_hash,
-    workspace_secret_name,
 )
 from .settings import OperatorSettings
 from .spec import (
@@ -51,8 +47,6 @@ from .spec import (
     with_defaults,
 )
 from .status import Outcome, StatusDraft
-
-log = logging.getLogger(__name__)
 
 
 class Reconciler:
@@ -129,8 +123,7 @@ class Reconciler:
         status["url"] = public_url(spec) + "/v1"
         retry = None
         try:
-            self._sync_agent(self.agents(keys.elevenlabs), spec, draft, events, generated["customLlmKey"],
-                             repair=repair)
+            AgentSync(self.agents(keys.elevenlabs), draft, events).run(spec, generated["customLlmKey"], repair=repair)
             draft.condition("AgentSynced", True, "Synced",
                             f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
         except ElevenLabsError as exc:
@@ -202,88 +195,6 @@ class Reconciler:
         ElevenLabs out."""
         values = secret_values(existing or {})
         return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
-
-    def _sync_agent(self, agents: ElevenLabsClient, spec: dict[str, Any], draft: StatusDraft, events: Events,
-                    custom_llm_key: str, *, repair: bool = False) -> None:
-        status, adopted = draft.status, spec["elevenlabs"]["agentId"]
-        uid = str(events.body["metadata"]["uid"])
-        owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
-
-        def owned_agents() -> list[dict[str, Any]]:
-            nonlocal owned
-            if owned is None:
-                owned = agents.find_agents(owner_tag(uid))
-            return owned
-
-        if not status.get("workspaceSecretId"):
-            self._sync_workspace_secret(agents, draft, events, custom_llm_key, adopted, owned_agents)
-        # only an agent the operator made carries the uid tag (an adopted one is never deleted)
-        desired = desired_agent(spec, status["workspaceSecretId"], None if adopted else uid)
-        digest = config_hash(desired)
-        agent_id = adopted or status.get("agentId")
-        if not agent_id:
-            found = owned_agents()
-            if not found:
-                agent_id = agents.create_agent(desired)
-                draft.record(agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                events.normal("AgentCreated", f"Created ElevenLabs agent {agent_id}.")
-                return
-            agent_id = str(found[0]["agent_id"])
-            draft.record(agentId=agent_id, agentCreated=True)
-            events.normal("AgentFound",
-                          f"Found ElevenLabs agent {agent_id} (tagged {owner_tag(uid)}), created by an earlier "
-                          "reconcile that could not record it; no new agent is created.")
-            if len(found) > 1:
-                others = ", ".join(str(a["agent_id"]) for a in found[1:])
-                events.warning("DuplicateAgents",
-                               f"More ElevenLabs agents carry the tag {owner_tag(uid)}: {others}. Only "
-                               f"{agent_id} is used; delete the others by hand.")
-        changed = agent_id != status.get("agentId") or status.get("agentConfigHash") != digest
-        if changed or repair:
-            try:
-                agents.update_agent(agent_id, desired)
-            except ElevenLabsError as exc:
-                if exc.status != 404 or adopted or not status.get("agentCreated"):
-                    raise
-                # the agent this VoiceAgent made is gone from ElevenLabs (deleted by hand): make it again
-                agent_id = agents.create_agent(desired)
-                draft.record(agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                events.warning("AgentRecreated",
-                               f"ElevenLabs agent {status.get('agentId')} no longer exists (deleted outside Glimpse): "
-                               f"created {agent_id}; the page's sessions use it from now on.")
-                return
-            if agent_id != status.get("agentId"):
-                status["agentCreated"] = not adopted and bool(status.get("agentCreated"))
-            status["agentId"] = agent_id
-            if changed:  # a repair's rewrite of an unchanged spec is not news for `kubectl describe`
-                events.normal("AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
-        status["agentConfigHash"] = digest
-
-    def _sync_workspace_secret(self, agents: ElevenLabsClient, draft: StatusDraft, events: Events,
-                               custom_llm_key: str, adopted: str,
-                               owned_agents: Callable[[], list[dict[str, Any]]]) -> None:
-        """Find the workspace secret an earlier run made (by its name), or make it; record its id at once."""
-        meta = events.body["metadata"]
-        secret_name = workspace_secret_name(meta["namespace"], meta["name"])
-        ours = {a for a in (adopted, draft.status.get("agentId")) if a}
-        for candidate in agents.find_secrets(secret_name):
-            users = {str(a.get("id")) for a in (candidate.get("used_by") or {}).get("agents") or []}
-            if users - ours:
-                ours |= {str(a["agent_id"]) for a in owned_agents()}
-            if users <= ours:  # unused, or used only by this VoiceAgent's agent: an earlier run made it
-                secret_id = str(candidate["secret_id"])
-                agents.update_secret(secret_id, secret_name, custom_llm_key)  # the key the proxy has now
-                draft.record(workspaceSecretId=secret_id)
-                events.normal("WorkspaceSecretFound",
-                              f"Found ElevenLabs workspace secret {secret_name} ({secret_id}), made by an earlier "
-                              "reconcile that could not record it; its value is set to the proxy's key.")
-                return
-            log.warning("workspace secret %s (%s) is used by other agents (%s): not taking it", secret_name,
-                        candidate.get("secret_id"), ", ".join(sorted(users - ours)))
-        secret_id = agents.create_secret(secret_name, custom_llm_key)
-        draft.record(workspaceSecretId=secret_id)
-        events.normal("WorkspaceSecretCreated",
-                      f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
 
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
