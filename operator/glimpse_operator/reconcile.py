@@ -1,9 +1,14 @@
-"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status. What it made in
-ElevenLabs is cleaned up before it is deleted by `cleanup.py`; the Secrets it names are read (and the ElevenLabs key's
-kept for that clean-up) by `keys.py`.
+"""Reconciling one VoiceAgent: the order of the work, and what its status says. The work is done by
 
-A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed
-anywhere and an ElevenLabs client pointed at a fake.
+- `keys.py`: the API keys the spec names, read from their Secrets; the ElevenLabs key's Secret kept until the
+  clean-up has used it;
+- `proxy_objects.py`: the proxy's objects, whose they are, applying them;
+- `agent_sync.py`, deciding with the pure `agent_plan.py`: the ElevenLabs workspace secret and agent;
+- `status.py`: the status, drafted as the reconcile goes; `events.py`: what `kubectl describe` lists;
+- `cleanup.py`: what is deleted in ElevenLabs before a VoiceAgent goes.
+
+A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed anywhere and an
+ElevenLabs client pointed at a fake.
 
 What keeps ElevenLabs free of duplicates, whatever fails and whenever the operator dies:
 - every ElevenLabs id is written to the VoiceAgent's status the moment it exists (a status patch right after the
@@ -17,35 +22,28 @@ What keeps ElevenLabs free of duplicates, whatever fails and whenever the operat
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable
 from typing import Any
 
-from . import KIND, cleanup
+from . import cleanup
 from .agent_sync import AgentSync
-from .cluster import RESOURCES, Cluster, ClusterError, secret_values
+from .cluster import Cluster
 from .conditions import availability, set_condition, with_ready
 from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .events import Events
-from .keys import MissingSecret, protect_key_secret, read_keys
+from .keys import Keys, MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
-from .render import (
-    SECRET_KEYS,
-    controller_uid,
-    object_name,
-    render_proxy,
-    render_secret,
-    secrets_hash,
+from .proxy_objects import (
+    ApplyFailed,
+    apply,
+    delete_unwanted_autoscaler,
+    existing_objects,
+    generated_secrets,
+    ownership_conflict,
 )
+from .render import object_name, render_proxy, render_secret, secrets_hash
 from .settings import OperatorSettings
-from .spec import (
-    InvalidSpec,
-    custom_llm_api_type,
-    fallback_base_urls,
-    public_url,
-    upstream_base_url,
-    with_defaults,
-)
+from .spec import InvalidSpec, custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url, with_defaults
 from .status import Outcome, StatusDraft
 
 
@@ -57,10 +55,9 @@ class Reconciler:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
         base_url = settings.elevenlabs_base_url
+        # an ElevenLabs API client for a key (each VoiceAgent names its own)
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
         self.locks = ObjectLocks()
-
-    # -- reconcile ----------------------------------------------------------------------------------------------
 
     def reconcile(self, body: dict[str, Any], *, wait: bool = True, repair: bool = False) -> Outcome | None:
         """Bring the proxy and the agent to what the spec says. None: nothing was done, because the object is gone
@@ -83,7 +80,7 @@ class Reconciler:
             return None
         return current
 
-    def _reconcile(self, body: dict[str, Any], *, repair: bool = False) -> Outcome:
+    def _reconcile(self, body: dict[str, Any], *, repair: bool) -> Outcome:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         draft = StatusDraft(body, functools.partial(self.cluster.patch_status, namespace, name))
@@ -99,73 +96,56 @@ class Reconciler:
             return _stop(draft, events, reason, str(exc), "AgentSynced", "ProxyAvailable")
 
         # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
-        existing = self._existing_objects(namespace, object_name(name))
-        foreign = [(kind, uid) for kind, obj in existing.items() if (uid := controller_uid(obj)) != meta["uid"]]
-        if foreign:
-            owners = ", ".join(f"{kind} {namespace}/{object_name(name)} "
-                               f"({f'controlled by uid {uid}' if uid else 'made by someone else'})"
-                               for kind, uid in foreign)
-            message = (f"{owners} already exist(s) and {'is' if len(foreign) == 1 else 'are'} not this {KIND}'s: "
-                       "nothing is changed. Remove or rename it, or give the VoiceAgent another name.")
-            return _stop(draft, events, "ObjectConflict", message, "ProxyAvailable")
+        existing = existing_objects(self.cluster, namespace, name)
+        if conflict := ownership_conflict(existing, namespace, name, meta["uid"]):
+            return _stop(draft, events, "ObjectConflict", conflict, "ProxyAvailable")
 
         protect_key_secret(self.cluster, events, spec["elevenlabs"]["apiKeySecretRef"]["name"])
-        generated = self._generated_secrets(existing.get("Secret"))
-        # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
-        # here is never one that exists only in ElevenLabs.
-        proxy_secret = render_secret(body, generated)
+        generated = generated_secrets(existing.get("Secret"))
         try:
-            self.cluster.apply(proxy_secret)
-        except ClusterError as exc:
-            return _apply_failed(draft, events, proxy_secret, exc)
-
-        status = draft.status
-        status["url"] = public_url(spec) + "/v1"
-        retry = None
-        try:
-            AgentSync(self.agents(keys.elevenlabs), draft, events).run(spec, generated["customLlmKey"], repair=repair)
-            draft.condition("AgentSynced", True, "Synced",
-                            f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
-        except ElevenLabsError as exc:
-            draft.condition("AgentSynced", False, "ElevenLabsError", str(exc))
-            events.warning("ElevenLabsError", str(exc))
-            retry = str(exc)
-
-        digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
-                               **generated})
-        objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image, digest)
-                   if o["kind"] != "Secret"]
-        for obj in objects:
-            try:
-                self.cluster.apply(obj)
-            except ClusterError as exc:
-                return _apply_failed(draft, events, obj, exc)
-        applied = [proxy_secret, *objects]
-        if "HorizontalPodAutoscaler" in existing and not any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
-            # autoscaling was turned off: a forgotten HPA would keep setting the Deployment's replicas
-            try:
-                self.cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, object_name(name),
-                                    uid=str(existing["HorizontalPodAutoscaler"]["metadata"]["uid"]))
-            except ClusterError as exc:
-                return _apply_failed(draft, events, existing["HorizontalPodAutoscaler"], exc)
-            events.normal("AutoscalerDeleted",
-                          f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
-                          f"runs {spec['proxy']['replicas']} replica(s).")
+            # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
+            # here is never one that exists only in ElevenLabs.
+            proxy_secret = render_secret(body, generated)
+            apply(self.cluster, [proxy_secret])
+            draft.status["url"] = public_url(spec) + "/v1"
+            retry = self._sync_agent(spec, keys, generated, draft, events, repair=repair)
+            applied = [proxy_secret, *self._apply_proxy(body, spec, keys, generated, existing, draft, events)]
+        except ApplyFailed as exc:
+            return _stop(draft, events, "ApplyFailed", str(exc), "ProxyAvailable")
         if draft.news:
             events.normal("ObjectsApplied", "Applied " + ", ".join(
                 f"{o['kind']} {o['metadata']['name']}" for o in applied) + ".")
         draft.condition("ProxyAvailable", *availability(existing.get("Deployment")))
         return draft.outcome(retry)
 
-    def _existing_objects(self, namespace: str, name: str) -> dict[str, dict[str, Any]]:
-        """Every kind the operator makes for one VoiceAgent, as it exists now under that name (by kind)."""
-        found = {}
-        for api_version, kind in RESOURCES:
-            if kind != KIND and (obj := self.cluster.get(api_version, kind, namespace, name)) is not None:
-                found[kind] = obj
-        return found
+    def _sync_agent(self, spec: dict[str, Any], keys: Keys, generated: dict[str, str], draft: StatusDraft,
+                    events: Events, *, repair: bool) -> str | None:
+        """The ElevenLabs workspace secret and agent, and AgentSynced; a retry reason when ElevenLabs failed."""
+        try:
+            AgentSync(self.agents(keys.elevenlabs), draft, events).run(spec, generated["customLlmKey"], repair=repair)
+        except ElevenLabsError as exc:
+            draft.condition("AgentSynced", False, "ElevenLabsError", str(exc))
+            events.warning("ElevenLabsError", str(exc))
+            return str(exc)
+        status = draft.status
+        draft.condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
+        return None
 
-    # -- the proxy's availability, from its Deployment's events ---------------------------------------------------
+    def _apply_proxy(self, body: dict[str, Any], spec: dict[str, Any], keys: Keys, generated: dict[str, str],
+                     existing: dict[str, dict[str, Any]], draft: StatusDraft, events: Events) -> list[dict[str, Any]]:
+        """The proxy's objects but its Secret (applied before), with the agent the status has now; an HPA that
+        autoscaling no longer wants deleted. `ApplyFailed` when the API server refuses one."""
+        digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
+                               **generated})
+        objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
+                                           digest) if o["kind"] != "Secret"]
+        apply(self.cluster, objects)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        if delete_unwanted_autoscaler(self.cluster, existing, objects, namespace, name):
+            events.normal("AutoscalerDeleted",
+                          f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
+                          f"runs {spec['proxy']['replicas']} replica(s).")
+        return objects
 
     def refresh_availability(self, namespace: str, name: str, uid: str) -> None:
         """The proxy's Deployment changed: bring ProxyAvailable and Ready up to date at once (not at the next drift
@@ -189,13 +169,6 @@ class Reconciler:
             conditions = with_ready(conditions, message, generation)
             self.cluster.patch_status(namespace, name, {"conditions": conditions})
 
-    @staticmethod
-    def _generated_secrets(existing: dict[str, Any] | None) -> dict[str, str]:
-        """Kept across reconciles (from the proxy's Secret as it exists): regenerating the bearer key would lock
-        ElevenLabs out."""
-        values = secret_values(existing or {})
-        return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
-
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
         """Before deletion (`cleanup.clean_up`), with the object's latest status (ids recorded after kopf read
@@ -213,9 +186,3 @@ def _stop(draft: StatusDraft, events: Events, reason: str, message: str, *condit
         draft.condition(type_, False, reason, message)
     events.warning(reason, message)
     return draft.outcome(message)
-
-
-def _apply_failed(draft: StatusDraft, events: Events, obj: dict[str, Any], exc: ClusterError) -> Outcome:
-    what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
-    message = f"Could not apply {what}: {exc.message} (HTTP {exc.status or 'no answer'})."
-    return _stop(draft, events, "ApplyFailed", message, "ProxyAvailable")
