@@ -1,4 +1,5 @@
-"""Status conditions: set one, keeping lastTransitionTime when its status did not change."""
+"""Status conditions: set one, keeping lastTransitionTime when its status did not change; Ready from the others;
+ProxyAvailable from the proxy's Deployment."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def with_ready(conditions: list[dict[str, Any]], waiting: str, generation: int |
     ready = is_true(conditions, "ProxyAvailable") and is_true(conditions, "AgentSynced")
     return set_condition(conditions, "Ready", ready, "Ready" if ready else "NotReady",
                          READY_MESSAGE if ready else waiting, generation)
+
+
+def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
+    """ProxyAvailable from the proxy's Deployment: (status, reason, message)."""
+    available = int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
+    if available > 0:
+        return True, "Available", f"{available} proxy replica(s) available."
+    return False, "Progressing", "Waiting for a proxy replica to become available."

@@ -10,8 +10,10 @@ import kopf
 from kubernetes import config as k8s_config
 
 from . import GROUP, KIND, PLURAL, VERSION
+from .cleanup import CleanupPending, CleanupRefused
 from .cluster import Cluster, ClusterError
-from .reconcile import CleanupPending, CleanupRefused, Reconciler
+from .keys import release_key_secret
+from .reconcile import Reconciler
 from .render import labels as proxy_labels
 from .settings import ConfigError, load_settings
 
@@ -83,7 +85,7 @@ def release_previous_key_secret(reconciler: Reconciler, body: dict[str, Any],
 
     before, now = key_secret(old), key_secret(body)
     if before and now and before != now:
-        reconciler.release_key_secret(body, before)
+        release_key_secret(reconciler.cluster, body, before)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL_SECONDS, initial_delay=DRIFT_INTERVAL_SECONDS, idle=60)

@@ -1,8 +1,14 @@
-"""Reconciling one VoiceAgent: secrets, the ElevenLabs agent, the proxy's objects, and its status; and cleaning up
-what it made in ElevenLabs when it is deleted.
+"""Reconciling one VoiceAgent: the order of the work, and what its status says. The work is done by
 
-A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed
-anywhere and an ElevenLabs client pointed at a fake.
+- `keys.py`: the API keys the spec names, read from their Secrets; the ElevenLabs key's Secret kept until the
+  clean-up has used it;
+- `proxy_objects.py`: the proxy's objects, whose they are, applying them;
+- `agent_sync.py`, deciding with the pure `agent_plan.py`: the ElevenLabs workspace secret and agent;
+- `status.py`: the status, drafted as the reconcile goes; `events.py`: what `kubectl describe` lists;
+- `cleanup.py`: what is deleted in ElevenLabs before a VoiceAgent goes.
+
+A plain class: the kopf handlers call it, and so can a test, with a real Kubernetes client pointed anywhere and an
+ElevenLabs client pointed at a fake.
 
 What keeps ElevenLabs free of duplicates, whatever fails and whenever the operator dies:
 - every ElevenLabs id is written to the VoiceAgent's status the moment it exists (a status patch right after the
@@ -15,125 +21,43 @@ What keeps ElevenLabs free of duplicates, whatever fails and whenever the operat
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import secrets
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from glimpse.config import BOOLEAN
-
-from . import GROUP, KIND
-from .agents import AgentsClient, ElevenLabsError
-from .cluster import RESOURCES, Cluster, ClusterError, secret_values
-from .conditions import set_condition, with_ready
+from . import cleanup
+from .agent_sync import AgentSync
+from .cluster import Cluster
+from .conditions import availability, set_condition, with_ready
+from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
+from .events import Events
+from .keys import Keys, MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
-from .render import (
-    SECRET_KEYS,
-    config_hash,
-    controller_uid,
-    desired_agent,
-    object_name,
-    owner_tag,
-    render_proxy,
-    render_secret,
-    secrets_hash,
-    workspace_secret_name,
+from .proxy_objects import (
+    ApplyFailed,
+    apply,
+    delete_unwanted_autoscaler,
+    existing_objects,
+    generated_secrets,
+    ownership_conflict,
 )
+from .render import object_name, render_proxy, render_secret, secrets_hash
 from .settings import OperatorSettings
-from .spec import (
-    InvalidSpec,
-    custom_llm_api_type,
-    fallback_base_urls,
-    public_url,
-    upstream_base_url,
-    with_defaults,
-)
-
-log = logging.getLogger(__name__)
-
-NORMAL, WARNING = "Normal", "Warning"
-# Set to "true" on a VoiceAgent to delete it without touching ElevenLabs (its agent and workspace secret stay).
-SKIP_CLEANUP_ANNOTATION = f"{GROUP}/skip-elevenlabs-cleanup"
-# The finalizer a VoiceAgent puts on the Secret holding its ElevenLabs key, one per VoiceAgent, so that the key is
-# there when the VoiceAgent's clean-up needs it (like Kubernetes' own kubernetes.io/pvc-protection).
-KEY_FINALIZER_DOMAIN = f"voiceagent.{GROUP}"
-MAX_FINALIZER_NAME = 63  # the part after the "/" is a qualified name: at most 63 characters
-
-
-def key_secret_finalizer(voice_agent: str) -> str:
-    if len(voice_agent) > MAX_FINALIZER_NAME:
-        digest = hashlib.sha256(voice_agent.encode()).hexdigest()[:8]
-        voice_agent = f"{voice_agent[:MAX_FINALIZER_NAME - 9].rstrip('-.')}-{digest}"
-    return f"{KEY_FINALIZER_DOMAIN}/{voice_agent}"
-
-
-class MissingSecret(Exception):
-    pass
-
-
-class CleanupPending(Exception):
-    """The clean-up failed for now (ElevenLabs down, rate limited): try again later."""
-
-
-class CleanupRefused(Exception):
-    """ElevenLabs refused the key (401/403): trying again cannot help."""
-
-
-@dataclass
-class Outcome:
-    status: dict[str, Any]
-    retry_reason: str | None = None  # set: ask kopf to retry later
-
-
-@dataclass
-class Run:
-    """One reconcile of one VoiceAgent: the object as the API server has it, and what this run wrote."""
-
-    body: dict[str, Any]
-    status: dict[str, Any]
-
-    @property
-    def namespace(self) -> str:
-        return str(self.body["metadata"]["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.body["metadata"]["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.body["metadata"]["uid"])
+from .spec import InvalidSpec, custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url, with_defaults
+from .status import Outcome, StatusDraft
 
 
 class Reconciler:
     """One per operator (kopf's `memo.reconciler`), built at startup from the settings."""
 
     def __init__(self, cluster: Cluster, settings: OperatorSettings,
-                 agents: Callable[[str], AgentsClient] | None = None) -> None:
+                 agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
         base_url = settings.elevenlabs_base_url
-        self.agents: Callable[[str], AgentsClient] = agents or (lambda key: AgentsClient(key, base_url))
+        # an ElevenLabs API client for a key (each VoiceAgent names its own)
+        self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
         self.locks = ObjectLocks()
-
-    # -- events and records -------------------------------------------------------------------------------------
-
-    def event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        log.log(logging.WARNING if type_ == WARNING else logging.INFO, "%s/%s %s: %s",
-                body["metadata"]["namespace"], body["metadata"]["name"], reason, message)
-        self.cluster.post_event(body, type_, reason, message)
-
-    def _record(self, run: Run, **ids: Any) -> None:
-        """Write ElevenLabs ids to the status now: if anything later fails (or the operator dies), the next run
-        finds them there and creates nothing twice."""
-        run.status.update(ids)
-        self.cluster.patch_status(run.namespace, run.name, ids)
-
-    # -- reconcile ----------------------------------------------------------------------------------------------
 
     def reconcile(self, body: dict[str, Any], *, wait: bool = True, repair: bool = False) -> Outcome | None:
         """Bring the proxy and the agent to what the spec says. None: nothing was done, because the object is gone
@@ -156,117 +80,72 @@ class Reconciler:
             return None
         return current
 
-    def _reconcile(self, body: dict[str, Any], *, repair: bool = False) -> Outcome:
+    def _reconcile(self, body: dict[str, Any], *, repair: bool) -> Outcome:
         meta = body["metadata"]
-        namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
-        run = Run(body, {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"})
-        status = run.status
-        previous_generation = status.get("observedGeneration")
-        conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
-        previously_failed = any(c.get("type") == "ProxyAvailable" and c.get("reason") == "ApplyFailed"
-                                for c in conditions)
-
-        def condition(type_: str, ok: bool, reason: str, message: str) -> None:
-            nonlocal conditions
-            conditions = set_condition(conditions, type_, ok, reason, message, generation)
-
-        def finish(retry: str | None) -> Outcome:
-            nonlocal conditions
-            conditions = with_ready(conditions, retry or "Waiting.", generation)
-            status.update(conditions=conditions, observedGeneration=generation)
-            return Outcome(status, retry)
-
-        def apply_failed(obj: dict[str, Any], exc: ClusterError) -> Outcome:
-            what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
-            message = f"Could not apply {what}: {exc.message} (HTTP {exc.status or 'no answer'})."
-            condition("ProxyAvailable", False, "ApplyFailed", message)
-            self.event(body, WARNING, "ApplyFailed", message)
-            return finish(message)
-
+        namespace, name = meta["namespace"], meta["name"]
+        draft = StatusDraft(body, functools.partial(self.cluster.patch_status, namespace, name))
+        events = Events(self.cluster, body)
         spec = with_defaults(body["spec"])
         try:
             upstream_base_url(spec)
             fallback_base_urls(spec)
             custom_llm_api_type(spec)
-            llm_key_ref, el_key_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
-            llm_key = self._secret_value(namespace, llm_key_ref)
-            elevenlabs_key = self._secret_value(namespace, el_key_ref)
-            fallback_keys = [self._secret_value(namespace, f["apiKeySecretRef"]) for f in spec["llm"]["fallbacks"]]
+            keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
-            condition("AgentSynced", False, reason, str(exc))
-            condition("ProxyAvailable", False, reason, str(exc))
-            self.event(body, WARNING, reason, str(exc))
-            return finish(str(exc))
+            return _stop(draft, events, reason, str(exc), "AgentSynced", "ProxyAvailable")
 
         # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
-        existing = self._existing_objects(namespace, object_name(name))
-        foreign = [(kind, uid) for kind, obj in existing.items() if (uid := controller_uid(obj)) != run.uid]
-        if foreign:
-            owners = ", ".join(f"{kind} {namespace}/{object_name(name)} "
-                               f"({f'controlled by uid {uid}' if uid else 'made by someone else'})"
-                               for kind, uid in foreign)
-            message = (f"{owners} already exist(s) and {'is' if len(foreign) == 1 else 'are'} not this {KIND}'s: "
-                       "nothing is changed. Remove or rename it, or give the VoiceAgent another name.")
-            condition("ProxyAvailable", False, "ObjectConflict", message)
-            self.event(body, WARNING, "ObjectConflict", message)
-            return finish(message)
+        existing = existing_objects(self.cluster, namespace, name)
+        if conflict := ownership_conflict(existing, namespace, name, meta["uid"]):
+            return _stop(draft, events, "ObjectConflict", conflict, "ProxyAvailable")
 
-        self.protect_key_secret(body, el_key_ref["name"])
-        generated = self._generated_secrets(existing.get("Secret"))
-        # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
-        # here is never one that exists only in ElevenLabs.
-        proxy_secret = render_secret(body, generated)
+        protect_key_secret(self.cluster, events, spec["elevenlabs"]["apiKeySecretRef"]["name"])
+        generated = generated_secrets(existing.get("Secret"))
         try:
-            self.cluster.apply(proxy_secret)
-        except ClusterError as exc:
-            return apply_failed(proxy_secret, exc)
-
-        status["url"] = public_url(spec) + "/v1"
-        retry = None
-        try:
-            self._sync_agent(self.agents(elevenlabs_key), spec, run, generated["customLlmKey"], repair=repair)
-            condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
-        except ElevenLabsError as exc:
-            condition("AgentSynced", False, "ElevenLabsError", str(exc))
-            self.event(body, WARNING, "ElevenLabsError", str(exc))
-            retry = str(exc)
-
-        digest = secrets_hash({"llm": llm_key, "elevenlabs": elevenlabs_key, "fallbacks": "\n".join(fallback_keys),
-                               **generated})
-        objects = [o for o in render_proxy(body, spec, status.get("agentId", ""), generated, self.proxy_image, digest)
-                   if o["kind"] != "Secret"]
-        for obj in objects:
-            try:
-                self.cluster.apply(obj)
-            except ClusterError as exc:
-                return apply_failed(obj, exc)
-        applied = [proxy_secret, *objects]
-        if "HorizontalPodAutoscaler" in existing and not any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
-            # autoscaling was turned off: a forgotten HPA would keep setting the Deployment's replicas
-            try:
-                self.cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, object_name(name),
-                                    uid=str(existing["HorizontalPodAutoscaler"]["metadata"]["uid"]))
-            except ClusterError as exc:
-                return apply_failed(existing["HorizontalPodAutoscaler"], exc)
-            self.event(body, NORMAL, "AutoscalerDeleted",
-                       f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
-                       f"runs {spec['proxy']['replicas']} replica(s).")
-        if previous_generation != generation or previously_failed:
-            self.event(body, NORMAL, "ObjectsApplied", "Applied " + ", ".join(
+            # The proxy's Secret first: it keeps the bearer key the workspace secret is about to hold, so a key made
+            # here is never one that exists only in ElevenLabs.
+            proxy_secret = render_secret(body, generated)
+            apply(self.cluster, [proxy_secret])
+            draft.status["url"] = public_url(spec) + "/v1"
+            retry = self._sync_agent(spec, keys, generated, draft, events, repair=repair)
+            applied = [proxy_secret, *self._apply_proxy(body, spec, keys, generated, existing, draft, events)]
+        except ApplyFailed as exc:
+            return _stop(draft, events, "ApplyFailed", str(exc), "ProxyAvailable")
+        if draft.news:
+            events.normal("ObjectsApplied", "Applied " + ", ".join(
                 f"{o['kind']} {o['metadata']['name']}" for o in applied) + ".")
-        condition("ProxyAvailable", *availability(existing.get("Deployment")))
-        return finish(retry)
+        draft.condition("ProxyAvailable", *availability(existing.get("Deployment")))
+        return draft.outcome(retry)
 
-    def _existing_objects(self, namespace: str, name: str) -> dict[str, dict[str, Any]]:
-        """Every kind the operator makes for one VoiceAgent, as it exists now under that name (by kind)."""
-        found = {}
-        for api_version, kind in RESOURCES:
-            if kind != KIND and (obj := self.cluster.get(api_version, kind, namespace, name)) is not None:
-                found[kind] = obj
-        return found
+    def _sync_agent(self, spec: dict[str, Any], keys: Keys, generated: dict[str, str], draft: StatusDraft,
+                    events: Events, *, repair: bool) -> str | None:
+        """The ElevenLabs workspace secret and agent, and AgentSynced; a retry reason when ElevenLabs failed."""
+        try:
+            AgentSync(self.agents(keys.elevenlabs), draft, events).run(spec, generated["customLlmKey"], repair=repair)
+        except ElevenLabsError as exc:
+            draft.condition("AgentSynced", False, "ElevenLabsError", str(exc))
+            events.warning("ElevenLabsError", str(exc))
+            return str(exc)
+        status = draft.status
+        draft.condition("AgentSynced", True, "Synced", f"Agent {status['agentId']} uses {status['url']} as custom LLM.")
+        return None
 
-    # -- the proxy's availability, from its Deployment's events ---------------------------------------------------
+    def _apply_proxy(self, body: dict[str, Any], spec: dict[str, Any], keys: Keys, generated: dict[str, str],
+                     existing: dict[str, dict[str, Any]], draft: StatusDraft, events: Events) -> list[dict[str, Any]]:
+        """The proxy's objects but its Secret (applied before), with the agent the status has now; an HPA that
+        autoscaling no longer wants deleted. `ApplyFailed` when the API server refuses one."""
+        digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
+                               **generated})
+        objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
+                                           digest) if o["kind"] != "Secret"]
+        apply(self.cluster, objects)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        if delete_unwanted_autoscaler(self.cluster, existing, objects, namespace, name):
+            events.normal("AutoscalerDeleted",
+                          f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
+                          f"runs {spec['proxy']['replicas']} replica(s).")
+        return objects
 
     def refresh_availability(self, namespace: str, name: str, uid: str) -> None:
         """The proxy's Deployment changed: bring ProxyAvailable and Ready up to date at once (not at the next drift
@@ -290,227 +169,20 @@ class Reconciler:
             conditions = with_ready(conditions, message, generation)
             self.cluster.patch_status(namespace, name, {"conditions": conditions})
 
-    def _secret_value(self, namespace: str, ref: dict[str, str]) -> str:
-        values = self.cluster.read_secret(namespace, ref["name"])
-        if values is None:
-            raise MissingSecret(f"Secret {namespace}/{ref['name']} does not exist.")
-        if not values.get(ref["key"]):
-            raise MissingSecret(f"Secret {namespace}/{ref['name']} has no key {ref['key']!r}.")
-        return values[ref["key"]]
-
-    @staticmethod
-    def _generated_secrets(existing: dict[str, Any] | None) -> dict[str, str]:
-        """Kept across reconciles (from the proxy's Secret as it exists): regenerating the bearer key would lock
-        ElevenLabs out."""
-        values = secret_values(existing or {})
-        return {key: values.get(key) or secrets.token_urlsafe(32) for key in SECRET_KEYS}
-
-    def _sync_agent(self, agents: AgentsClient, spec: dict[str, Any], run: Run, custom_llm_key: str, *,
-                    repair: bool = False) -> None:
-        status, adopted = run.status, spec["elevenlabs"]["agentId"]
-        owned: list[dict[str, Any]] | None = None  # the agents tagged with this VoiceAgent's uid, listed once
-
-        def owned_agents() -> list[dict[str, Any]]:
-            nonlocal owned
-            if owned is None:
-                owned = agents.find_agents(owner_tag(run.uid))
-            return owned
-
-        if not status.get("workspaceSecretId"):
-            self._sync_workspace_secret(agents, run, custom_llm_key, adopted, owned_agents)
-        # only an agent the operator made carries the uid tag (an adopted one is never deleted)
-        desired = desired_agent(spec, status["workspaceSecretId"], None if adopted else run.uid)
-        digest = config_hash(desired)
-        agent_id = adopted or status.get("agentId")
-        if not agent_id:
-            found = owned_agents()
-            if not found:
-                agent_id = agents.create_agent(desired)
-                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                self.event(run.body, NORMAL, "AgentCreated", f"Created ElevenLabs agent {agent_id}.")
-                return
-            agent_id = str(found[0]["agent_id"])
-            self._record(run, agentId=agent_id, agentCreated=True)
-            self.event(run.body, NORMAL, "AgentFound",
-                       f"Found ElevenLabs agent {agent_id} (tagged {owner_tag(run.uid)}), created by an earlier "
-                       "reconcile that could not record it; no new agent is created.")
-            if len(found) > 1:
-                others = ", ".join(str(a["agent_id"]) for a in found[1:])
-                self.event(run.body, WARNING, "DuplicateAgents",
-                           f"More ElevenLabs agents carry the tag {owner_tag(run.uid)}: {others}. Only "
-                           f"{agent_id} is used; delete the others by hand.")
-        changed = agent_id != status.get("agentId") or status.get("agentConfigHash") != digest
-        if changed or repair:
-            try:
-                agents.update_agent(agent_id, desired)
-            except ElevenLabsError as exc:
-                if exc.status != 404 or adopted or not status.get("agentCreated"):
-                    raise
-                # the agent this VoiceAgent made is gone from ElevenLabs (deleted by hand): make it again
-                agent_id = agents.create_agent(desired)
-                self._record(run, agentId=agent_id, agentCreated=True, agentConfigHash=digest)
-                self.event(run.body, WARNING, "AgentRecreated",
-                           f"ElevenLabs agent {status.get('agentId')} no longer exists (deleted outside Glimpse): "
-                           f"created {agent_id}; the page's sessions use it from now on.")
-                return
-            if agent_id != status.get("agentId"):
-                status["agentCreated"] = not adopted and bool(status.get("agentCreated"))
-            status["agentId"] = agent_id
-            if changed:  # a repair's rewrite of an unchanged spec is not news for `kubectl describe`
-                self.event(run.body, NORMAL, "AgentUpdated", f"Updated ElevenLabs agent {agent_id}.")
-        status["agentConfigHash"] = digest
-
-    def _sync_workspace_secret(self, agents: AgentsClient, run: Run, custom_llm_key: str, adopted: str,
-                               owned_agents: Callable[[], list[dict[str, Any]]]) -> None:
-        """Find the workspace secret an earlier run made (by its name), or make it; record its id at once."""
-        secret_name = workspace_secret_name(run.namespace, run.name)
-        ours = {a for a in (adopted, run.status.get("agentId")) if a}
-        for candidate in agents.find_secrets(secret_name):
-            users = {str(a.get("id")) for a in (candidate.get("used_by") or {}).get("agents") or []}
-            if users - ours:
-                ours |= {str(a["agent_id"]) for a in owned_agents()}
-            if users <= ours:  # unused, or used only by this VoiceAgent's agent: an earlier run made it
-                secret_id = str(candidate["secret_id"])
-                agents.update_secret(secret_id, secret_name, custom_llm_key)  # the key the proxy has now
-                self._record(run, workspaceSecretId=secret_id)
-                self.event(run.body, NORMAL, "WorkspaceSecretFound",
-                           f"Found ElevenLabs workspace secret {secret_name} ({secret_id}), made by an earlier "
-                           "reconcile that could not record it; its value is set to the proxy's key.")
-                return
-            log.warning("workspace secret %s (%s) is used by other agents (%s): not taking it", secret_name,
-                        candidate.get("secret_id"), ", ".join(sorted(users - ours)))
-        secret_id = agents.create_secret(secret_name, custom_llm_key)
-        self._record(run, workspaceSecretId=secret_id)
-        self.event(run.body, NORMAL, "WorkspaceSecretCreated",
-                   f"Created ElevenLabs workspace secret {secret_name} ({secret_id}) holding the proxy's key.")
-
-    # -- the ElevenLabs key Secret ------------------------------------------------------------------------------
-
-    def protect_key_secret(self, body: dict[str, Any], secret: str) -> None:
-        """A finalizer of this VoiceAgent on the Secret holding its ElevenLabs key: the Secret stays (Terminating,
-        still readable) until the VoiceAgent's clean-up has used it. Not having it does not stop the reconcile."""
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        try:
-            if not self.cluster.add_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name)):
-                self.event(body, WARNING, "KeySecretTerminating",
-                           f"Secret {namespace}/{secret} is being deleted; the clean-up of {KIND} {name} can only "
-                           "delete its ElevenLabs agent while the Secret is there.")
-        except ClusterError as exc:
-            self.event(body, WARNING, "KeySecretNotProtected",
-                       f"Could not put finalizer {key_secret_finalizer(name)} on Secret {namespace}/{secret}: "
-                       f"{exc.message}.")
-
-    def release_key_secret(self, body: dict[str, Any], secret: str) -> None:
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        self.cluster.remove_finalizer("v1", "Secret", namespace, secret, key_secret_finalizer(name))
-
-    # -- clean-up -----------------------------------------------------------------------------------------------
-
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
-        """Before deletion: remove the agent (only one the operator created) and the workspace secret, then release
-        the key Secret. Returns when done, skipped or given up (each with an event saying what is left);
-        `CleanupPending` when a later attempt may succeed; `CleanupRefused` when none can."""
+        """Before deletion (`cleanup.clean_up`), with the object's latest status (ids recorded after kopf read
+        it); then its lock is forgotten."""
         uid = body["metadata"]["uid"]
         with self.locks.hold(uid):
-            current = self._current(body)
-            body = current or body  # the latest status: ids recorded after kopf read the object
-            spec = with_defaults(body["spec"])
-            key_secret = spec["elevenlabs"]["apiKeySecretRef"]["name"]
-            try:
-                self._clean_up(body, spec, final_attempt=final_attempt, attempt=attempt, attempts=attempts)
-            except CleanupRefused:
-                self.release_key_secret(body, key_secret)
-                raise
-            self.release_key_secret(body, key_secret)
+            cleanup.clean_up(self.cluster, self.agents, self._current(body) or body, final_attempt=final_attempt,
+                             attempt=attempt, attempts=attempts)
         self.locks.forget(uid)
 
-    def _clean_up(self, body: dict[str, Any], spec: dict[str, Any], *, final_attempt: bool, attempt: int,
-                  attempts: int) -> None:
-        meta, status = body["metadata"], body.get("status") or {}
-        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        adopted = spec["elevenlabs"]["agentId"]
-        agent_id = status.get("agentId") if status.get("agentCreated") and not adopted else None
-        secret_id = status.get("workspaceSecretId")
-        left = _leftovers(agent_id, secret_id, uid, namespace, name, look_up=not adopted)
 
-        annotation = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION)
-        if annotation is not None and _is_true(annotation):
-            self.event(body, NORMAL, "CleanupSkipped",
-                       f"{SKIP_CLEANUP_ANNOTATION} is set: nothing is deleted in ElevenLabs. Left there: {left}.")
-            return
-        if annotation is not None and not _is_true(annotation):
-            log.info("%s/%s: %s=%r is not true: cleaning up", namespace, name, SKIP_CLEANUP_ANNOTATION, annotation)
-
-        try:
-            key = self._secret_value(namespace, spec["elevenlabs"]["apiKeySecretRef"])
-        except MissingSecret as exc:
-            self.event(body, WARNING, "CleanupSkipped",
-                       f"{exc} Without the ElevenLabs key nothing can be deleted there. Left there: {left}.")
-            return
-        agents = self.agents(key)
-        try:
-            deleted = self._delete_remote(agents, body, agent_id, secret_id, look_up=not adopted)
-        except ElevenLabsError as exc:
-            if exc.refused:
-                self.event(body, WARNING, "CleanupRefused",
-                           f"ElevenLabs refused the key in Secret {namespace}/"
-                           f"{spec['elevenlabs']['apiKeySecretRef']['name']} ({exc}); nothing more is tried. "
-                           f"Left there: {left}.")
-                raise CleanupRefused(str(exc)) from exc
-            if final_attempt:
-                self.event(body, WARNING, "CleanupAbandoned",
-                           f"Giving up after {attempt} attempt(s): {exc}. The {KIND} is released; left in "
-                           f"ElevenLabs: {left}.")
-                return
-            self.event(body, WARNING, "CleanupFailed",
-                       f"Attempt {attempt} of {attempts} failed: {exc}. Will try again.")
-            raise CleanupPending(str(exc)) from exc
-        self.event(body, NORMAL, "CleanedUp",
-                   ("Deleted in ElevenLabs: " + ", ".join(deleted) + ".") if deleted
-                   else "Nothing to delete in ElevenLabs.")
-
-    def _delete_remote(self, agents: AgentsClient, body: dict[str, Any], agent_id: str | None,
-                       secret_id: str | None, *, look_up: bool) -> list[str]:
-        """Delete the agent and workspace secret (the agent first: the secret is in use until it is gone). Ids the
-        status lacks are looked up, as a reconcile would have; both deletions ignore what is already gone."""
-        meta, status = body["metadata"], body.get("status") or {}
-        agent_ids = [agent_id] if agent_id else []
-        if look_up and not status.get("agentId"):  # created, maybe, but never recorded
-            agent_ids = [str(a["agent_id"]) for a in agents.find_agents(owner_tag(meta["uid"]))]
-        secret_ids = [secret_id] if secret_id else []
-        if not secret_id:
-            name = workspace_secret_name(meta["namespace"], meta["name"])
-            ours = set(agent_ids) | {status.get("agentId") or ""}
-            secret_ids = [str(s["secret_id"]) for s in agents.find_secrets(name)
-                          if {str(a.get("id")) for a in (s.get("used_by") or {}).get("agents") or []} <= ours]
-        for agent in agent_ids:
-            agents.delete_agent(agent)
-        for secret in secret_ids:
-            agents.delete_secret(secret)
-        return [f"agent {a}" for a in agent_ids] + [f"workspace secret {s}" for s in secret_ids]
-
-
-def availability(deployment: dict[str, Any] | None) -> tuple[bool, str, str]:
-    """ProxyAvailable from the proxy's Deployment: (status, reason, message)."""
-    available = int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
-    if available > 0:
-        return True, "Available", f"{available} proxy replica(s) available."
-    return False, "Progressing", "Waiting for a proxy replica to become available."
-
-
-def _is_true(value: str) -> bool:
-    try:
-        return bool(BOOLEAN.validate_python(value.strip()))
-    except ValidationError:
-        return False
-
-
-def _leftovers(agent_id: str | None, secret_id: str | None, uid: str, namespace: str, name: str, *,
-               look_up: bool) -> str:
-    agent = (f"agent {agent_id}" if agent_id
-             else f"any agent tagged {owner_tag(uid)}" if look_up else "no agent (it was adopted)")
-    secret = (f"workspace secret {secret_id}" if secret_id
-              else f"any workspace secret named {workspace_secret_name(namespace, name)}")
-    return f"{agent}; {secret}"
-
+def _stop(draft: StatusDraft, events: Events, reason: str, message: str, *conditions: str) -> Outcome:
+    """The reconcile stops here: `conditions` False for `reason`, a Warning event, and a retry."""
+    for type_ in conditions:
+        draft.condition(type_, False, reason, message)
+    events.warning(reason, message)
+    return draft.outcome(message)

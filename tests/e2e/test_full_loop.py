@@ -35,7 +35,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from glimpse.config import DEFAULT_UPSTREAM_BASE_URL
-from glimpse_operator.agents import AgentsClient
+from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import Proxy, StartProxy
@@ -43,8 +43,8 @@ from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.elevenlabs_conversation import FakeConversations
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import image_parts
+from tests.operator.support import voice_agent
 from tests.processes import ROOT
-from tests.unit.test_operator_render import voice_agent
 
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist"

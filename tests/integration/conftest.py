@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import new_memo, start_cluster
+from tests.operator.support import new_memo, start_cluster
 
 
 @pytest.fixture

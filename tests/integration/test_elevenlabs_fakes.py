@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from glimpse_operator.agents import AgentsClient, ElevenLabsError
+from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
+from glimpse_operator.elevenlabs_api import ElevenLabsError
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import StartProxy
@@ -31,7 +32,7 @@ from tests.fakes.loopback import serve_app
 from tests.fakes.openai_upstream import DEFAULT_WORDS, Behaviour, FakeOpenAI
 from tests.fakes.vendor_spec import known_fields, validator
 from tests.helpers import image_parts, new_session, upload
-from tests.unit.test_operator_render import voice_agent
+from tests.operator.support import voice_agent
 
 LLM_KEY = "custom-llm-key-fakes-0123456789"
 PROMPT = "You are a museum guide."

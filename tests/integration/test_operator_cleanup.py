@@ -17,16 +17,16 @@ import pytest
 from glimpse_operator import handlers
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import (
+from tests.operator.support import (
     KEY_SECRET,
     current,
     event_reasons,
     new_memo,
     run_reconcile,
     stored,
+    voice_agent,
     voice_agent_path,
 )
-from tests.unit.test_operator_render import voice_agent
 
 FINALIZER = "voiceagent.glimpse.dev/museum-guide"  # the VoiceAgent's finalizer on its ElevenLabs key Secret
 

@@ -12,8 +12,7 @@ from kubernetes import client as k8s
 
 from glimpse_operator.cluster import Cluster, ClusterError
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import KEY_SECRET, stored, voice_agent_path
-from tests.unit.test_operator_render import voice_agent
+from tests.operator.support import KEY_SECRET, stored, voice_agent, voice_agent_path
 
 MERGE = "application/merge-patch+json"
 RENAME = {"spec": {"agent": {"name": "X"}}}

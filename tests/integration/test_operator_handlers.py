@@ -6,106 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
-import logging
-from typing import Any
 
 import kopf
 import pytest
-from kubernetes import client as k8s
 
 from glimpse_operator import handlers
-from glimpse_operator.cluster import Cluster
-from glimpse_operator.reconcile import Reconciler
-from glimpse_operator.settings import OperatorSettings
 from tests.fakes.elevenlabs_api import API_KEY, FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.unit.test_operator_render import voice_agent
+from tests.operator.support import (
+    DEPLOYMENT,
+    NS,
+    conditions,
+    current,
+    event_reasons,
+    run_drift,
+    run_reconcile,
+    stored,
+    voice_agent,
+    voice_agent_path,
+)
 
-NS = "voice"
 GENERATED = "/api/v1/namespaces/voice/secrets/glimpse-museum-guide"
-DEPLOYMENT = "/apis/apps/v1/namespaces/voice/deployments/glimpse-museum-guide"
-KEY_SECRET = "/api/v1/namespaces/voice/secrets/elevenlabs"
-
-
-def secret(name: str, value: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
-            "data": {"apiKey": base64.b64encode(value.encode()).decode()}}
-
-
-async def start_cluster() -> FakeKubernetes:
-    """The fake API server with the namespace and the two key Secrets a VoiceAgent names."""
-    fake = await FakeKubernetes().start()
-    fake.put("/api/v1/namespaces/voice", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    fake.put("/api/v1/namespaces/voice/secrets/openai", secret("openai", "sk-openai-test"))
-    fake.put("/api/v1/namespaces/voice/secrets/elevenlabs", secret("elevenlabs", API_KEY))
-    return fake
-
-
-def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
-    """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
-    operator that restarted has)."""
-    configuration = k8s.Configuration(host=cluster.base_url)
-    configuration.api_key = {"BearerToken": "Bearer test-token"}
-    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
-    memo = kopf.Memo()
-    memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
-    return memo
-
-
-def voice_agent_path(body: dict[str, Any]) -> str:
-    meta = body["metadata"]
-    return f"/apis/glimpse.dev/v1alpha1/namespaces/{meta['namespace']}/voiceagents/{meta['name']}"
-
-
-def stored(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
-    """`body` created (or its spec changed) in the fake API server, as kubectl apply would; the object as stored."""
-    return cluster.put(voice_agent_path(body), body)
-
-
-def current(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(cluster.objects[voice_agent_path(body)])
-
-
-def write_status(cluster: FakeKubernetes, body: dict[str, Any], patch: kopf.Patch) -> None:
-    """What kopf does with the handler's patch: a merge patch of the status."""
-    path = voice_agent_path(body)
-    if patch.get("status") and path in cluster.objects:
-        obj = copy.deepcopy(cluster.objects[path])
-        obj["status"] = {**obj.get("status", {}), **dict(patch["status"])}
-        cluster.objects[path] = obj
-
-
-async def run_reconcile(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes | None = None,
-                        **kwargs: Any) -> tuple[kopf.Patch, Exception | None]:
-    """The create/update handler on `body` (stored in `cluster` first when given), then kopf's status write."""
-    if cluster is not None and voice_agent_path(body) not in cluster.objects:
-        body = stored(cluster, body)
-    patch = kopf.Patch()
-    error: Exception | None = None
-    try:
-        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, memo=memo, logger=logging.getLogger("test"),
-                                **kwargs)
-    except kopf.TemporaryError as exc:
-        error = exc
-    if cluster is not None:
-        write_status(cluster, body, patch)
-    return patch, error
-
-
-async def run_drift(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes) -> kopf.Patch:
-    patch = kopf.Patch()
-    await asyncio.to_thread(handlers.repair_drift, body=body, patch=patch, memo=memo)
-    write_status(cluster, body, patch)
-    return patch
-
-
-def event_reasons(cluster: FakeKubernetes, type_: str | None = None) -> list[str]:
-    return [e["reason"] for e in cluster.events("museum-guide") if type_ is None or e["type"] == type_]
-
-
-def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in patch["status"]["conditions"]}
 
 
 async def test_create_applies_objects_creates_agent_and_sets_status(

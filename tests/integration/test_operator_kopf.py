@@ -21,8 +21,7 @@ from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent_path
-from tests.unit.test_operator_render import voice_agent
+from tests.operator.support import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent, voice_agent_path
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
 

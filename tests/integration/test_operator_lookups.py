@@ -1,4 +1,4 @@
-"""The look-ups that find what an earlier reconcile made: the operator's `AgentsClient` against the fake ElevenLabs,
+"""The look-ups that find what an earlier reconcile made: the operator's `ElevenLabsClient` against the fake ElevenLabs,
 whose list endpoints answer in ElevenLabs' own shapes (elevenlabs-python's generated types), page by page."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from glimpse_operator.agents import AgentsClient, ElevenLabsError
+from glimpse_operator.elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from tests.fakes.elevenlabs_api import AGENTS_PAGE, API_KEY, SECRETS_PAGE, FakeElevenLabs
 
 AGENT = {"name": "Guide", "conversation_config": {"agent": {"prompt": {"prompt": "Hi."}}}}
 
 
-def client(elevenlabs: FakeElevenLabs) -> AgentsClient:
-    return AgentsClient(API_KEY, elevenlabs.base_url)
+def client(elevenlabs: FakeElevenLabs) -> ElevenLabsClient:
+    return ElevenLabsClient(API_KEY, elevenlabs.base_url)
 
 
 async def make_agents(elevenlabs: FakeElevenLabs, count: int, tags: list[str]) -> list[str]:
@@ -86,7 +86,7 @@ async def test_workspace_secrets_are_found_by_exact_name_with_their_users(eleven
 
 async def test_a_refused_key_is_marked_refused(elevenlabs: FakeElevenLabs) -> None:
     with pytest.raises(ElevenLabsError) as refused:
-        await asyncio.to_thread(AgentsClient("xi-wrong", elevenlabs.base_url).find_agents, "glimpse-uid-1")
+        await asyncio.to_thread(ElevenLabsClient("xi-wrong", elevenlabs.base_url).find_agents, "glimpse-uid-1")
     assert refused.value.status == 401 and refused.value.refused
     elevenlabs.fail_with = 503
     with pytest.raises(ElevenLabsError) as down:

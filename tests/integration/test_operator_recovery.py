@@ -2,7 +2,7 @@
 condition, a retry and an event; `kubectl describe` tells the story.
 
 The handlers are called as kopf calls them, with the real `kubernetes` client against the fake API server and the
-fake ElevenLabs (tests/integration/test_operator_handlers.py has the helpers)."""
+fake ElevenLabs (tests/operator/support.py has the helpers)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from glimpse_operator import handlers
 from glimpse_operator.render import owner_tag
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.integration.test_operator_handlers import (
+from tests.operator.support import (
     DEPLOYMENT,
     conditions,
     current,
@@ -27,9 +27,9 @@ from tests.integration.test_operator_handlers import (
     run_drift,
     run_reconcile,
     stored,
+    voice_agent,
     voice_agent_path,
 )
-from tests.unit.test_operator_render import voice_agent
 
 STATUS = voice_agent_path(voice_agent()) + "/status"
 

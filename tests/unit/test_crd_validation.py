@@ -20,7 +20,7 @@ from celpy import celtypes
 
 from glimpse_operator.render import MAX_NAME_LENGTH, labels, object_name, render_proxy
 from glimpse_operator.spec import with_defaults
-from tests.unit import test_operator_render
+from tests.operator import support
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
@@ -364,9 +364,9 @@ def test_examples_are_admitted(path: Path) -> None:
     assert rule_errors(body) == []
 
 
-@pytest.mark.parametrize("case", test_operator_render.MATRIX)
+@pytest.mark.parametrize("case", support.MATRIX)
 def test_the_specs_the_render_tests_use_are_admitted(case: str) -> None:
     """The render tests render only VoiceAgents a cluster would accept."""
-    body = test_operator_render.voice_agent(**test_operator_render.MATRIX[case])
+    body = support.voice_agent(**support.MATRIX[case])
     assert schema_errors(body) == []
     assert rule_errors(body) == []

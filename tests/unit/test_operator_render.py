@@ -23,6 +23,7 @@ from glimpse_operator.render import (
     secrets_hash,
 )
 from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
+from tests.operator.support import MATRIX, voice_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
@@ -36,39 +37,9 @@ def crd_schema() -> dict[str, Any]:
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
-def voice_agent(**spec_changes: Any) -> dict[str, Any]:
-    body = {"apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent",
-            "metadata": {"name": "museum-guide", "namespace": "voice", "uid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-                         "generation": 1},
-            "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
-                     "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
-                     "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
-                     "ingress": {"host": "voice.example.com"}}}
-    for dotted, value in spec_changes.items():
-        node = body["spec"]
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return body
-
-
 SECRETS = {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}
 PROXY_IMAGE = "registry.test/glimpse/proxy:1.2.3"
-MATRIX = {
-    "minimal": {},
-    "gcs-redis-tls": {"images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
-                      "proxy__replicas": 2, "ingress__tlsSecretName": "voice-tls", "ingress__className": "nginx",
-                      "ingress__annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"}},
-    "gemini-autoscaled": {"llm__provider": "gemini", "llm__model": "gemini-2.5-flash",
-                          "proxy__autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6,
-                                                 "metric": "activeStreams", "targetActiveStreams": 12},
-                          "proxy__store": "rediss://redis:6380/0", "images__storage": "gs://bucket/gemini",
-                          "proxy__resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
-    "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
-                               "proxy__replicas": 1, "proxy__image": "registry.local/glimpse:dev",
-                               "agent__voiceId": "voice123", "images__delivery": "inline"},
-}
+
 
 
 @pytest.mark.parametrize("case", MATRIX)

@@ -1,4 +1,4 @@
-"""The ElevenLabs API calls the operator makes: workspace secrets and agents.
+"""The ElevenLabs API client of the operator: the calls it makes, on workspace secrets and agents.
 
 Besides create, update and delete, two look-ups find what an earlier reconcile created but could not record
 (`find_agents`, `find_secrets`). Their shapes are ElevenLabs' own, as its generated Python client declares them
@@ -39,7 +39,7 @@ class ElevenLabsError(Exception):
         return self.status in REFUSED
 
 
-class AgentsClient:
+class ElevenLabsClient:
     def __init__(self, api_key: str, base_url: str = DEFAULT_ELEVENLABS_BASE_URL,
                  session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")

@@ -1,0 +1,139 @@
+"""What the operator's tests share: a VoiceAgent to start from (and the specs the render tests cover), the fake
+Kubernetes API server with what a VoiceAgent needs, kopf's memo as the startup handler leaves it, and the handlers
+called as kopf calls them, their status patch written as kopf writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+
+from glimpse_operator import handlers
+from glimpse_operator.cluster import Cluster
+from glimpse_operator.reconcile import Reconciler
+from glimpse_operator.settings import OperatorSettings
+from tests.fakes.elevenlabs_api import API_KEY, FakeElevenLabs
+from tests.fakes.kubernetes_api import FakeKubernetes
+
+NS = "voice"
+DEPLOYMENT = "/apis/apps/v1/namespaces/voice/deployments/glimpse-museum-guide"
+KEY_SECRET = "/api/v1/namespaces/voice/secrets/elevenlabs"
+
+
+def voice_agent(**spec_changes: Any) -> dict[str, Any]:
+    body = {"apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent",
+            "metadata": {"name": "museum-guide", "namespace": "voice", "uid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                         "generation": 1},
+            "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
+                     "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
+                     "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
+                     "ingress": {"host": "voice.example.com"}}}
+    for dotted, value in spec_changes.items():
+        node = body["spec"]
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return body
+
+
+# The specs the render tests render (and the CRD tests show a cluster admits), as `voice_agent` changes.
+MATRIX = {
+    "minimal": {},
+    "gcs-redis-tls": {"images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
+                      "proxy__replicas": 2, "ingress__tlsSecretName": "voice-tls", "ingress__className": "nginx",
+                      "ingress__annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"}},
+    "gemini-autoscaled": {"llm__provider": "gemini", "llm__model": "gemini-2.5-flash",
+                          "proxy__autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6,
+                                                 "metric": "activeStreams", "targetActiveStreams": 12},
+                          "proxy__store": "rediss://redis:6380/0", "images__storage": "gs://bucket/gemini",
+                          "proxy__resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+    "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
+                               "proxy__replicas": 1, "proxy__image": "registry.local/glimpse:dev",
+                               "agent__voiceId": "voice123", "images__delivery": "inline"},
+}
+
+
+def secret(name: str, value: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "data": {"apiKey": base64.b64encode(value.encode()).decode()}}
+
+
+async def start_cluster() -> FakeKubernetes:
+    """The fake API server with the namespace and the two key Secrets a VoiceAgent names."""
+    fake = await FakeKubernetes().start()
+    fake.put("/api/v1/namespaces/voice", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    fake.put("/api/v1/namespaces/voice/secrets/openai", secret("openai", "sk-openai-test"))
+    fake.put("/api/v1/namespaces/voice/secrets/elevenlabs", secret("elevenlabs", API_KEY))
+    return fake
+
+
+def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+    """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
+    operator that restarted has)."""
+    configuration = k8s.Configuration(host=cluster.base_url)
+    configuration.api_key = {"BearerToken": "Bearer test-token"}
+    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
+    memo = kopf.Memo()
+    memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
+    return memo
+
+
+def voice_agent_path(body: dict[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"/apis/glimpse.dev/v1alpha1/namespaces/{meta['namespace']}/voiceagents/{meta['name']}"
+
+
+def stored(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` created (or its spec changed) in the fake API server, as kubectl apply would; the object as stored."""
+    return cluster.put(voice_agent_path(body), body)
+
+
+def current(cluster: FakeKubernetes, body: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(cluster.objects[voice_agent_path(body)])
+
+
+def write_status(cluster: FakeKubernetes, body: dict[str, Any], patch: kopf.Patch) -> None:
+    """What kopf does with the handler's patch: a merge patch of the status."""
+    path = voice_agent_path(body)
+    if patch.get("status") and path in cluster.objects:
+        obj = copy.deepcopy(cluster.objects[path])
+        obj["status"] = {**obj.get("status", {}), **dict(patch["status"])}
+        cluster.objects[path] = obj
+
+
+async def run_reconcile(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes | None = None,
+                        **kwargs: Any) -> tuple[kopf.Patch, Exception | None]:
+    """The create/update handler on `body` (stored in `cluster` first when given), then kopf's status write."""
+    if cluster is not None and voice_agent_path(body) not in cluster.objects:
+        body = stored(cluster, body)
+    patch = kopf.Patch()
+    error: Exception | None = None
+    try:
+        await asyncio.to_thread(handlers.reconcile, body=body, patch=patch, memo=memo, logger=logging.getLogger("test"),
+                                **kwargs)
+    except kopf.TemporaryError as exc:
+        error = exc
+    if cluster is not None:
+        write_status(cluster, body, patch)
+    return patch, error
+
+
+async def run_drift(body: dict[str, Any], memo: kopf.Memo, cluster: FakeKubernetes) -> kopf.Patch:
+    patch = kopf.Patch()
+    await asyncio.to_thread(handlers.repair_drift, body=body, patch=patch, memo=memo)
+    write_status(cluster, body, patch)
+    return patch
+
+
+def event_reasons(cluster: FakeKubernetes, type_: str | None = None) -> list[str]:
+    return [e["reason"] for e in cluster.events("museum-guide") if type_ is None or e["type"] == type_]
+
+
+def conditions(patch: kopf.Patch) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in patch["status"]["conditions"]}
