@@ -144,4 +144,4 @@ async def test_client_disconnect_cancels_the_upstream(proxy: Proxy, upstream: Fa
     await asyncio.wait_for(upstream.disconnected.wait(), 2)
     assert upstream.disconnects == 1
     await asyncio.sleep(0.05)
-    assert proxy.metrics.active_streams._value.get() == 0
+    assert proxy.metrics.registry.get_sample_value("glimpse_active_streams") == 0
