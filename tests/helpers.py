@@ -1,4 +1,5 @@
-"""Requests shaped like the page's and ElevenLabs' own, for the integration tests."""
+"""Requests shaped like the page's and ElevenLabs' own (Chat Completions and Responses mode) and the proxy's SSE answers
+parsed, for the integration tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import aiohttp
 from tests.images import jpeg
 
 SYSTEM_PROMPT = {"role": "system", "content": "You are a museum guide. Answer briefly; you are speaking aloud."}
+END_CALL = {"type": "function", "name": "end_call", "description": "End the call when the user says goodbye.",
+            "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}, "required": []},
+            "strict": False}
 
 
 async def new_session(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
@@ -60,6 +64,19 @@ def conversation(*turns: str) -> list[dict[str, Any]]:
     return messages
 
 
+def responses_body(session: dict[str, Any] | None, *questions: str, stream: bool = True,
+                   **extra: Any) -> dict[str, Any]:
+    """Shaped as ElevenLabs calls a custom LLM in Responses mode: input items, its tools, its extra fields."""
+    items: list[dict[str, Any]] = [SYSTEM_PROMPT]
+    for index, text in enumerate(questions):
+        items.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "input": items, "stream": stream, "temperature": 0.5,
+                            "tools": [END_CALL], "user_id": "el-user-42"}
+    if session is not None:
+        body["elevenlabs_extra_body"] = {"session_id": session["session_id"], "session_key": session["session_key"]}
+    return body | extra
+
+
 def parse_sse(raw: bytes) -> list[str]:
     """The `data:` payloads of a strict OpenAI SSE body; asserts the framing on the way."""
     assert raw.endswith(b"data: [DONE]\n\n"), raw[-200:]
@@ -71,6 +88,19 @@ def parse_sse(raw: bytes) -> list[str]:
         assert "\n" not in event, event
         payloads.append(event[len("data: "):])
     return payloads
+
+
+def parse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """`event:` + `data:` pairs of a Responses stream; asserts the framing on the way."""
+    assert raw.endswith(b"\n\n") and b"[DONE]" not in raw, raw[-200:]
+    events = []
+    for block in raw.decode().split("\n\n")[:-1]:
+        name_line, data_line = block.split("\n")
+        assert name_line.startswith("event: ") and data_line.startswith("data: "), block
+        data = json.loads(data_line[len("data: "):])
+        assert data["type"] == name_line[len("event: "):]
+        events.append((data["type"], data))
+    return events
 
 
 def contents(payloads: list[str]) -> str:

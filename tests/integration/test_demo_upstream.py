@@ -25,10 +25,18 @@ from glimpse.resources import DEMO_MODEL, UPSTREAMS
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.vendor_spec import validator
-from tests.helpers import contents, conversation, elevenlabs_body, new_session, parse_sse, upload
+from tests.helpers import (
+    contents,
+    conversation,
+    elevenlabs_body,
+    new_session,
+    parse_events,
+    parse_sse,
+    responses_body,
+    upload,
+)
 from tests.images import jpeg
-from tests.integration.test_health_metrics import scrape, value
-from tests.integration.test_responses import parse_events, responses_body
+from tests.metrics_scrape import scrape, value
 
 NO_UPSTREAM = {"upstream_base_url": DEFAULT_UPSTREAM_BASE_URL, "upstream_api_key": ""}
 RED_PHOTO = (400, 300, (220, 20, 20))

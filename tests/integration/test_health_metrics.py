@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Proxy
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
-
-
-async def scrape(http: aiohttp.ClientSession, proxy: Proxy) -> dict[tuple[str, tuple], float]:
-    async with http.get(proxy.url + "/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.metrics_scrape import scrape, value
 
 
 async def test_probes(proxy: Proxy, http: aiohttp.ClientSession) -> None:

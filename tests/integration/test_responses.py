@@ -14,37 +14,7 @@ from aiohttp import web
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.loopback import serve_app
 from tests.fakes.openai_upstream import DEFAULT_WORDS, Behaviour, FakeOpenAI
-from tests.helpers import SYSTEM_PROMPT, new_session, upload
-
-END_CALL = {"type": "function", "name": "end_call", "description": "End the call when the user says goodbye.",
-            "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}, "required": []},
-            "strict": False}
-
-
-def responses_body(session: dict[str, Any] | None, *questions: str, stream: bool = True,
-                   **extra: Any) -> dict[str, Any]:
-    """Shaped as ElevenLabs calls a custom LLM in Responses mode: input items, its tools, its extra fields."""
-    items: list[dict[str, Any]] = [SYSTEM_PROMPT]
-    for index, text in enumerate(questions):
-        items.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
-    body: dict[str, Any] = {"model": "gpt-4o-mini", "input": items, "stream": stream, "temperature": 0.5,
-                            "tools": [END_CALL], "user_id": "el-user-42"}
-    if session is not None:
-        body["elevenlabs_extra_body"] = {"session_id": session["session_id"], "session_key": session["session_key"]}
-    return body | extra
-
-
-def parse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """`event:` + `data:` pairs of a Responses stream; asserts the framing on the way."""
-    assert raw.endswith(b"\n\n") and b"[DONE]" not in raw, raw[-200:]
-    events = []
-    for block in raw.decode().split("\n\n")[:-1]:
-        name_line, data_line = block.split("\n")
-        assert name_line.startswith("event: ") and data_line.startswith("data: "), block
-        data = json.loads(data_line[len("data: "):])
-        assert data["type"] == name_line[len("event: "):]
-        events.append((data["type"], data))
-    return events
+from tests.helpers import END_CALL, SYSTEM_PROMPT, new_session, parse_events, responses_body, upload
 
 
 def input_images(items: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
