@@ -13,7 +13,7 @@ FRONTEND_DEV_BUILD := frontend/dist-dev/index.html
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package.json
 
-.PHONY: run run-operator test lint unit integration frontend frontend-test e2e manifests soak bench clean
+.PHONY: run run-operator test lint test-proxy test-operator test-delivery frontend frontend-test e2e manifests soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,7 +81,7 @@ bench: $(TEST_STAMP)
 
 ## soak: 1,000 streams over 5 minutes with faults, figures into docs/reliability.md (not in CI)
 soak: $(TEST_STAMP)
-	$(BIN)/python -m tests.reliability.soak
+	$(BIN)/python -m tests.proxy.reliability.soak
 
 ## lint: ruff, mypy (strict) on service/ and operator/, and the import contracts (pyproject.toml)
 lint: $(TEST_STAMP)
@@ -89,11 +89,15 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-unit: $(TEST_STAMP)
-	$(BIN)/python -m pytest tests/unit
+## test-proxy, test-operator, test-delivery: the pytest tests of one program (tests/proxy/, tests/operator/, tests/delivery/)
+test-proxy: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests/proxy
 
-integration: $(TEST_STAMP)
-	$(BIN)/python -m pytest tests/integration
+test-operator: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests/operator
+
+test-delivery: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests/delivery
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev

@@ -2,7 +2,7 @@
 
 Plain numbers in, so the operator sizes a proxy pod from a VoiceAgent's spec without building the proxy's
 `Settings`; the proxy's settings take their decode defaults from here (`Settings.decode_budget`). The chart computes
-the same sum in its template (charts/glimpse/templates/proxy.yaml; tests/unit/test_proxy_parity.py compares them).
+the same sum in its template (charts/glimpse/templates/proxy.yaml; tests/delivery/test_proxy_parity.py compares them).
 """
 
 from __future__ import annotations

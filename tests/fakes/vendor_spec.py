@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "vendor-spec"
+from tests.paths import VENDOR_SPEC
+
+SPEC_DIR = VENDOR_SPEC
 
 
 @cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Proxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body
+from tests.paths import ROOT
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "glimpse" / "dashboards" / "glimpse.json"
+DASHBOARD = ROOT / "charts" / "glimpse" / "dashboards" / "glimpse.json"
 PROMQL_WORDS = {"sum", "by", "rate", "histogram_quantile", "clamp_min", "label_values", "without", "avg", "max",
                 "min", "increase", "irate", "count", "le", "on", "ignoring", "group_left", "bool"}
 IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

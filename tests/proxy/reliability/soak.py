@@ -2,7 +2,7 @@
 against a real `glimpse serve` process and the fake upstream process. Reports errors, TTFT p50/p99 and the
 proxy's RSS before and after, and rewrites the figures in docs/reliability.md.
 
-    python -m tests.reliability.soak [--streams 1000] [--seconds 300]
+    python -m tests.proxy.reliability.soak [--streams 1000] [--seconds 300]
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import aiohttp
 
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
+from tests.paths import ROOT
 from tests.processes import start_fake_upstream, start_glimpse
 
-ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "reliability.md"
-MARK = "<!-- soak figures: written by tests/reliability/soak.py -->"
+MARK = "<!-- soak figures: written by tests/proxy/reliability/soak.py -->"
 # model -> what the caller must see: the fault mix of the soak
 MIX = [("gpt-4o-mini", 0.85, 200), ("fault-500", 0.04, 502), ("fault-429", 0.03, 429), ("fault-drop", 0.05, 200),
        ("fault-slow-first-byte", 0.03, 200)]

@@ -21,8 +21,8 @@ from celpy import celtypes
 from glimpse_operator.render import MAX_NAME_LENGTH, labels, object_name, render_proxy
 from glimpse_operator.spec import with_defaults
 from tests.operator import support
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
 # the reasons a rule may give (apiextensions.k8s.io/v1 ValidationRule.reason)
 REASONS = {"FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"}

@@ -22,8 +22,8 @@ from glimpse_operator.dry_run import AGENT_KIND, GENERATED_SECRETS, NEW_AGENT_ID
 from glimpse_operator.render import SECRET_KEYS, desired_agent
 from glimpse_operator.settings import load_settings
 from glimpse_operator.spec import with_defaults
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MUSEUM_GUIDE = ROOT / "manifests" / "examples" / "museum-guide.yaml"
 GEMINI_DEV = ROOT / "manifests" / "examples" / "gemini-dev.yaml"
 PROXY_IMAGE = "registry.test/glimpse/proxy:9.9.9"

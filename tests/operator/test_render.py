@@ -24,12 +24,12 @@ from glimpse_operator.render import (
 )
 from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
 from tests.operator.support import MATRIX, voice_agent
+from tests.paths import ROOT, VENDOR_SPEC
 
-ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
 K8S_VERSION = "1.30.0"
 # ElevenLabs' own request schemas (see its README); CI checks `shared/` out beside the clone
-VENDOR_SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-spec" / "elevenlabs.json"
+ELEVENLABS_SPEC = VENDOR_SPEC / "elevenlabs.json"
 
 
 def crd_schema() -> dict[str, Any]:
@@ -157,9 +157,9 @@ def test_api_type_follows_the_spec(api_type: str | None, expected: str) -> None:
 
 
 def vendor_schema() -> dict[str, Any]:
-    if not VENDOR_SPEC.is_file():
-        pytest.fail(f"ElevenLabs' request schemas are missing: {VENDOR_SPEC} (check out shared/ beside the repository)")
-    schema: dict[str, Any] = json.loads(VENDOR_SPEC.read_text())
+    if not ELEVENLABS_SPEC.is_file():
+        pytest.fail(f"ElevenLabs' request schemas are missing: {ELEVENLABS_SPEC} (check out shared/ beside the clone)")
+    schema: dict[str, Any] = json.loads(ELEVENLABS_SPEC.read_text())
     return schema
 
 

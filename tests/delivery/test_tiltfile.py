@@ -12,7 +12,6 @@ import copy
 import json
 import re
 import types
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,9 +20,9 @@ import yaml
 
 from glimpse_operator.render import PORT, render_proxy
 from glimpse_operator.spec import with_defaults
+from tests.paths import ROOT
 from tools.render_install import CHART, NAMESPACE, render_chart
 
-ROOT = Path(__file__).resolve().parents[2]
 TILT_BUILD = ":tilt-5f0c2d9e41b7a3c8"  # the tag Tilt gives its builds
 
 

@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 
 from glimpse.web import aiohttp_internals, connections
 from glimpse.web.aiohttp_internals import CHECKED, INTERNALS, REQUIREMENT, UnsupportedAiohttp, check, missing
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "service" / "glimpse"
 # The aiohttp internals the code base relied on before they were gathered in aiohttp_internals.py, and those it relies
 # on now: no other module names them.

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
+from tests.paths import ROOT
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.30.0"
 STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "openai"}},
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
