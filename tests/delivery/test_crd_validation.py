@@ -120,22 +120,7 @@ def rule_errors(body: dict[str, Any]) -> list[str]:
 
 # --- VoiceAgents -----------------------------------------------------------------------------------------------------
 
-def voice_agent(name: str = "museum-guide", **changes: Any) -> dict[str, Any]:
-    """A minimal VoiceAgent (what a person writes), with `a__b=value` changes to its spec."""
-    body: dict[str, Any] = {
-        "apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent", "metadata": {"name": name, "namespace": "voice"},
-        "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
-                 "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
-                 "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
-                 "ingress": {"host": "voice.example.com"}}}
-    for dotted, value in changes.items():
-        node = body["spec"]
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return body
-
+voice_agent = support.written_voice_agent  # what a person writes: no uid, no generation
 
 SHARED = {"proxy__store": "redis://redis.voice.svc:6379/0", "images__storage": "gs://bucket/glimpse"}
 AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}

@@ -25,20 +25,27 @@ DEPLOYMENT = "/apis/apps/v1/namespaces/voice/deployments/glimpse-museum-guide"
 KEY_SECRET = "/api/v1/namespaces/voice/secrets/elevenlabs"
 
 
-def voice_agent(**spec_changes: Any) -> dict[str, Any]:
-    body = {"apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent",
-            "metadata": {"name": "museum-guide", "namespace": "voice", "uid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-                         "generation": 1},
-            "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
-                     "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
-                     "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
-                     "ingress": {"host": "voice.example.com"}}}
+def written_voice_agent(name: str = "museum-guide", **spec_changes: Any) -> dict[str, Any]:
+    """A minimal VoiceAgent as a person writes it, with `a__b=value` changes to its spec."""
+    body: dict[str, Any] = {
+        "apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent", "metadata": {"name": name, "namespace": "voice"},
+        "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
+                 "llm": {"model": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai"}},
+                 "elevenlabs": {"apiKeySecretRef": {"name": "elevenlabs"}},
+                 "ingress": {"host": "voice.example.com"}}}
     for dotted, value in spec_changes.items():
         node = body["spec"]
         *parents, leaf = dotted.split("__")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    return body
+
+
+def voice_agent(**spec_changes: Any) -> dict[str, Any]:
+    """The same VoiceAgent as the API server hands it to the operator: with its uid and generation."""
+    body = written_voice_agent(**spec_changes)
+    body["metadata"].update(uid="1b4e28ba-2fa1-11d2-883f-0016d3cca427", generation=1)
     return body
 
 
