@@ -10,6 +10,7 @@ import aiohttp
 from tests.conftest import StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+from tests.metrics_scrape import scrape, value
 from tests.processes import free_port
 
 
@@ -64,7 +65,6 @@ async def test_redis_down_chat_still_streams_and_readyz_fails(start_proxy: Start
     assert response.status == 503
     assert "conversation store" in json.loads(await response.text())["error"]["message"]
     assert list(proxy.storage.root.iterdir()) == []  # type: ignore[attr-defined]
-    async with http.get(proxy.url + "/metrics") as response:
-        text = await response.text()
-    assert 'glimpse_store_errors_total{op="take_turn"} 1.0' in text
-    assert 'glimpse_store_errors_total{op="add_image"} 1.0' in text
+    samples = await scrape(http, proxy)
+    assert value(samples, "glimpse_store_errors_total", op="take_turn") == 1
+    assert value(samples, "glimpse_store_errors_total", op="add_image") == 1

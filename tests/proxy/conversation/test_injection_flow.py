@@ -15,6 +15,7 @@ from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import SYSTEM_PROMPT, conversation, elevenlabs_body, image_parts, new_session, parse_sse, upload
 from tests.images import jpeg, png
+from tests.metrics_scrape import scrape, value
 
 
 async def chat(http: aiohttp.ClientSession, proxy: Proxy, body: dict) -> bytes:
@@ -144,8 +145,7 @@ async def test_a_session_id_without_its_key_reads_nothing_and_uses_nothing_up(
         assert image_parts(upstream.last_messages()) == []
     await chat(http, proxy, elevenlabs_body(owner, conversation("What is this?")))
     assert len(image_parts(upstream.last_messages())) == 1
-    metrics = await (await http.get(proxy.url + "/metrics")).text()
-    assert "glimpse_unbound_turns_total 5.0" in metrics
+    assert value(await scrape(http, proxy), "glimpse_unbound_turns_total") == 5
 
 
 async def test_a_proxy_for_older_pages_reads_by_session_id(start_proxy: StartProxy, upstream: FakeOpenAI,
