@@ -80,8 +80,8 @@ def proxy_settings(upstream: FakeOpenAI | None, tmp_path: Any, **overrides: Any)
         "upstream_base_url": upstream.base_url if upstream else "http://127.0.0.1:9/v1",
         "upstream_api_key": "sk-upstream-test-key", "upstream_max_retries": 0,
         "storage_url": f"file://{tmp_path}/images", "signing_secret": SIGNING_SECRET,
-        # Every test calls from 127.0.0.1: rate limits are off unless a test is about them (tests/reliability/
-        # test_quotas.py); the storage quotas keep their defaults.
+        # Every test calls from 127.0.0.1: rate limits are off unless a test is about them (tests/proxy/
+        # reliability/test_quotas.py); the storage quotas keep their defaults.
         "session_rate_per_minute": 0, "upload_rate_per_minute": 0, "chat_rate_per_minute": 0,
     }
     values.update(overrides)

@@ -377,6 +377,7 @@ class _Environment(EnvSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
         self._variables = {key.lower(): value for key, value in environment.items()}
+        self.env_vars = self._variables  # what the source's other readers (nested delimiters) see: this mapping only
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         """The field's raw value (None when unset), the key it is given under, and False: no field here has an

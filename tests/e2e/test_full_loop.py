@@ -1,7 +1,7 @@
 """The whole seed flow in a real browser: speak → ElevenLabs → proxy with the image → LLM → voice back.
 
 The ElevenLabs agent is the one the operator's own code makes for a VoiceAgent (`desired_agent`, created with
-`AgentsClient` through the strict fake ElevenLabs, its custom-LLM key a workspace secret), once with
+`ElevenLabsClient` through the strict fake ElevenLabs, its custom-LLM key a workspace secret), once with
 `llm.apiType: chatCompletions` and once with `responses`. Its custom LLM URL is the operator's
 `https://<ingress host>/v1`; the fake resolves that host to the proxy on loopback, as the ingress would.
 The proxy serves the built page over real HTTP; Chromium (fake microphone) opens it, starts a conversation
@@ -35,7 +35,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from glimpse.config import DEFAULT_UPSTREAM_BASE_URL
-from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
+from glimpse_operator.elevenlabs_api import ElevenLabsClient
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import Proxy, StartProxy
@@ -106,7 +106,7 @@ async def _operator_agent(elevenlabs: FakeElevenLabs, api_type: str) -> str:
                                      llm__apiType=api_type)["spec"])
 
     def create() -> str:
-        client = AgentsClient(API_KEY, elevenlabs.base_url)
+        client = ElevenLabsClient(API_KEY, elevenlabs.base_url)
         secret_id = client.create_secret("glimpse-voice-museum-guide-llm-key", CUSTOM_LLM_KEY)
         return client.create_agent(desired_agent(spec, secret_id))
 

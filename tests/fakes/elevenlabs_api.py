@@ -35,7 +35,7 @@ from jsonschema.exceptions import ValidationError
 
 from tests.fakes.elevenlabs_conversation import FakeConversations
 from tests.fakes.loopback import serve_app
-from tests.fakes.vendor_spec import SPEC_DIR
+from tests.paths import VENDOR_SPEC
 
 API_KEY = "xi-test-key-0123456789"
 AGENT_ID = "agent_01testglimpse"  # known to the fake, configuration unknown (made elsewhere, as in the dashboard)
@@ -88,7 +88,7 @@ MAX_PAGE_SIZE = 100  # both lists: "Can not exceed 100"
 @cache
 def vendor_validator(root: str, vendor: str = "elevenlabs") -> Draft202012Validator:
     """A validator for one `x-roots` entry of a vendor-spec file, with that file's `$defs`."""
-    document = json.loads((SPEC_DIR / f"{vendor}.json").read_text())  # shared/ beside the clone
+    document = json.loads((VENDOR_SPEC / f"{vendor}.json").read_text())  # shared/ beside the clone
     schema = {"$schema": document["$schema"], **document["x-roots"][root], "$defs": document["$defs"]}
     return Draft202012Validator(schema)
 

@@ -21,8 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from glimpse_operator.elevenlabs_api import ElevenLabsClient as AgentsClient
-from glimpse_operator.elevenlabs_api import ElevenLabsError
+from glimpse_operator.elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from glimpse_operator.render import desired_agent
 from glimpse_operator.spec import with_defaults
 from tests.conftest import StartProxy
@@ -283,7 +282,7 @@ async def test_agent_bodies_are_checked_against_elevenlabs_schema(fake: FakeElev
 
     # The operator's own agent body is accepted; a bad update to it is refused and changes nothing.
     spec = with_defaults(voice_agent()["spec"])
-    client = AgentsClient(API_KEY, fake.base_url)
+    client = ElevenLabsClient(API_KEY, fake.base_url)
     agent_id = await asyncio.to_thread(client.create_agent, desired_agent(spec, "sec_test"))
     stored = json.loads(json.dumps(fake.created_agents[agent_id]))
     for bad in ({"tags": "glimpse"}, {"platform_settings": {"overrides": {"custom_llm_extra_body": "yes"}}},
@@ -341,7 +340,7 @@ async def test_extra_body_is_refused_unless_the_agent_permits_it(
 async def test_the_operators_agent_permits_what_the_page_sends(
         fake: FakeElevenLabs, llm: ScriptedLlm, http: aiohttp.ClientSession, clients: list[Client]) -> None:
     spec = with_defaults(voice_agent(ingress__host="voice.glimpse.test")["spec"])
-    client_api = AgentsClient(API_KEY, fake.base_url)
+    client_api = ElevenLabsClient(API_KEY, fake.base_url)
     secret_id = await asyncio.to_thread(client_api.create_secret, "glimpse-voice-museum-guide-llm-key", LLM_KEY)
     agent_id = await asyncio.to_thread(client_api.create_agent, desired_agent(spec, secret_id))
     assert fake.conversations is not None

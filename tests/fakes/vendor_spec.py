@@ -11,12 +11,10 @@ from jsonschema import Draft202012Validator
 
 from tests.paths import VENDOR_SPEC
 
-SPEC_DIR = VENDOR_SPEC
-
 
 @cache
 def _document(vendor: str) -> dict[str, Any]:
-    path = SPEC_DIR / f"{vendor}.json"
+    path = VENDOR_SPEC / f"{vendor}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the fakes validate against the vendors' schemas in shared/")
     document: dict[str, Any] = json.loads(path.read_text())

@@ -14,10 +14,12 @@ import yaml
 
 from glimpse.config import Settings
 from glimpse.observability import metrics
+from glimpse.sizing import MiB, memory_limit_mib
 from glimpse_operator.render import (
     ACTIVE_STREAMS_METRIC,
     CLIENT_EVENTS,
     desired_agent,
+    proxy_memory_limit,
     render_deployment,
     render_proxy,
     secrets_hash,
@@ -337,3 +339,14 @@ def test_fallbacks_become_an_upstreams_setting_the_proxy_loads() -> None:
         ("primary", "openai", "", "sk-openai"), ("gemini", "gemini", "gemini-2.5-flash", "gm-key"),
         ("vllm", "openai-compatible", "llama", "vllm-token")]
     assert targets[1].base_url == "https://generativelanguage.googleapis.com/v1beta/openai/"
+
+
+def test_the_operator_sizes_the_pod_from_the_spec_without_the_proxys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    larger = Settings.load(env={"GLIMPSE_IMAGE_MAX_BYTES": str(20 * MiB)})
+
+    def refuse(*args: object, **kwargs: object) -> Settings:
+        raise AssertionError("the operator built the proxy's Settings")
+
+    monkeypatch.setattr(Settings, "load", refuse)
+    assert proxy_memory_limit({"images": {"maxBytes": 20 * MiB}}) == f"{memory_limit_mib(larger.decode_budget)}Mi"
+    assert memory_limit_mib(larger.decode_budget) == 96 + 256 + 8 * 20 + 64

@@ -3,9 +3,10 @@
 The client is the blocking `google-cloud-storage` one, so every call runs in a worker thread, never on
 the event loop. Credentials come from the standard Google chain (google-auth's `google.auth.default()`): workload
 identity in a cluster (URLs are then signed through the IAM signBlob API with the pod's access token), a
-service-account key file (`GOOGLE_APPLICATION_CREDENTIALS`) locally. The client looks them up itself; URL signing
-asks the chain once more, for credentials of its own. `STORAGE_EMULATOR_HOST` points the client at an emulator,
-which it calls without credentials.
+service-account key file (`GOOGLE_APPLICATION_CREDENTIALS`) locally. They are asked for once, with the storage
+client's scopes, and serve both the client and URL signing (a client passed in signs with the chain's credentials,
+asked for on the first URL). `STORAGE_EMULATOR_HOST` points the client at an emulator, which it calls without
+credentials.
 
 Expiry: the periodic sweep lists the prefix and deletes what is older than the image TTL and held by no live
 conversation (a conversation can outlive its images' upload time). A bucket lifecycle rule, if any, must allow for
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from collections.abc import Set
 from typing import Any
 
@@ -61,7 +63,15 @@ class GcsStorage(ImageStorage):
     @property
     def client(self) -> storage.Client:
         if self._client is None:
-            self._client = storage.Client()
+            if os.environ.get("STORAGE_EMULATOR_HOST"):
+                self._client = storage.Client()  # the emulator is called without credentials
+            else:
+                import google.auth
+
+                credentials, _ = google.auth.default(scopes=storage.Client.SCOPE)
+                self._client = storage.Client(credentials=credentials)
+                if self._signing_credentials is None:
+                    self._signing_credentials = credentials
         return self._client
 
     def key_for(self, session_id: str, image_id: str) -> str:
@@ -104,7 +114,8 @@ class GcsStorage(ImageStorage):
         return await self._call("signing", self._sign, key, ttl_seconds)  # type: ignore[no-any-return]
 
     def _sign(self, key: str, ttl_seconds: int) -> str:
-        url: str = self._blob(key).generate_signed_url(
+        blob = self._blob(key)  # first: a client made here brings the credentials it signs with
+        url: str = blob.generate_signed_url(
             version="v4", method="GET", expiration=dt.timedelta(seconds=ttl_seconds), **self._signing_arguments())
         return url
 

@@ -31,7 +31,6 @@ from glimpse.images.decoding import (
 )
 from glimpse.images.normalise import PNG_TEXT_BYTES, normalise_image, read_header
 from glimpse.observability.metrics import Metrics
-from glimpse.sizing import DecodeBudget, decode_memory_bytes, memory_limit_mib
 from glimpse.web.errors import response_for, status_for
 
 
@@ -225,38 +224,6 @@ def test_orientation_is_applied_to_the_small_result() -> None:
     assert (result.width, result.height) == (200, 800)
     r, _, b = Image.open(io.BytesIO(result.data)).getpixel((190, 10))[:3]  # top-left marker now top-right
     assert b > 150 and r < 100
-
-
-def test_decode_memory_bytes_of_the_defaults() -> None:
-    settings = Settings.load(env={})
-    assert decode_memory_bytes(settings.decode_budget) == 256 * MiB + (2 + 6) * 10 * MiB
-    wider = Settings.load(env={"GLIMPSE_IMAGE_DECODE_MEMORY_BYTES": str(512 * MiB),
-                               "GLIMPSE_IMAGE_DECODE_CONCURRENCY": "4", "GLIMPSE_IMAGE_DECODE_QUEUE": "0"})
-    assert decode_memory_bytes(wider.decode_budget) == 512 * MiB + 4 * 10 * MiB
-    assert memory_limit_mib(settings.decode_budget) == 96 + 256 + 80 + 64 <= 512  # the pod limit the defaults need
-    assert settings.decode_budget == DecodeBudget()  # the proxy's defaults are sizing's, which the operator uses
-
-
-def test_the_operator_sizes_the_pod_from_the_spec_without_the_proxys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from glimpse_operator.render import proxy_memory_limit
-
-    larger = Settings.load(env={"GLIMPSE_IMAGE_MAX_BYTES": str(20 * MiB)})
-
-    def refuse(*args: object, **kwargs: object) -> Settings:
-        raise AssertionError("the operator built the proxy's Settings")
-
-    monkeypatch.setattr(Settings, "load", refuse)
-    assert proxy_memory_limit({"images": {"maxBytes": 20 * MiB}}) == f"{memory_limit_mib(larger.decode_budget)}Mi"
-    assert memory_limit_mib(larger.decode_budget) == 96 + 256 + 8 * 20 + 64
-
-
-@pytest.mark.parametrize(("budget", "error"), [
-    ({"max_upload_bytes": 0}, ValueError), ({"queue": -1}, ValueError), ({"concurrency": 0}, ValueError),
-    ({"max_upload_bytes": "10485760"}, TypeError), ({"memory_bytes": 2.5e8}, TypeError), ({"queue": True}, TypeError),
-])
-def test_a_budget_is_whole_numbers_in_range(budget: dict[str, object], error: type[Exception]) -> None:
-    with pytest.raises(error):
-        DecodeBudget(**budget)
 
 
 def slots(memory_bytes: int = 100, concurrency: int = 2, queue: int = 4, wait_seconds: float = 5.0

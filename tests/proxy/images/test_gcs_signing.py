@@ -1,5 +1,6 @@
-"""Which credentials sign a GCS image URL: the Google chain's (`google.auth.default()`), never the storage client's
-private `_credentials`; a service-account key signs locally, workload identity through IAM with a fresh token."""
+"""Which credentials sign a GCS image URL: those the Google chain (`google.auth.default()`) gave the storage client
+Glimpse made, asked for once, never the client's private `_credentials`; a service-account key signs locally,
+workload identity through IAM with a fresh token."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import google.auth
 import pytest
+from google.cloud import storage as gcs
 
+from glimpse.images import gcs as gcs_module
 from glimpse.images.gcs import SIGNING_SCOPES, GcsStorage
 
 
@@ -95,3 +98,27 @@ async def test_given_signing_credentials_are_used_as_they_are(monkeypatch: pytes
     storage = GcsStorage("bucket", client=client, signing_credentials=key)
     await storage.signed_url("s/a.jpg", 60)
     assert client.signed[0]["credentials"] is key and asked == []
+
+
+async def test_the_client_glimpse_makes_signs_with_its_own_credentials_asked_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    metadata = MetadataCredentials()
+    asked = chain(monkeypatch, metadata)
+    made: list[Client] = []
+
+    class StorageClient(Client):
+        SCOPE = gcs.Client.SCOPE
+
+        def __init__(self, credentials: object = None) -> None:
+            super().__init__()
+            self.credentials = credentials
+            made.append(self)
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setattr(gcs_module.storage, "Client", StorageClient)
+    storage = GcsStorage("bucket")
+    await storage.signed_url("s/a.jpg", 600)
+    await storage.signed_url("s/b.jpg", 600)
+    assert [client.credentials for client in made] == [metadata]  # one client, made with the chain's credentials
+    assert asked == [gcs.Client.SCOPE]  # the chain asked once, with the storage client's scopes
+    assert [a["service_account_email"] for a in made[0].signed] == [MetadataCredentials.service_account_email] * 2

@@ -80,8 +80,10 @@ class Sdk:
 
 
 def glimpse_retries(answer: Answer, max_retries: int, seed: int) -> Retries:
-    """What glimpse/upstream/http.py's loop does with the same answer every time: a connection failure is retried,
-    a response when `should_retry`; retry number `attempt + 1` waits `retry_delay(attempt, headers)`."""
+    """retry.py's rules applied as glimpse/upstream/http.py's loop applies them, to the same answer every time: a
+    connection failure is retried, a response when `should_retry`; retry number `attempt + 1` waits
+    `retry_delay(attempt, headers)`. A model of the loop, not the loop: tests/proxy/upstream/test_http.py drives the
+    loop itself over HTTP (retries before the first byte, `retry-after-ms` honoured)."""
     random.seed(seed)
     if answer is None:
         headers, retried = None, True
