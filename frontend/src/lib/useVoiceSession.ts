@@ -247,10 +247,11 @@ export function useVoiceSession(transport: Transport, log: ConversationLog, { on
 
   useEffect(
     () => () => {
+      send({ type: "ended" }); // the reducer lets go of the attempt with its requests (kept in step under Fast Refresh)
       release(inFlight, { abort: true });
       endSession();
     },
-    [endSession],
+    [endSession, send],
   );
 
   const status = deriveStatus({ phase, sdkStatus, isSpeaking, isMuted: muted, awaitingAgent });

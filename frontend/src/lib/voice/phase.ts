@@ -4,8 +4,10 @@
 // and the person's presses into these events and performs the effects (the transcript, the SDK calls) itself.
 //
 // Attempts: a conversation opens through one attempt at a time (microphone, Glimpse session, then the SDK's start).
-// Until the attempt has called startSession (`started`), SDK events belong to a conversation the page has let go
-// of — the one a reconnect ended, or a call just ended whose disconnect arrives late — and change nothing.
+// Until the attempt has called startSession (`started`), the events that end or answer a turn (the person's and the
+// agent's words, a service error, a disconnect) belong to a conversation the page has let go of — the one a
+// reconnect ended, or a call just ended whose disconnect arrives late — and change nothing. A connect and tentative
+// words are taken as they come (the SDK itself drops a connect from a conversation already ended).
 import type { GlimpseSession } from "../api";
 import { CONNECTION_LOST, describeVoiceFailure, NO_ANSWER, plainWords } from "../plainWords";
 
