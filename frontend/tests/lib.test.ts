@@ -9,7 +9,6 @@ import { describeVoiceFailure, NO_ANSWER, plainWords } from "../src/lib/plainWor
 import { bandsOf, levelOf } from "../src/lib/useAudioLevels";
 import { reactionText } from "../src/lib/useReactToPictures";
 import { Heartbeat, LIVENESS_MS } from "../src/lib/voice/heartbeat";
-import { deriveStatus, isLive, type StatusInputs } from "../src/lib/voice/status";
 
 describe("fitWithin", () => {
   it("shrinks the longer edge to the limit and keeps the aspect ratio", () => {
@@ -85,34 +84,6 @@ describe("isImageFile", () => {
     const prepared = await prepareImage(heic);
     expect(prepared.blob).toBe(heic);
     expect(prepared.fileName).toBe("IMG_1.heic");
-  });
-});
-
-describe("deriveStatus", () => {
-  const live: StatusInputs = { phase: "connected", sdkStatus: "connected", isSpeaking: false, isMuted: false,
-                               awaitingAgent: false };
-  it("names each state", () => {
-    expect(deriveStatus({ ...live, phase: "idle" })).toBe("idle");
-    expect(deriveStatus({ ...live, phase: "connecting" })).toBe("connecting");
-    expect(deriveStatus({ ...live, sdkStatus: "connecting" })).toBe("connecting");
-    expect(deriveStatus(live)).toBe("listening");
-    expect(deriveStatus({ ...live, awaitingAgent: true })).toBe("thinking");
-    expect(deriveStatus({ ...live, isSpeaking: true })).toBe("speaking");
-    expect(deriveStatus({ ...live, isMuted: true })).toBe("muted");
-    expect(deriveStatus({ ...live, phase: "reconnecting" })).toBe("reconnecting");
-    expect(deriveStatus({ ...live, phase: "lost" })).toBe("lost");
-    expect(deriveStatus({ ...live, phase: "error", isSpeaking: true })).toBe("error");
-  });
-  it("speaking beats thinking beats muted", () => {
-    expect(deriveStatus({ ...live, isSpeaking: true, awaitingAgent: true, isMuted: true })).toBe("speaking");
-    expect(deriveStatus({ ...live, awaitingAgent: true, isMuted: true })).toBe("thinking");
-  });
-  it("a reported error the conversation survives is not the end of it", () => {
-    expect(deriveStatus({ ...live, sdkStatus: "error" })).toBe("listening");
-  });
-  it("live is listening, thinking, speaking or muted", () => {
-    expect(["listening", "thinking", "speaking", "muted"].every((status) => isLive(status as never))).toBe(true);
-    expect(["idle", "connecting", "reconnecting", "lost", "error"].some((status) => isLive(status as never))).toBe(false);
   });
 });
 
