@@ -16,8 +16,10 @@ COPY operator ./operator
 RUN /opt/glimpse/bin/pip install '.[proxy,otlp]'
 
 FROM python:3.11.11-slim-bookworm
-RUN groupadd --gid 10001 glimpse \
-    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin glimpse
+# UID 10001 in group 0, and group 0 may write what the proxy writes: OpenShift runs the image as an arbitrary UID
+# that is in group 0, Kubernetes elsewhere as 10001.
+RUN useradd --uid 10001 --gid 0 --no-create-home --shell /usr/sbin/nologin glimpse \
+    && mkdir -p /data/images && chgrp -R 0 /data && chmod -R g=u /data
 COPY --from=build /opt/glimpse /opt/glimpse
 COPY --from=page /page/dist /opt/glimpse/page
 ENV PATH=/opt/glimpse/bin:$PATH \
@@ -27,7 +29,7 @@ ENV PATH=/opt/glimpse/bin:$PATH \
     GLIMPSE_STATIC_DIR=/opt/glimpse/page \
     GLIMPSE_STORAGE_URL=file:///data/images
 WORKDIR /data
-USER 10001:10001
+USER 10001:0
 EXPOSE 8080
 ENTRYPOINT ["glimpse"]
 CMD ["serve"]

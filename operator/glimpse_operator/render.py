@@ -24,7 +24,6 @@ TERMINATION_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS + 5
 # networks, where the ingress controller runs; a caller outside them cannot pose as another address.
 TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 SECRET_KEYS = ("customLlmKey", "signingSecret")
-PROXY_UID = 10001
 
 # The conversation-socket events the page (frontend/src/lib/useVoiceSession.ts, @elevenlabs/react) relies on. Sent as
 # the whole list: the API documents no default ("Not all client events are enabled by default", ElevenLabs' JS SDK
@@ -177,8 +176,8 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": PROXY_UID, "runAsGroup": PROXY_UID,
-                                    "fsGroup": PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                # no UID, GID or fsGroup: the image's (10001, group 0), or the one OpenShift draws for the namespace
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "proxy",
                     "image": spec["proxy"]["image"] or proxy_image,

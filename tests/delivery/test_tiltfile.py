@@ -203,7 +203,7 @@ def test_the_restart_wrapper_runs_the_program_with_the_pods_args(tilt: Tilt, ima
     assert (ROOT / dockerfile).read_text() in contents, "the release Dockerfile, unchanged, inside"
     assert entrypoint(contents) == ["/tilt-restart-wrapper", f"--watch_file={restart}", program]
     assert "COPY --from=tilt-restart-helper /tilt-restart-wrapper /entr /" in contents
-    assert contents.rstrip().splitlines()[-2] == "USER 10001:10001"  # the release image's user, again
+    assert contents.rstrip().splitlines()[-2] == "USER 10001:0"  # the release image's user, again
     pod = operator_pod(render_chart(helm_values(tilt))) if image == "glimpse/operator" else proxy_pod(tilt)
     container = pod["containers"][0]
     assert "command" not in container
@@ -214,8 +214,8 @@ def test_the_restart_wrapper_runs_the_program_with_the_pods_args(tilt: Tilt, ima
 
 
 def test_live_update_can_write_what_it_writes(tilt: Tilt) -> None:
-    """The synced packages and the restart file belong to the runtime user (10001) in the Tilt image; the restart file
-    is not under /tmp nor any other mount of either pod (an emptyDir there hides the image's file)."""
+    """The synced packages and the restart file belong to the runtime user (10001, group 0) in the Tilt image; the
+    restart file is not under /tmp nor any other mount of either pod (an emptyDir there hides the image's file)."""
     restart, site = tilt.scope["RESTART_FILE"], tilt.scope["SITE"]
     steps = tilt.scope["live_update"]
     syncs, last = steps[:-1], steps[-1]
@@ -227,7 +227,7 @@ def test_live_update_can_write_what_it_writes(tilt: Tilt) -> None:
         assert build.kwargs["live_update"] is steps
         chown = next(line for line in build.kwargs["dockerfile_contents"].splitlines() if line.startswith("RUN chown"))
         assert all(f" {step.args[1]} " in chown for step in syncs)
-        assert f"touch {restart} && chown 10001:10001 {restart}" in chown
+        assert f"touch {restart} && chown 10001:0 {restart}" in chown
     assert not restart.startswith("/tmp/")
     mounts = [m["mountPath"] for pod in (operator_pod(render_chart(helm_values(tilt))), proxy_pod(tilt))
               for c in pod["containers"] for m in c.get("volumeMounts", [])]

@@ -25,6 +25,7 @@ from glimpse_operator.render import (
     secrets_hash,
 )
 from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
+from tests import restricted_v2
 from tests.operator.support import MATRIX, voice_agent
 from tests.paths import ROOT, VENDOR_SPEC
 
@@ -66,6 +67,7 @@ def test_deployment_is_locked_down_and_wired() -> None:
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False
+    assert restricted_v2.violations(pod) == [] and "runAsGroup" not in pod["securityContext"]
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.fakes.elevenlabs_api import AGENT_ID, API_KEY, FakeElevenLabs
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import contents, conversation, elevenlabs_body, image_parts, new_session, parse_sse, upload
 from tests.images import jpeg
+from tests.paths import ROOT
 from tests.processes import clean_env, free_port
 
 GLIMPSE = [sys.executable, "-m", "glimpse"]
@@ -121,3 +127,53 @@ async def _healthy(http: aiohttp.ClientSession, base: str) -> None:
                     return
         except aiohttp.ClientConnectionError:
             await asyncio.sleep(0.1)
+
+
+ARBITRARY_UID = 1_000_680_000  # as OpenShift's restricted-v2 draws one from a namespace's range; no passwd entry
+
+
+async def test_serve_as_an_arbitrary_uid_in_group_0(upstream: FakeOpenAI) -> None:
+    """OpenShift runs the image as a UID of the namespace's range, in group 0, with no passwd entry and HOME=/: the
+    proxy starts, stores a picture under the image's data dir (group 0 may write it: the Dockerfile's
+    `chgrp -R 0 /data && chmod -R g=u /data`, done here to a directory of its own) and answers a turn with it."""
+    if os.geteuid() != 0:
+        pytest.skip("starting a process as another UID needs root (CI runs as root)")
+    # This venv's interpreter may live where another UID cannot reach it (pyenv under /root, 0700): the distribution's
+    # own CPython of the same version runs the same code with this venv's packages.
+    python = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not python.is_file():
+        pytest.skip(f"{python} is not installed: no interpreter another UID can run")
+    workdir = Path(tempfile.mkdtemp(prefix="glimpse-uid-", dir="/tmp"))
+    try:
+        (workdir / "data" / "images").mkdir(parents=True)
+        for path in (workdir, workdir / "data", workdir / "data" / "images"):
+            os.chown(path, 0, 0)
+            path.chmod(0o770)  # chmod g=u of root's rwx: the owner's bits for group 0, nothing for others
+        port = free_port()
+        env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,
+                        OPENAI_API_KEY="sk-from-env-test", HOME="/",
+                        PYTHONPATH=os.pathsep.join([str(ROOT / "service"), sysconfig.get_paths()["purelib"]]))
+        process = await asyncio.create_subprocess_exec(
+            str(python), "-m", "glimpse", "serve", env=env, cwd=workdir, user=ARBITRARY_UID, group=0, extra_groups=[0],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                await _healthy(http, base)
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                assert f"Uid:\t{ARBITRARY_UID}\t" in status and "Gid:\t0\t" in status
+                session = await new_session(http, base)
+                assert (await upload(http, base, session)).status == 201
+                async with http.post(base + "/v1/chat/completions",
+                                     json=elevenlabs_body(session, conversation("What is this?"))) as response:
+                    assert response.status == 200
+                    assert (await response.read()).endswith(b"data: [DONE]\n\n")
+            assert len(image_parts(upstream.last_messages())) == 1
+            [stored] = (workdir / "data" / "images").rglob("*.jpg")
+            assert stored.stat().st_uid == ARBITRARY_UID
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -26,11 +26,13 @@ app.kubernetes.io/component: proxy
 {{ $image.repository }}:{{ $image.tag | default $chart.AppVersion }}
 {{- end -}}
 
+{{- /*
+No user, group or fsGroup of our own: the images run as UID 10001 in group 0 on plain Kubernetes, and as the UID
+OpenShift's restricted-v2 draws from the namespace's range (group 0 still owns what the proxy writes); the volumes
+written to are emptyDirs, writable whatever the UID.
+*/ -}}
 {{- define "glimpse.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
