@@ -138,11 +138,43 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"proxy": {"images": {"detail": "ultra"}}}, {"proxy": {"images": {"maxBytes": 100}}},
                 {"proxy": {"images": {"ttlSeconds": "1h"}}}, {"proxy": {"autoscaling": {"metric": "memory"}}},
                 {"proxy": {"autoscaling": {"targetActiveStreams": 0}}}, {"dev": {"writableRootFilesystem": "yes"}},
-                {"proxy": {"upstream": {"provider": "anthropic"}}}, {"proxy": {"upstream": {"baseUrl": "vllm:8000"}}}):
+                {"proxy": {"upstream": {"provider": "anthropic"}}}, {"proxy": {"upstream": {"baseUrl": "vllm:8000"}}},
+                # a digest goes in `digest`, never in the repository (it rendered as `…@sha256:…:0.1.0`)
+                {"image": {"proxy": {"repository": f"glimpse/proxy@{DIGEST}"}}},
+                {"image": {"operator": {"digest": "sha256:abc"}}}, {"image": {"proxy": {"digest": DIGEST[7:]}}},
+                {"image": {"proxy": {"tag": "0.1.0@" + DIGEST}}}, {"global": {"imageRegistry": "https://mirror"}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
             render_chart(bad)
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def images(values: dict[str, Any]) -> tuple[str, str, str]:
+    """The operator's image, the proxy image it gives the proxies it makes, and the chart's own proxy's image."""
+    objects = render_chart({**values, **STANDALONE})
+    operator = operator_container(objects)
+    proxy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-proxy"))
+    given = next(e["value"] for e in operator["env"] if e["name"] == "GLIMPSE_PROXY_IMAGE")
+    return operator["image"], given, proxy["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({}, ("glimpse/operator:0.1.0", "glimpse/proxy:0.1.0", "glimpse/proxy:0.1.0")),
+    ({"image": {"proxy": {"tag": "0.2.0-rc.1"}}},
+     ("glimpse/operator:0.1.0", "glimpse/proxy:0.2.0-rc.1", "glimpse/proxy:0.2.0-rc.1")),
+    ({"image": {"proxy": {"digest": DIGEST, "tag": "0.2.0"}, "operator": {"digest": DIGEST}}},
+     (f"glimpse/operator@{DIGEST}", f"glimpse/proxy@{DIGEST}", f"glimpse/proxy@{DIGEST}")),
+    ({"global": {"imageRegistry": "mirror.corp:5000/hub/"}, "image": {"operator": {"digest": DIGEST}}},
+     (f"mirror.corp:5000/hub/glimpse/operator@{DIGEST}", "mirror.corp:5000/hub/glimpse/proxy:0.1.0",
+      "mirror.corp:5000/hub/glimpse/proxy:0.1.0")),
+])
+def test_images_by_tag_digest_and_mirror(values: dict[str, Any], expected: tuple[str, str, str]) -> None:
+    """Each image as `[global.imageRegistry/]repository`, then `@digest` when one is given (the tag unused), else
+    `:tag` or the chart's appVersion; the operator's proxies get the same reference as the chart's own proxy."""
+    assert images(values) == expected
 
 
 def test_standalone_proxy_requires_an_upstream_key_secret() -> None:

@@ -21,9 +21,17 @@ app.kubernetes.io/component: proxy
 {{- define "glimpse.operator.name" -}}{{ .Release.Name }}-operator{{- end -}}
 {{- define "glimpse.proxy.name" -}}{{ .Release.Name }}-proxy{{- end -}}
 
+{{- /* An image reference: [global.imageRegistry/]repository, then @digest when one is given, else :tag (the chart's
+appVersion by default). Arguments: the image's values and the root context. */ -}}
 {{- define "glimpse.image" -}}
-{{- $image := index . 0 -}}{{- $chart := index . 1 -}}
-{{ $image.repository }}:{{ $image.tag | default $chart.AppVersion }}
+{{- $image := index . 0 -}}{{- $root := index . 1 -}}
+{{- $registry := trimSuffix "/" ((($root.Values.global | default dict).imageRegistry) | default "") -}}
+{{- $repository := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
+{{- if $image.digest -}}
+{{ $repository }}@{{ $image.digest }}
+{{- else -}}
+{{ $repository }}:{{ $image.tag | default $root.Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
 {{- /*
