@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.glimpse-proxy-installed
 OPERATOR_STAMP := $(VENV)/.glimpse-operator-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
+# checkov in a venv of its own: it pins versions (boto3, packaging, …) the proxy's environment must not take
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
 FRONTEND_BUILD := frontend/dist/index.html
@@ -31,6 +35,12 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
 $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -55,7 +65,7 @@ run-operator: $(OPERATOR_STAMP)
 	$(BIN)/glimpse-operator
 
 ## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
-test: $(TEST_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
+test: $(TEST_STAMP) $(CHECKOV_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -96,8 +106,8 @@ test-proxy: $(TEST_STAMP)
 test-operator: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/operator
 
-test-delivery: $(TEST_STAMP)
+test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest tests/delivery
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev

@@ -196,8 +196,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                     "livenessProbe": probe,
                     "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
                     "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
-                    "resources": spec["proxy"]["resources"] or {
-                        "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": proxy_memory_limit(spec)}},
+                    "resources": proxy_resources(spec),
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}},
                     "volumeMounts": mounts,
@@ -209,6 +208,14 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     if not spec["proxy"]["autoscaling"]["enabled"]:
         deployment_spec["replicas"] = replicas  # with an HPA, the HPA owns the replica count
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
+
+
+def proxy_resources(spec: dict[str, Any]) -> dict[str, Any]:
+    """The container's requests and limits as the spec gives them (100m CPU and 128Mi requested when it gives none),
+    with the derived memory limit unless the spec sets one: as the chart's template does."""
+    given = spec["proxy"]["resources"] or {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    limits = given.get("limits") or {}
+    return {**given, "limits": {**limits, "memory": limits.get("memory") or proxy_memory_limit(spec)}}
 
 
 def proxy_memory_limit(spec: dict[str, Any]) -> str:
