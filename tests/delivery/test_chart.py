@@ -196,6 +196,29 @@ def test_the_same_values_render_the_same_manifests(case: str) -> None:
     assert rendered() == rendered()
 
 
+def readme_gitops_values() -> dict[str, dict[str, Any]]:
+    """The chart values of the README's Argo CD Application and Flux HelmRelease."""
+    section = (ROOT / "README.md").read_text().partition("### GitOps (Argo CD, Flux)")[2].partition("\n## ")[0]
+    found = {}
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL):
+        for doc in yaml.safe_load_all(block):
+            if doc["kind"] == "Application":
+                found["argo-cd"] = doc["spec"]["source"]["helm"]["valuesObject"]
+            elif doc["kind"] == "HelmRelease":
+                found["flux"] = doc["spec"]["values"]
+    return found
+
+
+def test_the_readme_gitops_examples_render() -> None:
+    """The README's Argo CD and Flux values are valid, give the standalone proxy its keys' Secret and render the
+    same twice."""
+    examples = readme_gitops_values()
+    assert sorted(examples) == ["argo-cd", "flux"]
+    for values in examples.values():
+        assert values["proxy"]["secrets"]["existingSecret"]
+        assert render_chart(copy.deepcopy(values)) == render_chart(copy.deepcopy(values))
+
+
 # Template functions whose result differs between two renders of the same values: random values, the clock, the
 # cluster's contents (lookup: nothing under helm template) and the cluster's APIs.
 UNREPEATABLE = re.compile(r"(\.Capabilities\.APIVersions\b|\b(?:rand[A-Za-z]*|uuidv4|now|date[A-Za-z]*|unixEpoch|lookup"
