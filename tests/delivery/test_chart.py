@@ -27,6 +27,7 @@ from tools.render_install import CHART, TARGET, install_yaml, render_chart
 K8S_VERSION = "1.30.0"
 STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "openai"}},
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
+                        "secrets": {"existingSecret": "glimpse-proxy-secrets"},
                         "store": "redis://redis:6379/0", "storage": "gs://bucket/glimpse"}}
 VALUES = {
     "defaults": {},
@@ -75,12 +76,13 @@ def test_rendered_objects_are_valid(case: str) -> None:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
     expected = {"defaults": {"ClusterRole", "ClusterKopfPeering"},
-                "standalone-proxy": {"Secret", "Service", "PodDisruptionBudget", "NetworkPolicy"},
+                "standalone-proxy": {"Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
                 "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"}}[case]
     assert expected <= set(kinds)
+    assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
         [metric] = hpa["spec"]["metrics"]
         assert metric["type"] == ("Pods" if case == "autoscaled-on-active-streams" else "Resource")
@@ -142,7 +144,8 @@ def test_values_schema_rejects_wrong_types() -> None:
                 # a digest goes in `digest`, never in the repository (it rendered as `…@sha256:…:0.1.0`)
                 {"image": {"proxy": {"repository": f"glimpse/proxy@{DIGEST}"}}},
                 {"image": {"operator": {"digest": "sha256:abc"}}}, {"image": {"proxy": {"digest": DIGEST[7:]}}},
-                {"image": {"proxy": {"tag": "0.1.0@" + DIGEST}}}, {"global": {"imageRegistry": "https://mirror"}}):
+                {"image": {"proxy": {"tag": "0.1.0@" + DIGEST}}}, {"global": {"imageRegistry": "https://mirror"}},
+                {"proxy": {"secrets": {"existingSecret": "Proxy_Secrets"}}}, {"proxy": {"secrets": {"checksum": 2}}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
@@ -180,6 +183,116 @@ def test_images_by_tag_digest_and_mirror(values: dict[str, Any], expected: tuple
 def test_standalone_proxy_requires_an_upstream_key_secret() -> None:
     with pytest.raises(helm_python.HelmError, match="apiKeySecret"):
         render_chart({"proxy": {"enabled": True}})
+
+
+@pytest.mark.parametrize("case", VALUES)
+def test_the_same_values_render_the_same_manifests(case: str) -> None:
+    """GitOps (Argo CD, Flux) renders with `helm template` at every sync and applies what differs: a render that
+    generated a value (a random key, a time, a uid) or read the cluster (lookup: empty there, filled by helm install)
+    would change objects, and rotate the key ElevenLabs holds, at every sync."""
+    def rendered() -> str:
+        return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in render_chart(copy.deepcopy(VALUES[case])))
+
+    assert rendered() == rendered()
+
+
+def readme_gitops_values() -> dict[str, dict[str, Any]]:
+    """The chart values of the README's Argo CD Application and Flux HelmRelease."""
+    section = (ROOT / "README.md").read_text().partition("### GitOps (Argo CD, Flux)")[2].partition("\n## ")[0]
+    found = {}
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL):
+        for doc in yaml.safe_load_all(block):
+            if doc["kind"] == "Application":
+                found["argo-cd"] = doc["spec"]["source"]["helm"]["valuesObject"]
+            elif doc["kind"] == "HelmRelease":
+                found["flux"] = doc["spec"]["values"]
+    return found
+
+
+def test_the_readme_gitops_examples_render() -> None:
+    """The README's Argo CD and Flux values are valid, give the standalone proxy its keys' Secret and render the
+    same twice."""
+    examples = readme_gitops_values()
+    assert sorted(examples) == ["argo-cd", "flux"]
+    for values in examples.values():
+        assert values["proxy"]["secrets"]["existingSecret"]
+        assert render_chart(copy.deepcopy(values)) == render_chart(copy.deepcopy(values))
+
+
+# Template functions whose result differs between two renders of the same values: random values, the clock, the
+# cluster's contents (lookup: nothing under helm template) and the cluster's APIs.
+UNREPEATABLE = re.compile(r"(\.Capabilities\.APIVersions\b|\b(?:rand[A-Za-z]*|uuidv4|now|date[A-Za-z]*|unixEpoch|lookup"
+                          r"|gen[A-Za-z]*(?:Key|CA|Cert)[A-Za-z]*|htpasswd|bcrypt|encryptAES|shuffle)\b)")
+# (template, what it calls): why its output is still the same for the same values
+UNREPEATABLE_ALLOWED = {
+    ("observability.yaml", ".Capabilities.APIVersions"):
+        "the ServiceMonitor is rendered where its CRD is visible, or always with serviceMonitor.assumeCrdInstalled, "
+        "which GitOps sets (helm template sees no CRDs; README: GitOps)",
+    ("NOTES.txt", ".Capabilities.APIVersions"):
+        "a note that no ServiceMonitor was made; NOTES.txt is printed by helm install, never applied",
+}
+
+
+def template_calls(text: str) -> set[str]:
+    """What the template actions call, comments and string literals left out."""
+    calls: set[str] = set()
+    for action in re.findall(r"\{\{(.*?)\}\}", text, re.DOTALL):
+        code = re.sub(r'/\*.*?\*/|"(?:[^"\\]|\\.)*"|`[^`]*`', "", action, flags=re.DOTALL)
+        calls |= {match.group(1) for match in UNREPEATABLE.finditer(code)}
+    return calls
+
+
+def test_no_template_generates_or_looks_up_a_rendered_value() -> None:
+    """No random value, time or lookup in the templates, but the few allowed, each with its reason; an allowed one
+    no template uses any more is taken off the list."""
+    assert template_calls('{{ randAlphaNum 43 }} {{/* now */}} {{ fail "now" }} {{- lookup "v1" "Secret" "a" "b" }}'
+                          ) == {"randAlphaNum", "lookup"}  # the scan itself: comments and strings are not calls
+    found = {(path.name, call) for path in sorted((CHART / "templates").iterdir())
+             for call in template_calls(path.read_text())}
+    assert found == set(UNREPEATABLE_ALLOWED), "only the allowed ones, each with its reason"
+
+
+def test_standalone_proxy_requires_a_secret_for_its_keys() -> None:
+    """The chart never generates customLlmKey and signingSecret: without proxy.secrets.existingSecret, one message
+    says what to create."""
+    proxy = copy.deepcopy(STANDALONE["proxy"])
+    del proxy["secrets"]
+    with pytest.raises(helm_python.HelmError) as raised:
+        render_chart({"proxy": proxy})
+    message = str(raised.value)
+    assert message.count("proxy.secrets.existingSecret is required when proxy.enabled is true") == 1
+    assert "customLlmKey" in message and "signingSecret" in message
+
+
+def test_standalone_proxy_reads_its_keys_from_the_existing_secret() -> None:
+    objects = render_chart(STANDALONE)
+    pod = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))[
+        "spec"]["template"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["GLIMPSE_CUSTOM_LLM_KEY"] == {"name": "glimpse-proxy-secrets", "key": "customLlmKey"}
+    assert env["GLIMPSE_SIGNING_SECRET"] == {"name": "glimpse-proxy-secrets", "key": "signingSecret"}
+
+
+def pod_annotations(**secrets: Any) -> dict[str, str]:
+    proxy = copy.deepcopy(STANDALONE["proxy"])
+    proxy["secrets"].update(secrets)
+    deployment = next(o for o in render_chart({"proxy": proxy})
+                      if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))
+    annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+def test_a_new_checksum_rolls_the_pods_and_changes_nothing_else() -> None:
+    """The chart cannot see the Secrets' contents (that would be lookup): proxy.secrets.checksum, changed with a
+    rotated key, changes glimpse.dev/secrets-hash and so the pod template, as a rotated key does with the operator;
+    the config hash stays."""
+    before = pod_annotations()
+    after = pod_annotations(checksum="openai-key-v2")
+    assert after["glimpse.dev/secrets-hash"] != before["glimpse.dev/secrets-hash"]
+    assert after["glimpse.dev/config-hash"] == before["glimpse.dev/config-hash"]
+    assert pod_annotations(checksum="openai-key-v2") == after
+    renamed = pod_annotations(existingSecret="glimpse-proxy-secrets-2")
+    assert renamed["glimpse.dev/secrets-hash"] != before["glimpse.dev/secrets-hash"]
 
 
 def test_standalone_proxy_upstream_is_a_provider_or_a_base_url() -> None:
