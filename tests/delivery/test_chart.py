@@ -363,6 +363,30 @@ def test_operator_runs_with_peering_not_standalone() -> None:
                                  "--liveness=http://0.0.0.0:8080/healthz"]
 
 
+def notes(values: dict[str, Any]) -> str:
+    """What `helm install` prints (NOTES.txt, which render_chart leaves out)."""
+    chart = helm_python.Chart.load(str(CHART))
+    try:
+        rendered = chart.render(values, name="glimpse", namespace="glimpse-system", is_install=True)
+    finally:
+        chart.close()
+    text: str = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    return text
+
+
+@pytest.mark.parametrize(("values", "namespace"), [
+    ({}, "glimpse-system"), ({"operator": {"watchNamespaces": ["voice", "b"]}}, "voice"),
+    ({"operator": {"watchAllNamespaces": True}}, "voice"),
+])
+def test_install_notes_put_the_first_voice_agent_where_the_operator_serves(values: dict[str, Any],
+                                                                          namespace: str) -> None:
+    text = notes(values)
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("kubectl")]
+    assert all(f"-n {namespace} " in command or "apply -f" in command or command.startswith("kubectl create namespace")
+               for command in commands) and len(commands) >= 4
+    assert f"metadata.namespace: {namespace}" in text
+
+
 def test_readme_says_what_the_operator_may_do() -> None:
     """README's table "What the operator may do, and why": one row per resource (Secrets: per verb), and together
     exactly the verbs the chart grants, whichever namespaces it serves."""
