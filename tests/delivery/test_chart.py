@@ -1,6 +1,7 @@
 """The Helm chart rendered offline (Helm's own library, via helm-python-sdk) for several values files;
-every object validated against the Kubernetes schemas; the operator's RBAC and kopf arguments in both of its modes
-(every namespace, or listed ones); the values schema, install.yaml and Dockerfiles."""
+every object validated against the Kubernetes schemas; the operator's RBAC and kopf arguments in each of its modes
+(the release namespace by default, listed ones, or every namespace); the values schema, install.yaml and
+Dockerfiles."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
                         "secrets": {"existingSecret": "glimpse-proxy-secrets"},
                         "store": "redis://redis:6379/0", "storage": "gs://bucket/glimpse"}}
-VALUES = {
+VALUES: dict[str, dict[str, Any]] = {
     "defaults": {},
     "standalone-proxy": STANDALONE,
     "service-monitor": {"serviceMonitor": {"enabled": True, "assumeCrdInstalled": True, "labels": {"release": "kps"}}},
@@ -40,6 +41,7 @@ VALUES = {
         "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {
             "kubernetes.io/metadata.name": "ingress-nginx"}}}]}}},
     "watched-namespaces-standby": {"operator": {"replicas": 2, "watchNamespaces": ["voice", "voice-staging"]}},
+    "every-namespace": {"operator": {"watchAllNamespaces": True}},
     # a Pods metric (glimpse_active_streams via prometheus-adapter): the HPA's schema checks its shape
     "autoscaled-on-active-streams": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "autoscaling": {
         "enabled": True, "metric": "activeStreams", "targetActiveStreams": 30}}},
@@ -75,11 +77,12 @@ def test_rendered_objects_are_valid(case: str) -> None:
         for container in pod["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    expected = {"defaults": {"ClusterRole", "ClusterKopfPeering"},
+    expected = {"defaults": {"Role", "RoleBinding", "KopfPeering"},
                 "standalone-proxy": {"Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
+                "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
                 "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"}}[case]
     assert expected <= set(kinds)
     assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
@@ -133,7 +136,9 @@ def test_values_schema_rejects_wrong_types() -> None:
     for bad in ({"proxy": {"replicas": "two"}}, {"operator": {"enabled": "yes"}}, {"proxy": {"store": "mongodb://x"}},
                 {"serviceMonitor": {"interval": 30}}, {"proxy": {"env": {"PATH": "/evil"}}},
                 {"operator": {"watchNamespaces": "voice"}}, {"operator": {"watchNamespaces": ["Voice.Prod"]}},
-                {"operator": {"watchNamespaces": ["voice", "voice"]}},
+                {"operator": {"watchNamespaces": ["voice", "voice"]}}, {"operator": {"watchAllNamespaces": "yes"}},
+                # every namespace, or the listed ones: not both
+                {"operator": {"watchAllNamespaces": True, "watchNamespaces": ["voice"]}},
                 {"operator": {"resources": {"requests": {"cpu": "lots"}}}},
                 {"proxy": {"resources": {"limits": {"memroy": "1Gi"}}}},
                 {"proxy": {"resources": {"requests": "100m"}}},
@@ -385,25 +390,56 @@ def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return container
 
 
+CLUSTER_READS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}  # kopf: CRDs changing
+NAMESPACE_READS = {("", "namespaces"): {"list", "watch"}}  # kopf: the served namespaces coming and going
+
+
+def secret_grants(objects: list[dict[str, Any]]) -> dict[tuple[str, str | None], set[str]]:
+    """(kind, namespace) of each Role or ClusterRole -> the verbs it grants on Secrets."""
+    return {(o["kind"], o["metadata"].get("namespace")): grants(o)[("", "secrets")] for o in objects
+            if o["kind"] in ("Role", "ClusterRole") and ("", "secrets") in grants(o)}
+
+
+def test_operator_serves_its_release_namespace_by_default() -> None:
+    """Least privilege by default: a Role in the release namespace (Secrets read and written there only), kopf's
+    namespaced peering there, `--namespace=<release namespace>`; the ClusterRole only reads CRDs and namespaces."""
+    for namespace in ("glimpse-system", "voice"):
+        objects = [o for o in render_chart(namespace=namespace)
+                   if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "operator"]
+        [cluster_role] = [o for o in objects if o["kind"] == "ClusterRole"]
+        assert grants(cluster_role) == CLUSTER_READS | NAMESPACE_READS
+        [role] = [o for o in objects if o["kind"] == "Role"]
+        assert role["metadata"]["namespace"] == namespace and grants(role) == namespaced_grants("kopfpeerings")
+        [binding] = [o for o in objects if o["kind"] == "RoleBinding"]
+        assert binding["metadata"]["namespace"] == namespace
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "glimpse-operator", "namespace": namespace}]
+        assert secret_grants(objects) == {("Role", namespace): {"get", "list", "watch", "create", "patch"}}
+        [peering] = [o for o in objects if o["kind"] in PEERING_KINDS]
+        assert (peering["kind"], peering["metadata"]["namespace"]) == ("KopfPeering", namespace)
+        assert operator_container(objects)["args"][0] == f"--namespace={namespace}"
+    # the plain install is the default render: no ClusterRole there grants anything on Secrets
+    installed = [o for o in yaml.safe_load_all(TARGET.read_text()) if o]
+    assert secret_grants(installed) == {("Role", "glimpse-system"): {"get", "list", "watch", "create", "patch"}}
+
+
 def test_operator_rbac_is_exactly_what_it_uses() -> None:
-    """Serving every namespace: one ClusterRole, and exactly the operator's own resource table (plus kopf's)."""
-    objects = operator_objects({})
+    """Serving every namespace (watchAllNamespaces): one ClusterRole, and exactly the operator's own resource table
+    (plus kopf's)."""
+    objects = operator_objects({"operator": {"watchAllNamespaces": True}})
     assert {o["kind"] for o in objects} >= {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
     assert not {"Role", "RoleBinding", "KopfPeering"} & {o["kind"] for o in objects}
     found = grants(next(o for o in objects if o["kind"] == "ClusterRole"))
-    cluster_scoped = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
-    assert found == namespaced_grants("clusterkopfpeerings") | cluster_scoped
+    assert found == namespaced_grants("clusterkopfpeerings") | CLUSTER_READS
     peering = next(o for o in objects if o["kind"] == "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "glimpse-operator" and "namespace" not in peering["metadata"]
 
 
 def test_operator_serving_listed_namespaces_gets_a_role_in_each() -> None:
-    """watchNamespaces: every namespaced grant (Secrets included) only in those namespaces; the ClusterRole keeps only
-    the cluster-scoped reads kopf makes."""
+    """watchNamespaces: every namespaced grant (Secrets included) only in those namespaces, not the release namespace
+    unless listed; the ClusterRole keeps only the cluster-scoped reads kopf makes."""
     objects = operator_objects({"operator": {"watchNamespaces": ["voice", "voice-staging"]}})
     cluster_role = next(o for o in objects if o["kind"] == "ClusterRole")
-    assert grants(cluster_role) == {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-                                    ("", "namespaces"): {"list", "watch"}}
+    assert grants(cluster_role) == CLUSTER_READS | NAMESPACE_READS
     roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
     assert sorted(roles) == ["voice", "voice-staging"]
     for namespace, role in roles.items():
@@ -420,9 +456,10 @@ def test_operator_serving_listed_namespaces_gets_a_role_in_each() -> None:
 
 def test_operator_runs_with_peering_not_standalone() -> None:
     """kopf's peering: the replicas keep alive in the chart's peering object, the one with the highest priority
-    works and the others stand by; every namespace (--all-namespaces) or each listed one (--namespace)."""
+    works and the others stand by; the release namespace, each listed one (--namespace) or every namespace
+    (--all-namespaces)."""
     container = operator_container(operator_objects({}))
-    assert container["args"] == ["--all-namespaces", "--peering=glimpse-operator",
+    assert container["args"] == ["--namespace=glimpse-system", "--peering=glimpse-operator",
                                  "--liveness=http://0.0.0.0:8080/healthz"]
     assert "command" not in container  # one replica: the image's entrypoint, priority 0
     env = {e["name"]: e for e in container["env"]}
@@ -433,6 +470,53 @@ def test_operator_runs_with_peering_not_standalone() -> None:
                                  "--liveness=http://0.0.0.0:8080/healthz"]
     # kopf pauses all replicas that share a priority: glimpse-operator draws one per replica (test_operator_cli)
     assert "command" not in container and not any("--standalone" in arg for arg in container["args"])
+
+    container = operator_container(operator_objects({"operator": {"watchAllNamespaces": True}}))
+    assert container["args"] == ["--all-namespaces", "--peering=glimpse-operator",
+                                 "--liveness=http://0.0.0.0:8080/healthz"]
+
+
+def notes(values: dict[str, Any]) -> str:
+    """What `helm install` prints (NOTES.txt, which render_chart leaves out)."""
+    chart = helm_python.Chart.load(str(CHART))
+    try:
+        rendered = chart.render(values, name="glimpse", namespace="glimpse-system", is_install=True)
+    finally:
+        chart.close()
+    text: str = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    return text
+
+
+@pytest.mark.parametrize(("values", "namespace"), [
+    ({}, "glimpse-system"), ({"operator": {"watchNamespaces": ["voice", "b"]}}, "voice"),
+    ({"operator": {"watchAllNamespaces": True}}, "voice"),
+])
+def test_install_notes_put_the_first_voice_agent_where_the_operator_serves(values: dict[str, Any],
+                                                                          namespace: str) -> None:
+    text = notes(values)
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("kubectl")]
+    assert all(f"-n {namespace} " in command or "apply -f" in command or command.startswith("kubectl create namespace")
+               for command in commands) and len(commands) >= 4
+    assert f"metadata.namespace: {namespace}" in text
+
+
+def test_readme_says_what_the_operator_may_do() -> None:
+    """README's table "What the operator may do, and why": one row per resource (Secrets: per verb), and together
+    exactly the verbs the chart grants, whichever namespaces it serves."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| resource | scope | verbs | why |"):]
+    table = table[:table.index("\n\n")]
+    documented: dict[str, set[str]] = {}
+    for row in table.splitlines()[2:]:
+        resources, _scope, verbs = row.strip("|").split("|")[:3]
+        for resource in resources.split(","):
+            documented.setdefault(resource.strip(" `"), set()).update(v.strip(" `") for v in verbs.split(","))
+    granted: dict[str, set[str]] = {}
+    for values in ({}, {"operator": {"watchAllNamespaces": True}}):
+        for role in (o for o in operator_objects(values) if o["kind"] in ("Role", "ClusterRole")):
+            for (_group, plural), allowed in grants(role).items():
+                granted.setdefault(plural, set()).update(allowed)
+    assert documented == granted
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.operator"])

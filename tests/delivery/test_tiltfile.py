@@ -3,7 +3,8 @@ that record each call, and what it asks for is checked against what the chart an
 
 What this guards: Tilt must find the proxy image where it is named (the operator's GLIMPSE_PROXY_IMAGE and the dev
 VoiceAgent's spec.proxy.image; no container Tilt applies runs it); the restart file must be where the pods can
-see and write it; live update must be able to write into the operator's container; the namespace must exist.
+see and write it; live update must be able to write into the operator's container; the namespace must exist, and the
+operator must serve the dev VoiceAgent's.
 """
 
 from __future__ import annotations
@@ -266,6 +267,17 @@ def test_resources_and_what_they_wait_for(tilt: Tilt) -> None:
     for ref in (agent["spec"]["llm"]["apiKeySecretRef"], agent["spec"]["elevenlabs"]["apiKeySecretRef"]):
         assert f"kubectl -n {agent['metadata']['namespace']} create secret generic {ref['name']} " \
                f"--from-literal={ref.get('key', 'apiKey')}=" in secrets
+
+
+def test_the_operator_serves_the_dev_voice_agent(tilt: Tilt) -> None:
+    """The chart's operator serves its release namespace only unless told otherwise: the dev VoiceAgent (and its key
+    Secrets, test_resources_and_what_they_wait_for) must be in a namespace it is given, with a Role there."""
+    namespace = the_voice_agent(tilt)["metadata"]["namespace"]
+    objects = render_chart(helm_values(tilt), namespace=tilt.one("helm").kwargs["namespace"])
+    args = operator_pod(objects)["containers"][0]["args"]
+    assert f"--namespace={namespace}" in args and "--all-namespaces" not in args
+    assert any(o["kind"] == "Role" and o["metadata"]["namespace"] == namespace
+               and any("secrets" in rule["resources"] for rule in o["rules"]) for o in objects)
 
 
 def test_the_operator_image_ignores_what_it_does_not_copy(tilt: Tilt) -> None:

@@ -178,7 +178,7 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("args", "kopf_args"), [
-    ([], ["--all-namespaces"]),  # make run-operator, Tiltfile
+    ([], ["--all-namespaces"]),  # make run-operator: a local run, with your kubeconfig's rights
     (["--all-namespaces"], ["--all-namespaces"]),  # Dockerfile.operator
     (["--all-namespaces", "--standalone"], ["--all-namespaces", "--standalone"]),  # someone's own deployment
     (["--all-namespaces", "--peering=p", "--priority=7"], ["--all-namespaces", "--peering=p", "--priority=7"]),
@@ -197,7 +197,8 @@ def test_with_peering_each_replica_draws_its_own_priority(monkeypatch: pytest.Mo
     replicas must not all start at the default priority 0."""
     started: list[list[str]] = []
     monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
-    chart_args = ["--all-namespaces", "--peering=glimpse-operator", "--liveness=http://0.0.0.0:8080/healthz"]
+    # the chart's default: its release namespace only (test_chart: test_operator_runs_with_peering_not_standalone)
+    chart_args = ["--namespace=glimpse-system", "--peering=glimpse-operator", "--liveness=http://0.0.0.0:8080/healthz"]
     for _ in range(5):
         monkeypatch.setattr(sys, "argv", ["glimpse-operator", *chart_args])
         assert cli.main() == 0

@@ -3,7 +3,8 @@ server: kopf discovers the CRD, lists and watches VoiceAgents, adds its finalize
 patch, writes status and progress with merge patches, and retries with the handlers' own delays.
 
 An apply error, then recovery: exactly one ElevenLabs agent and one workspace secret. Then a deletion with
-ElevenLabs down: the VoiceAgent is gone within the clean-up bound, with a Warning event."""
+ElevenLabs down: the VoiceAgent is gone within the clean-up bound, with a Warning event. Every request made is one
+the chart's default RBAC (a Role in the release namespace) allows when the VoiceAgent is in that namespace."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from kubernetes.config import kube_config
 from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
-from tests.fakes.kubernetes_api import FakeKubernetes
+from tests.fakes.kubernetes_api import FakeKubernetes, Request, parse
 from tests.operator.support import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent, voice_agent_path
+from tools.render_install import render_chart
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
 
@@ -56,6 +58,46 @@ async def until(what: Callable[[], bool], timeout: float = 20) -> None:
     while not what():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def chart_rbac(namespace: str) -> tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], set[str]]]:
+    """What the chart's default grants its operator when released into `namespace`: (group, resource) -> verbs, in
+    that namespace (its Role) and anywhere (its ClusterRole)."""
+    def rules(kind: str) -> dict[tuple[str, str], set[str]]:
+        found: dict[tuple[str, str], set[str]] = {}
+        for role in (o for o in render_chart(namespace=namespace) if o["kind"] == kind):
+            assert role["metadata"].get("namespace") in (None, namespace)
+            for rule in role["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        found.setdefault((group, resource), set()).update(rule["verbs"])
+        return found
+    return rules("Role"), rules("ClusterRole")
+
+
+def unauthorized(requests: list[Request], namespace: str) -> list[str]:
+    """Each request kopf and the operator made that the chart's default RBAC, released into `namespace`, would refuse
+    (discovery is every account's). The fake records no query: a collection's GET may be a list or a watch, and
+    kopf does both; a server-side apply may create."""
+    in_namespace, anywhere = chart_rbac(namespace)
+    refused = []
+    for request in requests:
+        target = parse(request.path)
+        if target is None:
+            continue  # discovery: /api, /apis, a group version's resource list
+        group = target.kind.prefix.removeprefix("/apis/").rpartition("/")[0] if target.kind.prefix != "/api/v1" else ""
+        resource = target.kind.plural + (f"/{target.subresource}" if target.subresource else "")
+        if request.method == "GET":
+            verbs = {"get"} if target.name else {"list", "watch"}
+        elif request.method == "PATCH":
+            verbs = {"patch", "create"} if request.content_type.startswith("application/apply-patch") else {"patch"}
+        else:
+            verbs = {"POST": {"create"}, "DELETE": {"delete"}}.get(request.method, {request.method})
+        granted = anywhere.get((group, resource), set()) | (
+            in_namespace.get((group, resource), set()) if target.namespace == namespace else set())
+        if not verbs <= granted:
+            refused.append(f"{request.method} {request.path}: {sorted(verbs - granted)}")
+    return sorted(set(refused))
 
 
 def reasons(cluster: FakeKubernetes, type_: str) -> list[str]:
@@ -102,6 +144,10 @@ async def test_kopf_runs_it_apply_error_recovery_and_deletion_with_elevenlabs_do
         assert any(isinstance(r.body, list) and r.body[0] == {"op": "test", "path": "/metadata/resourceVersion",
                                                                "value": r.body[0]["value"]}
                    for r in cluster.requests if r.method == "PATCH")
+        # the chart's default RBAC, released into the VoiceAgent's namespace, allows every request; released elsewhere
+        # (and so serving only there), it allows none of its Secret reads here
+        assert unauthorized(cluster.requests, "voice") == []
+        assert any("/namespaces/voice/secrets" in r for r in unauthorized(cluster.requests, "glimpse-system"))
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)
 
@@ -165,5 +211,9 @@ async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernete
         await until(lambda: path not in cluster.objects)
         assert not [key for key in cluster.objects if key.endswith("/glimpse-museum-guide")]
         assert not elevenlabs.created_agents
+        # the chart's default RBAC, released into the VoiceAgent's namespace, allows every request; released elsewhere
+        # (and so serving only there), it allows none of its Secret reads here
+        assert unauthorized(cluster.requests, "voice") == []
+        assert any("/namespaces/voice/secrets" in r for r in unauthorized(cluster.requests, "glimpse-system"))
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)

@@ -54,8 +54,9 @@ capabilities:
 {{- end -}}
 
 {{- /*
-The operator's rules on namespaced resources: in a ClusterRole when it watches every namespace, in a Role in each
-watched namespace otherwise. The argument is kopf's peering resource: clusterkopfpeerings or kopfpeerings.
+The operator's rules on namespaced resources: in a Role in each watched namespace (the release namespace unless
+operator.watchNamespaces lists others), in a ClusterRole only with operator.watchAllNamespaces. The argument is
+kopf's peering resource: clusterkopfpeerings or kopfpeerings.
 Least privilege: exactly the kinds and verbs the operator uses (tests check this against its resource table).
 */ -}}
 {{- define "glimpse.operator.rules" -}}
@@ -77,9 +78,18 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# the proxy's objects, by server-side apply (create + patch) and reads; owner references delete them. Secrets: the
-# generated glimpse-<name>, and the key Secrets a VoiceAgent names, watched so that a rotated key rolls the proxy
-# (with watchNamespaces, only there); Deployments watched (only the proxies', by label) for READY
+# the proxy's objects, by server-side apply (create + patch) and reads; owner references delete them; Deployments
+# watched (only the proxies', by label) for READY.
+# Secrets, verb by verb (README: "What the operator may do, and why"; RBAC cannot narrow them by name prefix or
+# label, nor a list or watch to names not known in advance):
+#   get     the key Secrets a VoiceAgent names (spec.llm, its fallbacks, spec.elevenlabs), and its own glimpse-<name>
+#           (the generated keys are kept across reconciles)
+#   list, watch  the key Secrets are user-named and may be created after the VoiceAgent: kopf watches the Secrets of
+#           the namespace and the VoiceAgents-by-Secret index picks the ones named, so a rotated key rolls the proxy
+#           and a late Secret is picked up at once. This reads every Secret of each namespace served.
+#   create  glimpse-<name>, the proxy's generated keys, by server-side apply (only that Secret is ever written)
+#   patch   glimpse-<name> by server-side apply; the finalizer voiceagent.glimpse.dev/<name> on the ElevenLabs key
+#           Secret while a VoiceAgent uses it (only metadata.finalizers of a Secret it did not make)
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
