@@ -18,7 +18,7 @@ RUN python -m venv /opt/glimpse
 # The versions CI tested, each file checked against its hash (requirements/proxy.lock, `make lock`), build backend
 # included; then Glimpse alone.
 COPY requirements/proxy.lock ./requirements/
-RUN /opt/glimpse/bin/pip install --require-hashes --no-deps -r requirements/proxy.lock
+RUN /opt/glimpse/bin/pip install --require-hashes --no-deps --only-binary=:all: -r requirements/proxy.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY operator ./operator

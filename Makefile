@@ -19,10 +19,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Each venv installs from its lock file (requirements/, `make lock`), every file checked against its hash, then Glimpse
-# itself, editable and with no dependencies of its own: the locks pin the build backend too (--no-build-isolation).
+# Each venv installs from its lock file (requirements/, `make lock`), every file checked against its hash and a wheel
+# (no sdist is built, with build requirements of its own that no lock pins), then Glimpse itself, editable and with no
+# dependencies of its own: the locks pin the build backend too (--no-build-isolation).
 define install_locked
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/$(1).lock
+	$(BIN)/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r requirements/$(1).lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 endef
@@ -43,7 +44,7 @@ $(TEST_STAMP): pyproject.toml requirements/test.lock | $(BIN)/python
 BUILD_REQUIRES = $(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')"
 LOCK_HEADER = \# Linux, CPython 3.11 only (the images and CI). Generated from pyproject.toml by `make lock`: do not edit.
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
-	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+	--only-binary :all: --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 define compile_lock
 	$(BUILD_REQUIRES) | $(UV_COMPILE) pyproject.toml - $(2) -o requirements/$(1).lock
 	sed -i '1i $(LOCK_HEADER)' requirements/$(1).lock

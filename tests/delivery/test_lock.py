@@ -1,7 +1,7 @@
 """The lock files (requirements/*.lock, written by `make lock` with uv) are what the images, `make run` and `make test`
-(so CI) install, with --require-hashes and --no-deps: each must be complete and current for its install set, or an
-image lacks a library (no pip resolves behind the lock) or runs versions CI never tested. A lock is stale once
-pyproject.toml asks for something it does not pin: then `make lock`."""
+(so CI) install, with --require-hashes, --no-deps and wheels only: each must be complete and current for its install
+set, or an image lacks a library (no pip resolves behind the lock) or runs versions CI never tested. A lock is stale
+once pyproject.toml asks for something it does not pin: then `make lock`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ IMAGES = {"Dockerfile": "proxy", "Dockerfile.operator": "operator"}
 # The only platform the locks are for: Linux, CPython 3.11 (the images' python:3.11, CI's machine).
 PLATFORM = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "implementation_name": "cpython",
             "platform_python_implementation": "CPython", "python_version": "3.11", "python_full_version": "3.11.11"}
+# How a lock is installed: every file checked against its hash, nothing resolved, wheels only (an sdist's build
+# requirements are in no lock).
+LOCKED = "--require-hashes --no-deps --only-binary=:all:"
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
@@ -126,7 +129,7 @@ def test_the_lock_says_where_it_comes_from(name: str) -> None:
 def test_the_images_install_from_their_lock_with_hashes(dockerfile: str, name: str) -> None:
     text = (ROOT / dockerfile).read_text()
     installs = re.findall(r"^RUN .*\bpip install\b.*$", text, re.MULTILINE)
-    assert installs == [f"RUN /opt/glimpse/bin/pip install --require-hashes --no-deps -r requirements/{name}.lock",
+    assert installs == [f"RUN /opt/glimpse/bin/pip install {LOCKED} -r requirements/{name}.lock",
                         "RUN /opt/glimpse/bin/pip install --no-deps --no-build-isolation ."]
     assert f"COPY requirements/{name}.lock ./requirements/\n" in text
 
@@ -136,10 +139,13 @@ def test_make_installs_from_the_locks_with_hashes() -> None:
     text = (ROOT / "Makefile").read_text()
     installs = [line.strip() for line in text.splitlines() if re.search(r"\bpip install\b", line)]
     assert installs == ["$(BIN)/python -m pip install --quiet --upgrade pip",
-                        "$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/$(1).lock",
+                        f"$(BIN)/pip install --quiet {LOCKED} -r requirements/$(1).lock",
                         "$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ."]
     for stamp, name in (("STAMP", "proxy"), ("OPERATOR_STAMP", "operator"), ("TEST_STAMP", "test")):
         assert re.search(rf"^\$\({stamp}\): pyproject.toml requirements/{name}.lock \| \$\(BIN\)/python\n"
                          rf"\t\$\(call install_locked,{name}\)$", text, re.MULTILINE), stamp
+    # `make lock`: for the platform the lock files say, with hashes, wheels only (as they are installed)
+    assert "uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \\\n" \
+           "\t--only-binary :all: " in text
     assert re.search(r"^test: \$\(TEST_STAMP\)", text, re.MULTILINE) and re.search(r"^run: \$\(STAMP\)", text,
                                                                                    re.MULTILINE)
