@@ -1,21 +1,30 @@
 # The Glimpse proxy and the page it serves at /. Build: docker build -t glimpse/proxy:0.1.0 .
-FROM node:20.19.5-bookworm-slim AS page
+# The base images by tag; a release build pins them by digest (README, Reproducible builds):
+#   --build-arg NODE_IMAGE=node:20.19.5-bookworm-slim@sha256:…
+#   --build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:…
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+FROM ${NODE_IMAGE} AS page
 WORKDIR /page
 COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN npm run build
 
-FROM python:3.11.11-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/glimpse
+# The versions CI tested, each file checked against its hash (requirements/proxy.lock, `make lock`), build backend
+# included; then Glimpse alone.
+COPY requirements/proxy.lock ./requirements/
+RUN /opt/glimpse/bin/pip install --require-hashes --no-deps --only-binary=:all: -r requirements/proxy.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY operator ./operator
-RUN /opt/glimpse/bin/pip install '.[proxy,otlp]'
+RUN /opt/glimpse/bin/pip install --no-deps --no-build-isolation .
 
-FROM python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 # UID 10001 in group 0, and group 0 may write what the proxy writes: OpenShift runs the image as an arbitrary UID
 # that is in group 0, Kubernetes elsewhere as 10001.
 RUN useradd --uid 10001 --gid 0 --no-create-home --shell /usr/sbin/nologin glimpse \

@@ -17,23 +17,42 @@ FRONTEND_DEV_BUILD := frontend/dist-dev/index.html
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package.json
 
-.PHONY: run run-operator test lint test-proxy test-operator test-delivery frontend frontend-test e2e manifests soak bench clean
+.PHONY: run run-operator test lint lock test-proxy test-operator test-delivery frontend frontend-test e2e manifests soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[proxy]'
+# Each venv installs from its lock file (requirements/, `make lock`), every file checked against its hash and a wheel
+# (no sdist is built, with build requirements of its own that no lock pins), then Glimpse itself, editable and with no
+# dependencies of its own: the locks pin the build backend too (--no-build-isolation).
+define install_locked
+	$(BIN)/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r requirements/$(1).lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+endef
 
-$(OPERATOR_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[operator]'
-	touch $@
+$(STAMP): pyproject.toml requirements/proxy.lock | $(BIN)/python
+	$(call install_locked,proxy)
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+$(OPERATOR_STAMP): pyproject.toml requirements/operator.lock | $(BIN)/python
+	$(call install_locked,operator)
+
+$(TEST_STAMP): pyproject.toml requirements/test.lock | $(BIN)/python
+	$(call install_locked,test)
+
+# The lock files, for Linux and CPython 3.11 (the images' python:3.11 and CI), with every file's sha256: test.lock
+# holds all the extras (what CI installs), proxy.lock and operator.lock each image's, at test.lock's versions. Each
+# holds pyproject's build-system requirements too. UPGRADE=1 takes the newest releases pyproject.toml allows;
+# without it the versions already locked are kept where they still fit.
+BUILD_REQUIRES = $(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')"
+LOCK_HEADER = \# Linux, CPython 3.11 only (the images and CI). Generated from pyproject.toml by `make lock`: do not edit.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	--only-binary :all: --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+define compile_lock
+	$(BUILD_REQUIRES) | $(UV_COMPILE) pyproject.toml - $(2) -o requirements/$(1).lock
+	sed -i '1i $(LOCK_HEADER)' requirements/$(1).lock
+endef
 
 $(CHECKOV_STAMP):
 	rm -rf $(CHECKOV_VENV)
@@ -98,6 +117,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+
+## lock: regenerate requirements/*.lock from pyproject.toml with uv (UPGRADE=1: the newest releases it allows)
+lock: $(TEST_STAMP)
+	$(call compile_lock,test,--extra proxy --extra operator --extra otlp --extra test)
+	$(call compile_lock,proxy,--extra proxy --extra otlp -c requirements/test.lock)
+	$(call compile_lock,operator,--extra operator -c requirements/test.lock)
 
 ## test-proxy, test-operator, test-delivery: the pytest tests of one program (tests/proxy/, tests/operator/, tests/delivery/)
 test-proxy: $(TEST_STAMP)
