@@ -7,8 +7,7 @@ OPERATOR_STAMP := $(VENV)/.glimpse-operator-installed
 TEST_STAMP := $(VENV)/.glimpse-test-installed
 # checkov in a venv of its own: it pins versions (boto3, packaging, …) the proxy's environment must not take
 CHECKOV_VENV := .venv-checkov
-CHECKOV_VERSION := 3.3.30
-CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
 FRONTEND_BUILD := frontend/dist/index.html
@@ -54,10 +53,10 @@ define compile_lock
 	sed -i '1i $(LOCK_HEADER)' requirements/$(1).lock
 endef
 
-$(CHECKOV_STAMP):
+$(CHECKOV_STAMP): requirements/checkov.lock
 	rm -rf $(CHECKOV_VENV)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes --no-deps --only-binary=:all: -r requirements/checkov.lock
 	touch $@
 
 $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
@@ -123,6 +122,8 @@ lock: $(TEST_STAMP)
 	$(call compile_lock,test,--extra proxy --extra operator --extra otlp --extra test)
 	$(call compile_lock,proxy,--extra proxy --extra otlp -c requirements/test.lock)
 	$(call compile_lock,operator,--extra operator -c requirements/test.lock)
+	$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.lock
+	sed -i '1i $(LOCK_HEADER)' requirements/checkov.lock
 
 ## test-proxy, test-operator, test-delivery: the pytest tests of one program (tests/proxy/, tests/operator/, tests/delivery/)
 test-proxy: $(TEST_STAMP)

@@ -140,7 +140,9 @@ def test_make_installs_from_the_locks_with_hashes() -> None:
     installs = [line.strip() for line in text.splitlines() if re.search(r"\bpip install\b", line)]
     assert installs == ["$(BIN)/python -m pip install --quiet --upgrade pip",
                         f"$(BIN)/pip install --quiet {LOCKED} -r requirements/$(1).lock",
-                        "$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ."]
+                        "$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .",
+                        # checkov, in a venv of its own, from its own lock
+                        f"$(CHECKOV_VENV)/bin/pip install --quiet {LOCKED} -r requirements/checkov.lock"]
     for stamp, name in (("STAMP", "proxy"), ("OPERATOR_STAMP", "operator"), ("TEST_STAMP", "test")):
         assert re.search(rf"^\$\({stamp}\): pyproject.toml requirements/{name}.lock \| \$\(BIN\)/python\n"
                          rf"\t\$\(call install_locked,{name}\)$", text, re.MULTILINE), stamp
@@ -149,3 +151,12 @@ def test_make_installs_from_the_locks_with_hashes() -> None:
            "\t--only-binary :all: " in text
     assert re.search(r"^test: \$\(TEST_STAMP\)", text, re.MULTILINE) and re.search(r"^run: \$\(STAMP\)", text,
                                                                                    re.MULTILINE)
+
+
+def test_checkov_runs_from_its_own_lock() -> None:
+    """checkov (tests/delivery/test_checkov.py) is pinned in requirements/checkov.in and installed, hashes checked,
+    from requirements/checkov.lock, which holds that pin."""
+    wanted = [Requirement(line) for line in (ROOT / "requirements" / "checkov.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert [str(r.specifier) for r in wanted if r.name == "checkov"] == [f"=={lock('checkov')['checkov'][0]}"]
+    assert unmet(wanted, lock("checkov")) == []
