@@ -206,6 +206,7 @@ def test_standalone_proxy_upstream_is_a_provider_or_a_base_url() -> None:
     ({"replicas": 2, "storage": ""}, "proxy.storage must be gs://"),
     ({"replicas": 2, "storage": "file:///data/images"}, "proxy.storage must be gs://"),
     ({"autoscaling": {"enabled": True}, "store": "memory://"}, "proxy.store must be redis"),
+    ({"storage": "gs://bucket", "s3EndpointUrl": "http://minio:9000"}, "proxy.s3EndpointUrl is for s3:// storage only"),
 ])
 def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[str, Any], problem: str) -> None:
     """As for a VoiceAgent: several pods with their own memory and disk would lose each other's uploads."""
