@@ -5,7 +5,8 @@ The client is boto3's blocking one, so every call runs in a worker thread, never
 made there too, on first use: loading its service model takes a while). Credentials and the region come from the
 standard AWS chain, never from Glimpse's own settings: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, a web identity
 token (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`: IRSA on EKS), EKS Pod Identity, a profile, an instance
-profile; `AWS_REGION` (or `AWS_DEFAULT_REGION`) says the bucket's region, for which presigned URLs are signed.
+profile; `AWS_REGION` (or `AWS_DEFAULT_REGION`) says the bucket's region, for which presigned URLs are signed (on AWS
+the readiness check fails, naming the bucket's region, when it is another).
 `GLIMPSE_S3_ENDPOINT_URL` points the client at MinIO, R2 or another S3-compatible endpoint (addressed path-style
 there: http://host:9000/bucket/key).
 
@@ -171,6 +172,11 @@ class S3Storage(ImageStorage):
     async def check(self) -> None:
         def probe(client: S3Client) -> None:
             client.list_objects_v2(Bucket=self.bucket_name, Prefix=self._list_prefix, MaxKeys=1)
+            if self.endpoint_url is None:  # AWS: boto3 follows a bucket to its region, but a presigned URL cannot
+                region = client.head_bucket(Bucket=self.bucket_name).get("BucketRegion")
+                if region and region != client.meta.region_name:
+                    raise ImageStorageError(f"S3 bucket {self.bucket_name} is in {region}, but URLs would be signed "
+                                            f"for {client.meta.region_name}: set AWS_REGION={region}")
 
         await self._call("check", probe)
 

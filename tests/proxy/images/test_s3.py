@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import aiohttp
+import boto3
 import pytest
+from mypy_boto3_s3 import S3Client
 
 from glimpse.config import Settings
-from glimpse.images.s3 import S3Storage
+from glimpse.images.s3 import CONFIG, S3Storage
 from glimpse.images.storage import ImageNotFound, ImageStorageError
 from glimpse.resources import open_image_storage
 from tests.conftest import StartProxy
@@ -149,6 +151,18 @@ async def test_missing_bucket_and_store_down_are_storage_errors_in_bounded_time(
     with pytest.raises(ImageStorageError):
         await storage.sweep(0)
     assert time.monotonic() - started < 15  # three attempts each, with short backoffs: a person is waiting
+
+
+async def test_readiness_fails_while_urls_would_be_signed_for_another_region(s3: S3Emulator) -> None:
+    """On AWS (no endpoint set) boto3 follows a bucket to its region for its own calls, but a presigned URL signed for
+    another region is refused: readiness says which AWS_REGION to set."""
+
+    def client_in(region: str) -> S3Client:
+        return boto3.session.Session().client("s3", endpoint_url=s3.endpoint, region_name=region, config=CONFIG)
+
+    with pytest.raises(ImageStorageError, match=f"is in {REGION}.*set AWS_REGION={REGION}"):
+        await S3Storage(BUCKET, "glimpse", client=client_in("us-east-1")).check()
+    await S3Storage(BUCKET, "glimpse", client=client_in(REGION)).check()
 
 
 async def test_proxy_on_s3_with_url_delivery(start_proxy: StartProxy, s3: S3Emulator, upstream: FakeOpenAI,
