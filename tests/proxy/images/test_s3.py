@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import aiohttp
@@ -347,3 +348,24 @@ async def test_a_store_without_conditional_writes_is_written_to_without_them(mon
         await storage.put("p/s/2.jpg", b"two", "image/jpeg")
         stub.assert_no_pending_responses()
     assert storage.stored_bytes == 6
+
+
+async def test_irsa_web_identity_credentials_sign_and_store(s3: S3Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """IRSA as EKS's webhook sets it up: no keys, a role and a projected token file. boto3's chain trades the token for
+    temporary credentials (STS AssumeRoleWithWebIdentity, here moto's), and the URLs carry their session token."""
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6dm9pY2U6ZGVmYXVsdCJ9.c2ln")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/glimpse-proxy")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", s3.endpoint)  # the standard per-service endpoint variable
+    storage = storage_for(s3)
+    key = storage.key_for("sess-1", "abc.jpg")
+    await storage.put(key, b"\xff\xd8picture", "image/jpeg")
+    url = await storage.signed_url(key, 300)
+    query = dict(parse_qsl(urlsplit(url).query))
+    assert query["X-Amz-Security-Token"] and not query["X-Amz-Credential"].startswith(ACCESS_KEY)
+    async with http.get(url) as response:
+        assert response.status == 200 and await response.read() == b"\xff\xd8picture"
