@@ -217,6 +217,18 @@ def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[
         "spec"]["replicas"] == 1  # the default: works without Redis or GCS
 
 
+@pytest.mark.parametrize(("endpoint", "ports"), [
+    ("", {53, 443, 80, 6379}),
+    ("https://account.r2.cloudflarestorage.com", {53, 443, 80, 6379}),
+    ("http://minio.storage:9000", {53, 443, 80, 6379, 9000}),
+    ("https://minio.storage.svc.cluster.local:443", {53, 443, 80, 6379}),
+])
+def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, ports: set[int]) -> None:
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint}
+    policy = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "NetworkPolicy")
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
+
+
 def test_helm_lint_is_clean() -> None:
     report = helm_python.lint(str(CHART), strict=True, kube_version="v1.30.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
