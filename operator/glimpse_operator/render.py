@@ -112,6 +112,8 @@ def upstreams_setting(spec: dict[str, Any]) -> str:
 def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
     images = spec["images"]
     fallbacks = {"GLIMPSE_UPSTREAMS": upstreams_setting(spec)} if spec["llm"]["fallbacks"] else {}
+    # only when set: an agent without it keeps its configuration, and its pods, as they were
+    s3_endpoint = {"GLIMPSE_S3_ENDPOINT_URL": images["s3EndpointUrl"]} if images["s3EndpointUrl"] else {}
     return {
         "GLIMPSE_HOST": "0.0.0.0",  # noqa: S104 (a pod listens on its own interface)
         "GLIMPSE_PORT": str(PORT),
@@ -125,6 +127,7 @@ def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
         **fallbacks,
         "GLIMPSE_STORE_URL": spec["proxy"]["store"] or "memory://",
         "GLIMPSE_STORAGE_URL": images["storage"] or "file:///data/images",
+        **s3_endpoint,
         "GLIMPSE_IMAGE_DELIVERY": images["delivery"],
         "GLIMPSE_IMAGE_POLICY": images["policy"],
         "GLIMPSE_IMAGE_DETAIL": images["detail"],

@@ -19,12 +19,13 @@ REQUIRED_FIELDS = ("agent.name", "agent.prompt", "llm.model", "llm.apiKeySecretR
                    "elevenlabs.apiKeySecretRef.name", "ingress.host")
 
 # The CRD's defaults, exactly (tests compare them with the API server's defaulting of manifests/crd/voiceagent.yaml):
-# one replica with each pod's own memory and disk works on any cluster; more need Redis and GCS (a CEL rule says so).
+# one replica with each pod's own memory and disk works on any cluster; more need Redis and GCS or S3 (a CEL rule
+# says so).
 DEFAULTS: dict[str, Any] = {
     "agent": {"firstMessage": "", "voiceId": "", "language": "en"},
     "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions", "fallbacks": []},
-    "images": {"storage": "", "delivery": "url", "policy": "sticky", "detail": "auto", "maxBytes": 10485760,
-               "ttlSeconds": 3600},
+    "images": {"storage": "", "s3EndpointUrl": "", "delivery": "url", "policy": "sticky", "detail": "auto",
+               "maxBytes": 10485760, "ttlSeconds": 3600},
     "elevenlabs": {"agentId": ""},
     "ingress": {"className": "", "tlsSecretName": "", "annotations": {}},
     "proxy": {"replicas": 1, "image": "", "store": "", "resources": {},

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
 
     store_url: str = "memory://"
     storage_url: str = "file://./data/images"
+    # s3:// storage at MinIO, R2 or another S3-compatible endpoint; empty: AWS's (credentials and region: the AWS chain)
+    s3_endpoint_url: str = ""
 
     custom_llm_key: SecretStr = SecretStr("")
     signing_secret: SecretStr = SecretStr("")
@@ -310,10 +312,18 @@ class Settings(BaseSettings):
     @classmethod
     def _storage_url(cls, value: str) -> str:
         url = urlsplit(value)
-        if url.scheme not in ("file", "gs"):
-            raise ValueError(f"unknown scheme {url.scheme!r} (use file:///path or gs://bucket/prefix)")
-        if url.scheme == "gs" and not url.netloc:
-            raise ValueError("gs:// needs a bucket name, e.g. gs://my-bucket/glimpse")
+        if url.scheme not in ("file", "gs", "s3"):
+            raise ValueError(f"unknown scheme {url.scheme!r} (use file:///path, gs://bucket/prefix or s3://bucket/prefix)")
+        if url.scheme in ("gs", "s3") and not url.netloc:
+            raise ValueError(f"{url.scheme}:// needs a bucket name, e.g. {url.scheme}://my-bucket/glimpse")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if value and (url.scheme not in ("http", "https") or not url.netloc):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://minio.storage:9000")
         return value
 
     @field_validator("signing_secret")

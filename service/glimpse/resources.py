@@ -5,7 +5,7 @@ opened and closed (as in aiohttp's examples).
 and closes them in reverse, each one even when another failed. The services the handlers call are plain
 objects built on those resources once they are open (`_build_services`, an on-startup step).
 
-The `open_*` factories choose a backend from the settings; each backend is imported only when chosen (Redis, GCS).
+The `open_*` factories choose a backend from the settings; each backend is imported only when chosen (Redis, GCS, S3).
 """
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ def open_image_storage(settings: Settings) -> ImageStorage:
         from .images.gcs import GcsStorage
 
         return GcsStorage(bucket=url.netloc, prefix=url.path.strip("/"))
+    if url.scheme == "s3":
+        from .images.s3 import S3Storage
+
+        return S3Storage.from_url(settings.storage_url, endpoint_url=settings.s3_endpoint_url or None)
     raise ValueError(f"unknown storage scheme {url.scheme!r}")
 
 

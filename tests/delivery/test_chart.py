@@ -324,6 +324,7 @@ def test_standalone_proxy_upstream_is_a_provider_or_a_base_url() -> None:
     ({"replicas": 2, "storage": ""}, "proxy.storage must be gs://"),
     ({"replicas": 2, "storage": "file:///data/images"}, "proxy.storage must be gs://"),
     ({"autoscaling": {"enabled": True}, "store": "memory://"}, "proxy.store must be redis"),
+    ({"storage": "gs://bucket", "s3EndpointUrl": "http://minio:9000"}, "proxy.s3EndpointUrl is for s3:// storage only"),
 ])
 def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[str, Any], problem: str) -> None:
     """As for a VoiceAgent: several pods with their own memory and disk would lose each other's uploads."""
@@ -332,6 +333,18 @@ def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[
     one = render_chart({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "store": "memory://", "storage": ""}})
     assert next(o for o in one if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))[
         "spec"]["replicas"] == 1  # the default: works without Redis or GCS
+
+
+@pytest.mark.parametrize(("endpoint", "ports"), [
+    ("", {53, 443, 80, 6379}),
+    ("https://account.r2.cloudflarestorage.com", {53, 443, 80, 6379}),
+    ("http://minio.storage:9000", {53, 443, 80, 6379, 9000}),
+    ("https://minio.storage.svc.cluster.local:443", {53, 443, 80, 6379}),
+])
+def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, ports: set[int]) -> None:
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint}
+    policy = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "NetworkPolicy")
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
 
 
 def test_helm_lint_is_clean() -> None:

@@ -126,6 +126,7 @@ SHARED = {"proxy__store": "redis://redis.voice.svc:6379/0", "images__storage": "
 AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}
 STORE_ERROR = ".spec.proxy.store: more than one proxy replica (or autoscaling) needs a conversation store"
 STORAGE_ERROR = ".spec.images.storage: more than one proxy replica (or autoscaling) needs image storage"
+S3_ENDPOINT_ERROR = ".spec.images.s3EndpointUrl: spec.images.s3EndpointUrl is for s3:// storage only"
 BASE_URL_ERROR = ".spec.llm.baseUrl: spec.llm.baseUrl is required when spec.llm.provider is openai-compatible"
 NAME_ERROR = ": metadata.name has 60 characters, at most 55 are allowed"
 RESOURCE_NAMES_ERROR = ".spec.proxy.resources.{}: the proxy's resources are cpu, memory and ephemeral-storage"
@@ -143,6 +144,10 @@ ACCEPTED = {
     "rediss": voice_agent(proxy__replicas=3, proxy__store="rediss://:pw@redis:6380/1",
                           images__storage="gs://bucket"),
     "autoscaled-redis-gcs": voice_agent(proxy__autoscaling=AUTOSCALING, **SHARED),
+    "two-replicas-redis-s3": voice_agent(proxy__replicas=2, proxy__store="redis://redis:6379/0",
+                                         images__storage="s3://glimpse-images/voice"),
+    "autoscaled-redis-minio": voice_agent(proxy__autoscaling=AUTOSCALING, proxy__store="redis://redis:6379/0",
+                                          images__storage="s3://glimpse", images__s3EndpointUrl="http://minio:9000"),
     "openai-compatible-with-base-url": voice_agent(llm__provider="openai-compatible",
                                                    llm__baseUrl="http://vllm.models:8000/v1"),
     "gemini-without-base-url": voice_agent(llm__provider="gemini", llm__model="gemini-2.5-flash"),
@@ -166,6 +171,9 @@ REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "two-replicas-gcs-only": ({"proxy__replicas": 2, "images__storage": "gs://bucket/glimpse"}, [STORE_ERROR]),
     "two-replicas-local-files": ({"proxy__replicas": 2, "proxy__store": "redis://redis:6379/0",
                                   "images__storage": "file:///data/images"}, [STORAGE_ERROR]),
+    "two-replicas-s3-only": ({"proxy__replicas": 2, "images__storage": "s3://bucket/glimpse"}, [STORE_ERROR]),
+    "s3-endpoint-without-s3": ({"images__storage": "gs://bucket", "images__s3EndpointUrl": "http://minio:9000"},
+                               [S3_ENDPOINT_ERROR]),
     "autoscaling-memory": ({"proxy__autoscaling": AUTOSCALING}, [STORAGE_ERROR, STORE_ERROR]),
     "autoscaling-min-above-max": ({"proxy__autoscaling": {**AUTOSCALING, "minReplicas": 7}, **SHARED},
                                   [AUTOSCALING_ERROR]),
@@ -191,6 +199,9 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "too-many-resources": {"proxy__resources": {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi",
                                                              "hugepages-2Mi": "1Gi"}}},
     "base-url-not-http": {"llm__provider": "openai-compatible", "llm__baseUrl": "vllm:8000"},
+    "s3-without-bucket": {"images__storage": "s3://"},
+    "s3-bucket-not-a-bucket-name": {"images__storage": "s3://My_Bucket/glimpse"},
+    "s3-endpoint-not-http": {"images__storage": "s3://bucket", "images__s3EndpointUrl": "minio:9000"},
     "fallback-without-model": {"llm__fallbacks": [{"name": "g", "apiKeySecretRef": {"name": "gemini"}}]},
     "five-fallbacks": {"llm__fallbacks": [{**GEMINI_FALLBACK, "name": f"g{i}"} for i in range(5)]},
     "autoscaling-on-memory": {"proxy__autoscaling": {"enabled": True, "metric": "memory"}},

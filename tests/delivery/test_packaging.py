@@ -42,7 +42,14 @@ def load_everything(package: str) -> tuple[set[str], set[str]]:
     report = json.loads(result.stdout)
     direct: set[str] = set()
     for file in report["ours"]:
-        for node in ast.walk(ast.parse(Path(file).read_text())):
+        tree = ast.parse(Path(file).read_text())
+        # `if TYPE_CHECKING:` imports (type stubs such as mypy_boto3_s3) never run: the test extra installs them
+        typing_only = {id(child) for node in ast.walk(tree)
+                       if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+                       for statement in node.body for child in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 direct |= {alias.name.partition(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -75,6 +75,9 @@ CASES: dict[str, dict[str, Any]] = {
                                  "autoscaling": {**SCALING, "metric": "cpu"}},
     "autoscaled-on-active-streams": {**BASE, "autoscaling": {**SCALING, "metric": "activeStreams",
                                                                "targetActiveStreams": 15}},
+    # S3-compatible storage at its own endpoint (MinIO, R2), inline delivery
+    "replicas-redis-minio": {**BASE, "storage": "s3://glimpse-images/voice", "s3_endpoint": "http://minio:9000",
+                             "images": {**BASE["images"], "delivery": "inline"}},
     # every default on both sides: one replica, memory store, each pod's own disk, default resources and images;
     # TLS terminated in front of the ingress (no tlsSecretName), the public URL still https
     "one-replica-defaults": {**BASE, "provider": None, "base_url": None, "replicas": 1, "store": "memory://",
@@ -86,6 +89,7 @@ CASES: dict[str, dict[str, Any]] = {
 def chart_values(s: dict[str, Any]) -> dict[str, Any]:
     proxy: dict[str, Any] = {
         "enabled": True, "replicas": s["replicas"], "store": s["store"], "storage": s["storage"],
+        **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
         "upstream": {"model": s["model"], "apiKeySecret": s["llm_secret"]},
         "elevenlabs": {"agentId": s["agent_id"], "apiKeySecret": s["elevenlabs_secret"]},
         "secrets": {"existingSecret": EXISTING_SECRET},
@@ -105,7 +109,8 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         "agent": {"name": "Parity", "prompt": "You are a guide."},
         "llm": {"model": s["model"], "apiKeySecretRef": s["llm_secret"]},
         "elevenlabs": {"apiKeySecretRef": s["elevenlabs_secret"]},
-        "images": {"storage": s["storage"], **(s["images"] or {})},
+        "images": {"storage": s["storage"], **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
+                   **(s["images"] or {})},
         "ingress": {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
                     "annotations": s["annotations"]},
         "proxy": {"replicas": s["replicas"], "store": s["store"]}}
@@ -289,6 +294,8 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert data["gemini-autoscaled-on-cpu"]["GLIMPSE_UPSTREAM_BASE_URL"].startswith("https://generativelanguage.")
     assert data["replicas-redis-gcs-tls"]["GLIMPSE_UPSTREAM_BASE_URL"] == BASE["base_url"]
     assert data["replicas-redis-gcs-tls"]["GLIMPSE_IMAGE_DETAIL"] == "high"
+    assert data["replicas-redis-minio"]["GLIMPSE_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "GLIMPSE_S3_ENDPOINT_URL" not in data["replicas-redis-gcs-tls"]
     metrics = {case: objects["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["type"]
                for case, objects in rendered.items() if "HorizontalPodAutoscaler" in objects}
     assert metrics == {"gemini-autoscaled-on-cpu": "Resource", "autoscaled-on-active-streams": "Pods"}

@@ -60,6 +60,8 @@ MATRIX = {
                                                  "metric": "activeStreams", "targetActiveStreams": 12},
                           "proxy__store": "rediss://redis:6380/0", "images__storage": "gs://bucket/gemini",
                           "proxy__resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+    "s3-minio-redis": {"images__storage": "s3://glimpse-images/voice", "images__s3EndpointUrl": "http://minio:9000",
+                       "images__delivery": "inline", "proxy__store": "redis://redis:6379/0", "proxy__replicas": 3},
     "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
                                "proxy__replicas": 1, "proxy__image": "registry.local/glimpse:dev",
                                "agent__voiceId": "voice123", "images__delivery": "inline"},

@@ -83,6 +83,25 @@ def test_deployment_is_locked_down_and_wired() -> None:
     assert objects["Deployment"]["spec"]["replicas"] == 2
 
 
+def test_s3_storage_and_its_endpoint_reach_the_proxy_only_when_set() -> None:
+    """No volume for images, the endpoint as GLIMPSE_S3_ENDPOINT_URL; an agent without an endpoint has no such key
+    (its configuration, and so its pods, stay as they were before the field existed)."""
+    body = voice_agent(**MATRIX["s3-minio-redis"])
+    objects = {o["kind"]: o
+               for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)}
+    config = objects["ConfigMap"]["data"]
+    assert config["GLIMPSE_STORAGE_URL"] == "s3://glimpse-images/voice"
+    assert config["GLIMPSE_S3_ENDPOINT_URL"] == "http://minio:9000"
+    settings = Settings.load(env=config)
+    assert settings.storage_scheme == "s3" and settings.s3_endpoint_url == "http://minio:9000"
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    assert "images" not in {v["name"] for v in pod["volumes"]} and objects["Deployment"]["spec"]["replicas"] == 3
+    for case in ("minimal", "gcs-redis-tls"):
+        other = voice_agent(**MATRIX[case])
+        rendered = render_proxy(other, with_defaults(other["spec"]), "agent_123", SECRETS, PROXY_IMAGE)
+        assert "GLIMPSE_S3_ENDPOINT_URL" not in str(rendered)
+
+
 def test_metrics_beside_the_api_not_through_the_ingress_the_drain_inside_the_grace_the_ingress_trusted() -> None:
     body = voice_agent(**MATRIX["gcs-redis-tls"])
     objects = {o["kind"]: o
@@ -280,7 +299,9 @@ def test_examples_match_the_crd_schema(path: Path) -> None:
 @pytest.mark.parametrize(("change", "value"), [("llm__provider", "anthropic"), ("llm__apiType", "completions"),
                                                ("images__delivery", "carrier"),
                                                ("proxy__replicas", 0), ("ingress__host", "Not A Host"),
-                                               ("images__storage", "s3://bucket")])
+                                               ("images__storage", "azure://bucket"),
+                                               ("images__storage", "s3://"),
+                                               ("images__s3EndpointUrl", "minio:9000")])
 def test_crd_schema_rejects_bad_specs(change: str, value: Any) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(voice_agent(**{change: value}), crd_schema())

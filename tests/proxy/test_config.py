@@ -36,8 +36,10 @@ def test_config_file_with_environment_winning(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("env", "needle"), [
     ({"GLIMPSE_STORE_URL": "mongodb://x"}, "GLIMPSE_STORE_URL"),
-    ({"GLIMPSE_STORAGE_URL": "s3://bucket"}, "GLIMPSE_STORAGE_URL"),
+    ({"GLIMPSE_STORAGE_URL": "azure://bucket"}, "GLIMPSE_STORAGE_URL"),
     ({"GLIMPSE_STORAGE_URL": "gs://"}, "bucket"),
+    ({"GLIMPSE_STORAGE_URL": "s3://"}, "bucket"),
+    ({"GLIMPSE_S3_ENDPOINT_URL": "minio:9000"}, "GLIMPSE_S3_ENDPOINT_URL"),
     ({"GLIMPSE_PORT": "eighty"}, "GLIMPSE_PORT"),
     ({"GLIMPSE_PORT": "70000"}, "GLIMPSE_PORT"),
     ({"GLIMPSE_IMAGE_DELIVERY": "carrier-pigeon"}, "GLIMPSE_IMAGE_DELIVERY"),

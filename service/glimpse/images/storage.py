@@ -1,4 +1,4 @@
-"""Where image bytes live: local disk (default) or Google Cloud Storage.
+"""Where image bytes live: local disk (default), Google Cloud Storage, or S3 and S3-compatible stores.
 
 Conversation state never points at an object that was not written: callers `put` first and record
 the image only after `put` returned.
@@ -20,7 +20,7 @@ class ImageNotFound(KeyError):
 
 
 class ImageStorage(ABC):
-    #: True when images are served by the backend itself (signed GCS URLs), not through the proxy.
+    #: True when images are served by the backend itself (signed GCS or presigned S3 URLs), not through the proxy.
     serves_urls: bool = False
     #: The bytes of images held, as this replica knows them: measured at start-up and by every sweep (which
     #: lists everything anyway), adjusted by this replica's puts and deletes in between.
