@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -20,6 +19,7 @@ from tests.conftest import StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gcs_emulator import BUCKET, SERVICE_ACCOUNT, GcsEmulator, service_account_key
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
+from tests.storage_contract import storage_down_leaves_no_state
 
 
 @pytest.fixture
@@ -135,14 +135,4 @@ async def test_gcs_down_upload_is_503_and_leaves_no_state(start_proxy: StartProx
     proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse")
     session = await new_session(http, proxy.url)
     gcs_env.stop()
-    response = await upload(http, proxy.url, session)
-    assert response.status == 503
-    assert "storage" in json.loads(await response.text())["error"]["message"].lower()
-    async with http.get(proxy.url + "/readyz") as r:
-        assert r.status == 503
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        assert r.status == 200
-        await r.read()
-    assert image_parts(upstream.last_messages()) == []
-    assert await proxy.store.take_turn(session["session_id"], attach=True, policy="sticky") == []
+    await storage_down_leaves_no_state(http, proxy, session, upstream)

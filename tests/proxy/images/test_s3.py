@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
 from tests.images import noisy_jpeg
 from tests.s3_emulator import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, S3Emulator, aws_environment
+from tests.storage_contract import storage_down_leaves_no_state, uploads_against_the_quota
 
 STORAGE_URL = f"s3://{BUCKET}/glimpse"
 
@@ -265,14 +265,7 @@ async def test_storage_quota_counts_puts_and_deletes(start_proxy: StartProxy, s3
     quota = 500_000  # two of these images
     proxy = await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint, storage_quota_bytes=quota,
                               images_per_conversation=1)
-    statuses = []
-    for _ in range(3):
-        session = await new_session(http, proxy.url)
-        statuses.append((await upload(http, proxy.url, session, noisy_jpeg(512, 512))).status)
-        if statuses[-1] == 201:
-            # A second image is refused by its conversation once written: the storage gives its bytes back.
-            assert (await upload(http, proxy.url, session)).status == 400
-        assert proxy.storage.stored_bytes == sum(s3.objects().values())
+    statuses = await uploads_against_the_quota(http, proxy, lambda: sum(s3.objects().values()))
     assert statuses == [201, 201, 507]
     assert sum(s3.objects().values()) <= quota and len(s3.objects()) == 2
 
@@ -315,17 +308,7 @@ async def test_s3_down_upload_is_503_and_leaves_no_state(start_proxy: StartProxy
     proxy = await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint)
     session = await new_session(http, proxy.url)
     s3.stop()
-    response = await upload(http, proxy.url, session)
-    assert response.status == 503
-    assert "storage" in json.loads(await response.text())["error"]["message"].lower()
-    async with http.get(proxy.url + "/readyz") as r:
-        assert r.status == 503
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        assert r.status == 200
-        await r.read()
-    assert image_parts(upstream.last_messages()) == []
-    assert await proxy.store.take_turn(session["session_id"], attach=True, policy="sticky") == []
+    await storage_down_leaves_no_state(http, proxy, session, upstream)
     assert proxy.storage.stored_bytes == 0
 
 

@@ -20,6 +20,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
 from tests.images import noisy_jpeg
 from tests.redis_server import RedisServer
+from tests.storage_contract import uploads_against_the_quota
 
 
 def sample(proxy: Proxy, name: str, **labels: str) -> float:
@@ -192,14 +193,7 @@ async def test_storage_quota_counts_puts_and_deletes(start_proxy: StartProxy, ht
                                                      tmp_path: Path) -> None:
     quota = 500_000  # two of these images
     proxy = await start_proxy(storage_quota_bytes=quota, images_per_conversation=1)
-    statuses = []
-    for _ in range(3):
-        session = await new_session(http, proxy.url)
-        statuses.append((await upload(http, proxy.url, session, noisy_jpeg(512, 512))).status)
-        if statuses[-1] == 201:
-            # A second image is refused by its conversation once written: the storage gives its bytes back.
-            assert (await upload(http, proxy.url, session)).status == 400
-        assert proxy.storage.stored_bytes == on_disk(tmp_path)
+    statuses = await uploads_against_the_quota(http, proxy, lambda: on_disk(tmp_path))
     assert statuses == [201, 201, 507]
     assert on_disk(tmp_path) <= quota
     assert not [path for path in stored_files(tmp_path) if path.name.startswith(".")]  # no partial files
