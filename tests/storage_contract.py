@@ -44,3 +44,38 @@ async def uploads_against_the_quota(http: aiohttp.ClientSession, proxy: Proxy, s
             assert (await upload(http, proxy.url, session)).status == 400
         assert proxy.storage.stored_bytes == stored()
     return statuses
+
+
+async def url_delivery(http: aiohttp.ClientSession, proxy: Proxy, upstream: FakeOpenAI, url_prefix: str,
+                       signature: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """With `url` delivery: the proxy is ready, an upload answers a URL of the storage's own (starting `url_prefix`,
+    signed: `signature` in its query) that serves the JPEG, a turn carries a signed URL of the storage, and the
+    proxy's own image route serves nothing. Returns the session, the upload's answer and the URL the turn carried."""
+    async with http.get(proxy.url + "/readyz") as response:
+        assert response.status == 200, await response.text()
+    session = await new_session(http, proxy.url)
+    response = await upload(http, proxy.url, session)
+    assert response.status == 201, await response.text()
+    result = await response.json()
+    assert result["url"].startswith(url_prefix.format(session_id=session["session_id"]))
+    assert f"{signature}=" in result["url"]
+    async with http.get(result["url"]) as r:  # the page's thumbnail comes straight from storage
+        assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
+        await r.read()
+    turn_url: str = image_parts(upstream.last_messages())[0][1]["image_url"]["url"]
+    assert f"{signature}=" in turn_url
+    async with http.get(f"{proxy.url}/v1/images/{result['image_id']}?expires=1&sig=x") as r:
+        assert r.status == 404  # images in a bucket are never served through the proxy
+    return session, result, turn_url
+
+
+async def inline_delivery(http: aiohttp.ClientSession, proxy: Proxy, upstream: FakeOpenAI) -> None:
+    """With `inline` delivery the proxy reads the stored object back: the turn carries it as a data: URL."""
+    session = await new_session(http, proxy.url)
+    assert (await upload(http, proxy.url, session)).status == 201
+    async with http.post(proxy.v1 + "/chat/completions",
+                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
+        await r.read()
+    assert image_parts(upstream.last_messages())[0][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")

@@ -18,8 +18,8 @@ from glimpse.images.storage import ImageNotFound, ImageStorageError
 from tests.conftest import StartProxy
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gcs_emulator import BUCKET, SERVICE_ACCOUNT, GcsEmulator, service_account_key
-from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
-from tests.storage_contract import storage_down_leaves_no_state
+from tests.helpers import new_session
+from tests.storage_contract import inline_delivery, storage_down_leaves_no_state, url_delivery
 
 
 @pytest.fixture
@@ -98,36 +98,16 @@ async def test_emulator_down_is_a_storage_error(emulator: GcsEmulator, sa_key) -
 async def test_proxy_on_gcs_with_url_delivery(start_proxy: StartProxy, gcs_env: GcsEmulator, upstream: FakeOpenAI,
                                               http: aiohttp.ClientSession) -> None:
     proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse", image_delivery="url")
-    async with http.get(proxy.url + "/readyz") as response:
-        assert response.status == 200, await response.text()
-    session = await new_session(http, proxy.url)
-    response = await upload(http, proxy.url, session)
-    assert response.status == 201, await response.text()
-    result = await response.json()
-    assert result["url"].startswith(f"{gcs_env.endpoint}/{BUCKET}/glimpse/{session['session_id']}/")
-    assert "X-Goog-Signature=" in result["url"]
-    async with http.get(result["url"]) as r:  # the page's thumbnail comes straight from storage
-        assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
+    prefix = f"{gcs_env.endpoint}/{BUCKET}/glimpse/{{session_id}}/"
+    session, result, url = await url_delivery(http, proxy, upstream, prefix, "X-Goog-Signature")
     names = [b.name for b in gcs_env.client().list_blobs(BUCKET)]
     assert names == [f"glimpse/{session['session_id']}/{result['image_id']}"]
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        await r.read()
-    url = image_parts(upstream.last_messages())[0][1]["image_url"]["url"]
-    assert "X-Goog-Signature=" in url and f"/glimpse/{session['session_id']}/" in url
-    async with http.get(f"{proxy.url}/v1/images/{result['image_id']}?expires=1&sig=x") as r:
-        assert r.status == 404  # GCS images are never served through the proxy
+    assert f"/glimpse/{session['session_id']}/" in url
 
 
 async def test_proxy_on_gcs_inline_delivery_reads_the_object(start_proxy: StartProxy, gcs_env: GcsEmulator,
                                                              upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
-    proxy = await start_proxy(storage_url=f"gs://{BUCKET}/glimpse")
-    session = await new_session(http, proxy.url)
-    assert (await upload(http, proxy.url, session)).status == 201
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        await r.read()
-    assert image_parts(upstream.last_messages())[0][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    await inline_delivery(http, await start_proxy(storage_url=f"gs://{BUCKET}/glimpse"), upstream)
 
 
 async def test_gcs_down_upload_is_503_and_leaves_no_state(start_proxy: StartProxy, gcs_env: GcsEmulator,

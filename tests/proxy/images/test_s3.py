@@ -26,7 +26,12 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
 from tests.images import noisy_jpeg
 from tests.s3_emulator import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, S3Emulator, aws_environment
-from tests.storage_contract import storage_down_leaves_no_state, uploads_against_the_quota
+from tests.storage_contract import (
+    inline_delivery,
+    storage_down_leaves_no_state,
+    uploads_against_the_quota,
+    url_delivery,
+)
 
 STORAGE_URL = f"s3://{BUCKET}/glimpse"
 
@@ -169,40 +174,20 @@ async def test_readiness_fails_while_urls_would_be_signed_for_another_region(s3:
 async def test_proxy_on_s3_with_url_delivery(start_proxy: StartProxy, s3: S3Emulator, upstream: FakeOpenAI,
                                              http: aiohttp.ClientSession) -> None:
     proxy = await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint, image_delivery="url")
-    async with http.get(proxy.url + "/readyz") as response:
-        assert response.status == 200, await response.text()
-    session = await new_session(http, proxy.url)
-    response = await upload(http, proxy.url, session)
-    assert response.status == 201, await response.text()
-    result = await response.json()
-    assert result["url"].startswith(f"{s3.endpoint}/{BUCKET}/glimpse/{session['session_id']}/")
-    assert "X-Amz-Signature=" in result["url"]
+    prefix = f"{s3.endpoint}/{BUCKET}/glimpse/{{session_id}}/"
+    session, result, url = await url_delivery(http, proxy, upstream, prefix, "X-Amz-Signature")
     verify_sigv4(result["url"], SECRET_KEY, REGION)
-    async with http.get(result["url"]) as r:  # the page's thumbnail comes straight from storage
-        assert r.status == 200 and (await r.read())[:2] == b"\xff\xd8"
     key = f"glimpse/{session['session_id']}/{result['image_id']}"
     assert s3.objects() == {key: result["bytes"]}
     assert proxy.storage.stored_bytes == result["bytes"]
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        await r.read()
-    url = image_parts(upstream.last_messages())[0][1]["image_url"]["url"]
-    assert "X-Amz-Signature=" in url and f"/{key}?" in url
+    assert f"/{key}?" in url
     async with http.get(url) as fetched:  # as the upstream fetches it
         assert fetched.status == 200 and (await fetched.read())[:2] == b"\xff\xd8"
-    async with http.get(f"{proxy.url}/v1/images/{result['image_id']}?expires=1&sig=x") as r:
-        assert r.status == 404  # S3 images are never served through the proxy
 
 
 async def test_proxy_on_s3_inline_delivery_reads_the_object(start_proxy: StartProxy, s3: S3Emulator,
                                                             upstream: FakeOpenAI, http: aiohttp.ClientSession) -> None:
-    proxy = await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint)
-    session = await new_session(http, proxy.url)
-    assert (await upload(http, proxy.url, session)).status == 201
-    async with http.post(proxy.v1 + "/chat/completions",
-                         json=elevenlabs_body(session, conversation("What is this?"))) as r:
-        await r.read()
-    assert image_parts(upstream.last_messages())[0][1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    await inline_delivery(http, await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint), upstream)
 
 
 async def test_images_expire_from_the_bucket(start_proxy: StartProxy, s3: S3Emulator, upstream: FakeOpenAI,
