@@ -33,6 +33,7 @@ from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .events import Events
 from .keys import Keys, MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
+from .pod_settings import with_pod_defaults
 from .proxy_objects import (
     ApplyFailed,
     apply,
@@ -41,7 +42,7 @@ from .proxy_objects import (
     generated_secrets,
     ownership_conflict,
 )
-from .render import object_name, render_proxy, render_secret, secrets_hash
+from .render import makes_service_account, object_name, render_proxy, render_secret, secrets_hash
 from .settings import OperatorSettings
 from .spec import InvalidSpec, custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url, with_defaults
 from .status import Outcome, StatusDraft
@@ -54,6 +55,7 @@ class Reconciler:
                  agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
+        self.pod_defaults = settings.proxy_pod_defaults
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
@@ -90,6 +92,7 @@ class Reconciler:
             upstream_base_url(spec)
             fallback_base_urls(spec)
             custom_llm_api_type(spec)
+            spec = with_pod_defaults(spec, self.pod_defaults)
             keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
@@ -97,6 +100,8 @@ class Reconciler:
 
         # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
         existing = existing_objects(self.cluster, namespace, name)
+        if not makes_service_account(spec["pod"]):  # none made: another's of the name is used by nothing of ours
+            existing.pop("ServiceAccount", None)
         if conflict := ownership_conflict(existing, namespace, name, meta["uid"]):
             return _stop(draft, events, "ObjectConflict", conflict, "ProxyAvailable")
 

@@ -49,6 +49,33 @@ def voice_agent(**spec_changes: Any) -> dict[str, Any]:
     return body
 
 
+# spec.pod with every field set, as a platform team fits a proxy to its cluster (GKE Workload Identity, a dedicated
+# node pool, zones, an OpenTelemetry collector with its own CA), still within OpenShift's restricted-v2.
+FITTED_POD: dict[str, Any] = {
+    "nodeSelector": {"kubernetes.io/os": "linux", "pool": "voice"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "voice", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}]}}},
+    # no labelSelector: the operator spreads this VoiceAgent's own pods
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "priorityClassName": "voice-critical",
+    "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
+    "labels": {"team": "voice", "cost-center": "cx-42"},
+    "serviceAccount": {"create": True, "annotations": {
+        "iam.gke.io/gcp-service-account": "glimpse-voice@project.iam.gserviceaccount.com"}},
+    "env": [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "https://otel-collector.observability:4318"},
+            {"name": "OTEL_EXPORTER_OTLP_CERTIFICATE", "value": "/etc/otel-ca/ca.crt"},
+            {"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {"name": "otel-auth",
+                                                                                  "key": "headers"}}},
+            {"name": "GLIMPSE_LOG_LEVEL", "value": "DEBUG"}],
+    "envFrom": [{"configMapRef": {"name": "voice-proxy-tuning"}}],
+    "volumes": [{"name": "otel-ca", "configMap": {"name": "otel-ca"}}],
+    "volumeMounts": [{"name": "otel-ca", "mountPath": "/etc/otel-ca", "readOnly": True}],
+    "securityContext": {"supplementalGroups": [4242], "seccompProfile": {"type": "RuntimeDefault"}},
+    "containerSecurityContext": {"runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+}
+
 # The specs the render tests render (and the CRD tests show a cluster admits), as `voice_agent` changes.
 MATRIX = {
     "minimal": {},
@@ -65,6 +92,8 @@ MATRIX = {
     "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
                                "proxy__replicas": 1, "proxy__image": "registry.local/glimpse:dev",
                                "agent__voiceId": "voice123", "images__delivery": "inline"},
+    "fitted-pods": {"pod": FITTED_POD, "images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
+                    "proxy__replicas": 3},
 }
 
 
@@ -82,12 +111,13 @@ async def start_cluster() -> FakeKubernetes:
     return fake
 
 
-def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs,
+             pod_defaults: dict[str, Any] | None = None) -> kopf.Memo:
     """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
-    operator that restarted has)."""
+    operator that restarted has); `pod_defaults`: its GLIMPSE_PROXY_POD_DEFAULTS."""
     configuration = k8s.Configuration(host=cluster.base_url)
     configuration.api_key = {"BearerToken": "Bearer test-token"}
-    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
+    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url, proxy_pod_defaults=pod_defaults or {})
     memo = kopf.Memo()
     memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
     return memo

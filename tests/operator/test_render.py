@@ -51,8 +51,13 @@ def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     jsonschema.validate(body, crd_schema())
     objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE, "0123456789abcdef")
     kinds = [o["kind"] for o in objects]
-    assert kinds[:6] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
+    optional = {"ServiceAccount", "HorizontalPodAutoscaler"}
+    assert [k for k in kinds if k not in optional] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress",
+                                                       "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
+    # a ServiceAccount only when spec.pod asks for one, applied before the Deployment whose pods run as it
+    assert ("ServiceAccount" in kinds) == (case == "fitted-pods")
+    assert kinds.index("ServiceAccount" if "ServiceAccount" in kinds else "Deployment") <= kinds.index("Deployment")
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         owner = obj["metadata"]["ownerReferences"][0]
@@ -243,7 +248,8 @@ def test_crd_requires_what_the_operator_checks() -> None:
         found = {prefix + field for field in schema.get("required", [])
                  if schema["properties"][field].get("type") != "object"}
         for field, child in schema.get("properties", {}).items():
-            if child.get("type") == "object":
+            # an object that is always there: required, or defaulted (spec.pod's optional parts are not)
+            if child.get("type") == "object" and (field in schema.get("required", []) or "default" in child):
                 found |= required(child, f"{prefix}{field}.")
         return found
 
