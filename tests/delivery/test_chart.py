@@ -360,8 +360,9 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants is deleted
-        assert "delete" not in rule["verbs"] or rule["resources"] == ["horizontalpodautoscalers"]
+        # owner references garbage-collect the proxy's objects: only an HPA, Ingress or HTTPRoute the spec no longer
+        # asks for is deleted
+        assert "delete" not in rule["verbs"] or set(rule["resources"]) <= {RESOURCES[k][1] for k in DELETED}
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
