@@ -39,7 +39,7 @@ def schema_errors(routes: list[dict[str, Any]]) -> list[list[str]]:
 def _parent(ref: dict[str, Any], namespace: str) -> tuple[str, str, str, str]:
     # the CRD defaults group and kind, and a missing namespace is the route's own
     return (ref.get("group", "gateway.networking.k8s.io"), ref.get("kind", "Gateway"),
-            ref.get("namespace") or namespace, ref["name"])
+            ref.get("namespace") or namespace, ref.get("name", ""))
 
 
 def cel_rule_errors(route: dict[str, Any]) -> list[str]:
