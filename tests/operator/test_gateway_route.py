@@ -1,15 +1,21 @@
 """A VoiceAgent's Gateway API HTTPRoute (spec.httpRoute), reconciled by the handlers against the fake API server:
 made beside or instead of the Ingress, the agent's custom LLM URL on the route's hostname, each route kind deleted
-when the spec stops asking for it, and a cluster without the Gateway API's CRDs: a condition that says so, the rest
-of the proxy applied, and VoiceAgents without a route untouched."""
+when the spec stops asking for it, the drift timer putting an edited route back, and a cluster without the Gateway
+API's CRDs: a condition that says so, the rest of the proxy applied, and VoiceAgents without a route untouched. The
+fake API server's HTTPRoute is held to what the real one does with and without the CRD."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from typing import Any
 
 import kopf
 import pytest
+from kubernetes import client as k8s
 
+from glimpse_operator.cluster import Cluster, ClusterError
+from glimpse_operator.render import render_httproute
 from glimpse_operator.spec import InvalidSpec, check_required, with_defaults
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes
@@ -19,6 +25,7 @@ from tests.operator.support import (
     conditions,
     current,
     event_reasons,
+    run_drift,
     run_reconcile,
     stored,
     voice_agent,
@@ -123,3 +130,54 @@ def test_the_render_dry_run_refuses_a_spec_no_one_can_reach(changes: dict[str, A
     spec = with_defaults(written_voice_agent(**changes)["spec"])
     with pytest.raises(InvalidSpec, match=message):
         check_required(spec)
+
+
+async def test_the_drift_timer_puts_an_edited_route_back(
+        cluster: FakeKubernetes, memo: kopf.Memo) -> None:
+    body = voice_agent(**MATRIX["gateway-route"])
+    await run_reconcile(body, memo, cluster)
+    edited = {**cluster.objects[ROUTE], "spec": {**cluster.objects[ROUTE]["spec"], "hostnames": ["other.example.com"]}}
+    cluster.put(ROUTE, edited)
+    await run_drift(current(cluster, body), memo, cluster)
+    assert cluster.objects[ROUTE]["spec"]["hostnames"] == ["voice.gateway.example.com"]
+
+
+def api(cluster: FakeKubernetes) -> Cluster:
+    configuration = k8s.Configuration(host=cluster.base_url)
+    configuration.api_key = {"BearerToken": "Bearer test-token"}
+    return Cluster(k8s.ApiClient(configuration))
+
+
+async def test_the_fake_serves_httproute_as_its_crd_does_and_404s_without_it(cluster: FakeKubernetes) -> None:
+    route = operator_route_object()
+    applied = await asyncio.to_thread(api(cluster).apply, route)
+    assert applied["metadata"]["uid"] and cluster.objects[ROUTE]["spec"] == route["spec"]
+    discovery = await asyncio.to_thread(api(cluster)._request, "GET", "/apis")
+    assert "gateway.networking.k8s.io" in {g["name"] for g in (discovery or {})["groups"]}
+    broken = copy.deepcopy(route)
+    del broken["spec"]["parentRefs"][0]["name"]
+    with pytest.raises(ClusterError) as refused:
+        await asyncio.to_thread(api(cluster).apply, broken)
+    assert refused.value.status == 422 and "parentRefs[0].name" in refused.value.message
+    no_port = copy.deepcopy(route)
+    del no_port["spec"]["rules"][0]["backendRefs"][0]["port"]
+    with pytest.raises(ClusterError) as refused:
+        await asyncio.to_thread(api(cluster).apply, no_port)
+    assert refused.value.status == 422 and "Must have port for Service reference" in refused.value.message
+
+    cluster.gateway_api = False
+    assert await asyncio.to_thread(api(cluster).get, "gateway.networking.k8s.io/v1", "HTTPRoute", "voice",
+                                   "glimpse-museum-guide") is None
+    with pytest.raises(ClusterError) as missing:
+        await asyncio.to_thread(api(cluster).apply, route)
+    assert missing.value.status == 404 and "could not find the requested resource" in missing.value.message
+    discovery = await asyncio.to_thread(api(cluster)._request, "GET", "/apis")
+    assert "gateway.networking.k8s.io" not in {g["name"] for g in (discovery or {})["groups"]}
+    assert await asyncio.to_thread(api(cluster)._request, "GET", "/apis/gateway.networking.k8s.io/v1") is None
+
+
+def operator_route_object() -> dict[str, Any]:
+    body = voice_agent(**MATRIX["gateway-route"])
+    route = render_httproute(body, with_defaults(body["spec"]))
+    assert route is not None
+    return route
