@@ -104,15 +104,6 @@ def test_dashboard_configmap_ships_the_dashboard_file() -> None:
     assert shipped == json.loads((CHART / "dashboards" / "glimpse.json").read_text())
 
 
-def test_chart_crds_are_the_manifests_crds() -> None:
-    """Edited in one place: each of the chart's CRDs links to manifests/crd (kubectl users apply that folder)."""
-    links = sorted((CHART / "crds").iterdir())
-    assert [link.name for link in links] == sorted(path.name for path in (ROOT / "manifests" / "crd").glob("*.yaml"))
-    for link in links:
-        assert link.is_symlink() and link.resolve() == ROOT / "manifests" / "crd" / link.name
-    assert (CHART / "crds" / "voiceagent.yaml").resolve() == ROOT / "manifests" / "crd" / "voiceagent.yaml"
-
-
 def test_kopf_peering_crds_are_kopfs() -> None:
     """As kopf ships them (its peering.yaml), so applying them where another kopf operator installed them changes
     nothing: names, scope and schema."""
