@@ -338,6 +338,43 @@ def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, 
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
 
 
+def proxy_pod(proxy: dict[str, Any]) -> dict[str, Any]:
+    deployment = next(o for o in render_chart({"proxy": proxy})
+                      if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))
+    pod: dict[str, Any] = deployment["spec"]["template"]
+    return pod
+
+
+def test_s3_access_keys_come_from_an_existing_secret() -> None:
+    """proxy.s3CredentialsSecret (MinIO, R2): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secretKeyRefs the
+    kubelet resolves, never in the ConfigMap; a new Secret name rolls the pods; without it no AWS variable at all and
+    the same pod template as before the value existed (the pod's identity: IRSA, EKS Pod Identity)."""
+    minio = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice",
+             "s3EndpointUrl": "http://minio.storage:9000"}
+    without = proxy_pod(minio)
+    assert not any(e["name"].startswith("AWS_") for e in without["spec"]["containers"][0]["env"])
+    keys = {"name": "minio-keys", "accessKeyIdKey": "rootUser", "secretAccessKeyKey": "rootPassword"}
+    pod = proxy_pod({**minio, "s3CredentialsSecret": keys})
+    env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "minio-keys", "key": "rootUser"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "minio-keys", "key": "rootPassword"}
+    by_default = proxy_pod({**minio, "s3CredentialsSecret": {"name": "r2-keys"}})
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in by_default["spec"]["containers"][0]["env"]
+            if e["name"].startswith("AWS_")} == {"AWS_ACCESS_KEY_ID": "accessKeyId",
+                                                  "AWS_SECRET_ACCESS_KEY": "secretAccessKey"}
+    configmap = next(o for o in render_chart({"proxy": {**minio, "s3CredentialsSecret": keys}})
+                     if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("proxy"))
+    assert not any(key.startswith("AWS_") for key in configmap["data"])
+    hashes = [p["metadata"]["annotations"] for p in (without, pod, by_default)]
+    assert len({h["glimpse.dev/secrets-hash"] for h in hashes}) == 3
+    assert len({h["glimpse.dev/config-hash"] for h in hashes}) == 1
+    with pytest.raises(helm_python.HelmError, match=r"proxy\.s3CredentialsSecret is for s3:// storage only"):
+        proxy_pod({**copy.deepcopy(STANDALONE["proxy"]), "s3CredentialsSecret": keys})
+    for bad in ({"name": "Minio_Keys"}, {"name": "k", "accessKeyIdKey": "access key"}, {"name": "k", "token": "t"}):
+        with pytest.raises(helm_python.HelmError):
+            proxy_pod({**minio, "s3CredentialsSecret": bad})
+
+
 def test_helm_lint_is_clean() -> None:
     report = helm_python.lint(str(CHART), strict=True, kube_version="v1.30.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
