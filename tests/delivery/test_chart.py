@@ -576,6 +576,8 @@ def test_dockerfiles(dockerfile: str) -> None:
     final_stage = text.split("\nFROM ")[-1]
     # a non-root UID in group 0: OpenShift's arbitrary UID is in group 0 too, so what group 0 may write it may
     assert re.search(r"^USER\s+10001:0$", final_stage, re.MULTILINE), "non-root user, group 0, in the final image"
+    if dockerfile == "Dockerfile.operator":  # the image alone serves its own namespace (the CLI's default), never all
+        assert not re.search(r"^CMD\b", final_stage, re.MULTILINE) and "--all-namespaces" not in final_stage
     if dockerfile == "Dockerfile":  # the proxy writes its images under /data (an emptyDir in a pod, the image's own dir
         assert "chgrp -R 0 /data && chmod -R g=u /data" in final_stage  # under docker run)
     assert "HEALTHCHECK" not in text and "apt-get install" not in final_stage and "gcc" not in final_stage
