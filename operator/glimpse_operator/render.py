@@ -195,6 +195,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                         _secret_env("GLIMPSE_ELEVENLABS_API_KEY", el_ref["name"], el_ref["key"]),
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
+                        *s3_credentials_env(spec),
                     ],
                     "livenessProbe": probe,
                     "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
@@ -211,6 +212,16 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     if not spec["proxy"]["autoscaling"]["enabled"]:
         deployment_spec["replicas"] = replicas  # with an HPA, the HPA owns the replica count
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
+
+
+def s3_credentials_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """An S3 access key (MinIO, R2) from the Secret spec.images.s3CredentialsSecretRef names, as the variables of
+    the AWS chain boto3 reads. The kubelet reads that Secret, never the operator: no key passes through it."""
+    ref = spec["images"]["s3CredentialsSecretRef"]
+    if not ref["name"]:
+        return []  # the pod's own identity (IRSA, EKS Pod Identity)
+    return [_secret_env("AWS_ACCESS_KEY_ID", ref["name"], ref["accessKeyIdKey"]),
+            _secret_env("AWS_SECRET_ACCESS_KEY", ref["name"], ref["secretAccessKeyKey"])]
 
 
 def proxy_resources(spec: dict[str, Any]) -> dict[str, Any]:

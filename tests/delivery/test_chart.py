@@ -104,15 +104,6 @@ def test_dashboard_configmap_ships_the_dashboard_file() -> None:
     assert shipped == json.loads((CHART / "dashboards" / "glimpse.json").read_text())
 
 
-def test_chart_crds_are_the_manifests_crds() -> None:
-    """Edited in one place: each of the chart's CRDs links to manifests/crd (kubectl users apply that folder)."""
-    links = sorted((CHART / "crds").iterdir())
-    assert [link.name for link in links] == sorted(path.name for path in (ROOT / "manifests" / "crd").glob("*.yaml"))
-    for link in links:
-        assert link.is_symlink() and link.resolve() == ROOT / "manifests" / "crd" / link.name
-    assert (CHART / "crds" / "voiceagent.yaml").resolve() == ROOT / "manifests" / "crd" / "voiceagent.yaml"
-
-
 def test_kopf_peering_crds_are_kopfs() -> None:
     """As kopf ships them (its peering.yaml), so applying them where another kopf operator installed them changes
     nothing: names, scope and schema."""
@@ -347,6 +338,43 @@ def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, 
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
 
 
+def proxy_pod(proxy: dict[str, Any]) -> dict[str, Any]:
+    deployment = next(o for o in render_chart({"proxy": proxy})
+                      if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))
+    pod: dict[str, Any] = deployment["spec"]["template"]
+    return pod
+
+
+def test_s3_access_keys_come_from_an_existing_secret() -> None:
+    """proxy.s3CredentialsSecret (MinIO, R2): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secretKeyRefs the
+    kubelet resolves, never in the ConfigMap; a new Secret name rolls the pods; without it no AWS variable at all and
+    the same pod template as before the value existed (the pod's identity: IRSA, EKS Pod Identity)."""
+    minio = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice",
+             "s3EndpointUrl": "http://minio.storage:9000"}
+    without = proxy_pod(minio)
+    assert not any(e["name"].startswith("AWS_") for e in without["spec"]["containers"][0]["env"])
+    keys = {"name": "minio-keys", "accessKeyIdKey": "rootUser", "secretAccessKeyKey": "rootPassword"}
+    pod = proxy_pod({**minio, "s3CredentialsSecret": keys})
+    env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "minio-keys", "key": "rootUser"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "minio-keys", "key": "rootPassword"}
+    by_default = proxy_pod({**minio, "s3CredentialsSecret": {"name": "r2-keys"}})
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in by_default["spec"]["containers"][0]["env"]
+            if e["name"].startswith("AWS_")} == {"AWS_ACCESS_KEY_ID": "accessKeyId",
+                                                  "AWS_SECRET_ACCESS_KEY": "secretAccessKey"}
+    configmap = next(o for o in render_chart({"proxy": {**minio, "s3CredentialsSecret": keys}})
+                     if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("proxy"))
+    assert not any(key.startswith("AWS_") for key in configmap["data"])
+    hashes = [p["metadata"]["annotations"] for p in (without, pod, by_default)]
+    assert len({h["glimpse.dev/secrets-hash"] for h in hashes}) == 3
+    assert len({h["glimpse.dev/config-hash"] for h in hashes}) == 1
+    with pytest.raises(helm_python.HelmError, match=r"proxy\.s3CredentialsSecret is for s3:// storage only"):
+        proxy_pod({**copy.deepcopy(STANDALONE["proxy"]), "s3CredentialsSecret": keys})
+    for bad in ({"name": "Minio_Keys"}, {"name": "k", "accessKeyIdKey": "access key"}, {"name": "k", "token": "t"}):
+        with pytest.raises(helm_python.HelmError):
+            proxy_pod({**minio, "s3CredentialsSecret": bad})
+
+
 def test_helm_lint_is_clean() -> None:
     report = helm_python.lint(str(CHART), strict=True, kube_version="v1.30.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -548,6 +576,8 @@ def test_dockerfiles(dockerfile: str) -> None:
     final_stage = text.split("\nFROM ")[-1]
     # a non-root UID in group 0: OpenShift's arbitrary UID is in group 0 too, so what group 0 may write it may
     assert re.search(r"^USER\s+10001:0$", final_stage, re.MULTILINE), "non-root user, group 0, in the final image"
+    if dockerfile == "Dockerfile.operator":  # the image alone serves its own namespace (the CLI's default), never all
+        assert not re.search(r"^CMD\b", final_stage, re.MULTILINE) and "--all-namespaces" not in final_stage
     if dockerfile == "Dockerfile":  # the proxy writes its images under /data (an emptyDir in a pod, the image's own dir
         assert "chgrp -R 0 /data && chmod -R g=u /data" in final_stage  # under docker run)
     assert "HEALTHCHECK" not in text and "apt-get install" not in final_stage and "gcc" not in final_stage

@@ -77,7 +77,9 @@ CASES: dict[str, dict[str, Any]] = {
                                                                "targetActiveStreams": 15}},
     # S3-compatible storage at its own endpoint (MinIO, R2), inline delivery
     "replicas-redis-minio": {**BASE, "storage": "s3://glimpse-images/voice", "s3_endpoint": "http://minio:9000",
-                             "images": {**BASE["images"], "delivery": "inline"}},
+                             "images": {**BASE["images"], "delivery": "inline"},
+                             "s3_credentials": {"name": "minio-keys", "accessKeyIdKey": "rootUser",
+                                                "secretAccessKeyKey": "rootPassword"}},
     # every default on both sides: one replica, memory store, each pod's own disk, default resources and images;
     # TLS terminated in front of the ingress (no tlsSecretName), the public URL still https
     "one-replica-defaults": {**BASE, "provider": None, "base_url": None, "replicas": 1, "store": "memory://",
@@ -90,6 +92,7 @@ def chart_values(s: dict[str, Any]) -> dict[str, Any]:
     proxy: dict[str, Any] = {
         "enabled": True, "replicas": s["replicas"], "store": s["store"], "storage": s["storage"],
         **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
+        **({"s3CredentialsSecret": s["s3_credentials"]} if s.get("s3_credentials") else {}),
         "upstream": {"model": s["model"], "apiKeySecret": s["llm_secret"]},
         "elevenlabs": {"agentId": s["agent_id"], "apiKeySecret": s["elevenlabs_secret"]},
         "secrets": {"existingSecret": EXISTING_SECRET},
@@ -110,6 +113,7 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         "llm": {"model": s["model"], "apiKeySecretRef": s["llm_secret"]},
         "elevenlabs": {"apiKeySecretRef": s["elevenlabs_secret"]},
         "images": {"storage": s["storage"], **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
+                   **({"s3CredentialsSecretRef": s["s3_credentials"]} if s.get("s3_credentials") else {}),
                    **(s["images"] or {})},
         "ingress": {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
                     "annotations": s["annotations"]},

@@ -178,13 +178,22 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("args", "kopf_args"), [
-    ([], ["--all-namespaces"]),  # make run-operator: a local run, with your kubeconfig's rights
-    (["--all-namespaces"], ["--all-namespaces"]),  # Dockerfile.operator
+    # the operator image alone (no CMD), or make run-operator without NAMESPACE: its own namespace, never all of them
+    ([], ["--namespace=team-voice"]),
+    (["--standalone"], ["--namespace=team-voice", "--standalone"]),
+    (["--namespace=voice"], ["--namespace=voice"]),  # make run-operator NAMESPACE=voice
+    (["-n", "voice", "--standalone"], ["-n", "voice", "--standalone"]),
+    (["-nvoice"], ["-nvoice"]),
+    (["--all-namespaces"], ["--all-namespaces"]),  # asked for: operator.watchAllNamespaces
+    (["-A"], ["-A"]),
     (["--all-namespaces", "--standalone"], ["--all-namespaces", "--standalone"]),  # someone's own deployment
     (["--all-namespaces", "--peering=p", "--priority=7"], ["--all-namespaces", "--peering=p", "--priority=7"]),
 ])
-def test_without_a_subcommand_it_runs_kopf_as_before(monkeypatch: pytest.MonkeyPatch, args: list[str],
-                                                     kopf_args: list[str]) -> None:
+def test_without_a_subcommand_it_runs_kopf_in_the_namespaces_given_or_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], kopf_args: list[str]) -> None:
+    pod_namespace = tmp_path / "namespace"
+    pod_namespace.write_text("team-voice")  # as the kubelet mounts it beside the service account's token
+    monkeypatch.setattr(cli, "POD_NAMESPACE_FILE", pod_namespace)
     started: list[list[str]] = []
     monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
     monkeypatch.setattr(sys, "argv", ["glimpse-operator", *args])
@@ -205,3 +214,27 @@ def test_with_peering_each_replica_draws_its_own_priority(monkeypatch: pytest.Mo
     priorities = [arg for argv in started for arg in argv if arg.startswith("--priority=")]
     assert len(priorities) == 5 and len(set(priorities)) == 5
     assert all(argv[4:7] == chart_args for argv in started)
+
+
+@pytest.mark.parametrize(("context", "expected"), [
+    ({"cluster": "kind", "user": "me", "namespace": "voice"}, "voice"),
+    ({"cluster": "kind", "user": "me"}, "default"),
+    (None, "default"),  # no kubeconfig at all
+])
+def test_run_from_a_machine_it_serves_the_kubeconfig_contexts_namespace(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, context: dict[str, str] | None, expected: str) -> None:
+    monkeypatch.setattr(cli, "POD_NAMESPACE_FILE", tmp_path / "not-in-a-pod")
+    kubeconfig = tmp_path / "config"
+    if context is not None:
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+            "contexts": [{"name": "dev", "context": context}],
+            "clusters": [{"name": "kind", "cluster": {"server": "https://127.0.0.1:6443"}}],
+            "users": [{"name": "me", "user": {"token": "t"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    started: list[list[str]] = []
+    monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", ["glimpse-operator", "--peering=p", "--priority=1"])
+    assert cli.main() == 0
+    assert started == [["kopf", "run", "--module", "glimpse_operator.handlers", f"--namespace={expected}",
+                        "--peering=p", "--priority=1"]]
