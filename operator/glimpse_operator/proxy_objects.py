@@ -1,5 +1,6 @@
 """The proxy's Kubernetes objects of one VoiceAgent as they are: what exists under its name and whose it is, the
-secrets generated once and kept in its Secret, and applying what `render.py` wants."""
+secrets generated once and kept in its Secret, applying what `render.py` wants, and deleting the optional objects it
+no longer wants."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import KIND
-from .cluster import RESOURCES, Cluster, ClusterError, secret_values
+from .cluster import DELETED, RESOURCES, Cluster, ClusterError, secret_values
 from .render import SECRET_KEYS, controller_uid, object_name
 
 
@@ -60,16 +61,20 @@ def apply(cluster: Cluster, objects: Iterable[dict[str, Any]]) -> None:
             raise ApplyFailed(obj, exc) from exc
 
 
-def delete_unwanted_autoscaler(cluster: Cluster, existing: dict[str, dict[str, Any]],
-                               objects: list[dict[str, Any]], namespace: str, voice_agent: str) -> bool:
-    """Autoscaling was turned off (`objects` has no HPA, one exists): a forgotten HPA would keep setting the
-    Deployment's replicas, so it is deleted. True if it was."""
-    hpa = existing.get("HorizontalPodAutoscaler")
-    if hpa is None or any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
-        return False
-    try:
-        cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, object_name(voice_agent),
-                       uid=str(hpa["metadata"]["uid"]))
-    except ClusterError as exc:
-        raise ApplyFailed(hpa, exc) from exc
-    return True
+def delete_unwanted(cluster: Cluster, existing: dict[str, dict[str, Any]], objects: list[dict[str, Any]],
+                    namespace: str, voice_agent: str) -> list[str]:
+    """The optional objects (`DELETED`: an HPA, a NetworkPolicy) that exist but the spec no longer wants: a forgotten
+    HPA would keep setting the Deployment's replicas, a forgotten NetworkPolicy keep restricting pods it was turned
+    off for. Each is deleted (only if it is still the one read); the kinds deleted, by name."""
+    wanted = {o["kind"] for o in objects}
+    deleted = []
+    for api_version, kind in sorted(DELETED, key=lambda key: key[1]):
+        obj = existing.get(kind)
+        if obj is None or kind in wanted:
+            continue
+        try:
+            cluster.delete(api_version, kind, namespace, object_name(voice_agent), uid=str(obj["metadata"]["uid"]))
+        except ClusterError as exc:
+            raise ApplyFailed(obj, exc) from exc
+        deleted.append(kind)
+    return deleted

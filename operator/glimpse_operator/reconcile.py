@@ -36,7 +36,7 @@ from .locks import ObjectLocks
 from .proxy_objects import (
     ApplyFailed,
     apply,
-    delete_unwanted_autoscaler,
+    delete_unwanted,
     existing_objects,
     generated_secrets,
     ownership_conflict,
@@ -54,6 +54,7 @@ class Reconciler:
                  agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
+        self.network_defaults = settings.proxy_network_policy.as_spec()
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
@@ -138,13 +139,18 @@ class Reconciler:
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
-                                           digest) if o["kind"] != "Secret"]
+                                           digest, self.network_defaults) if o["kind"] != "Secret"]
         apply(self.cluster, objects)
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        if delete_unwanted_autoscaler(self.cluster, existing, objects, namespace, name):
+        deleted = delete_unwanted(self.cluster, existing, objects, namespace, name)
+        if "HorizontalPodAutoscaler" in deleted:
             events.normal("AutoscalerDeleted",
                           f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
                           f"runs {spec['proxy']['replicas']} replica(s).")
+        if "NetworkPolicy" in deleted:
+            events.normal("NetworkPolicyDeleted",
+                          f"Deleted NetworkPolicy {object_name(name)}: spec.networkPolicy.enabled is false, the "
+                          "proxy's pods take the namespace's other policies only.")
         return objects
 
     def refresh_availability(self, namespace: str, name: str, uid: str) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from glimpse.sizing import DecodeBudget, memory_limit_mib
 
 from . import GROUP, KIND, VERSION
+from .network_policy import network_policy_spec
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
 
 PORT = 8080
@@ -291,15 +293,29 @@ def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
         "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}
 
 
+def render_network_policy(body: dict[str, Any], spec: dict[str, Any],
+                          defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The proxy pods' NetworkPolicy (`network_policy.py`), spec.networkPolicy over the operator's `defaults`; None
+    when turned off."""
+    policy = network_policy_spec(selector(body["metadata"]["name"]), spec, PORT, METRICS_PORT, defaults)
+    if policy is None:
+        return None
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(body),
+            "spec": policy}
+
+
 def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
-                 proxy_image: str, secrets_digest: str = "") -> list[dict[str, Any]]:
-    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image. Without
-    autoscaling there is no HPA: the reconcile deletes one an earlier spec made."""
+                 proxy_image: str, secrets_digest: str = "",
+                 network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
+    `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
+    is no HPA, and with spec.networkPolicy.enabled false no NetworkPolicy: the reconcile deletes one an earlier spec
+    made."""
     objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
                render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
                render_ingress(body, spec), render_pdb(body)]
-    hpa = render_hpa(body, spec)
-    return objects + ([hpa] if hpa else [])
+    optional = (render_network_policy(body, spec, network_defaults), render_hpa(body, spec))
+    return objects + [obj for obj in optional if obj]
 
 
 def workspace_secret_name(namespace: str, name: str) -> str:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
+from glimpse_operator.settings import ProxyNetworkPolicy
 from tests import restricted_v2
 from tests.paths import ROOT
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
@@ -77,7 +78,7 @@ def test_rendered_objects_are_valid(case: str) -> None:
         for container in pod["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    expected = {"defaults": {"Role", "RoleBinding", "KopfPeering"},
+    expected = {"defaults": {"Role", "RoleBinding", "KopfPeering", "NetworkPolicy"},
                 "standalone-proxy": {"Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
@@ -141,7 +142,13 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"image": {"proxy": {"repository": f"glimpse/proxy@{DIGEST}"}}},
                 {"image": {"operator": {"digest": "sha256:abc"}}}, {"image": {"proxy": {"digest": DIGEST[7:]}}},
                 {"image": {"proxy": {"tag": "0.1.0@" + DIGEST}}}, {"global": {"imageRegistry": "https://mirror"}},
-                {"proxy": {"secrets": {"existingSecret": "Proxy_Secrets"}}}, {"proxy": {"secrets": {"checksum": 2}}}):
+                {"proxy": {"secrets": {"existingSecret": "Proxy_Secrets"}}}, {"proxy": {"secrets": {"checksum": 2}}},
+                # NetworkPolicy peers and rules as the API server takes them: an ipBlock alone, ports in range
+                {"proxy": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}},
+                {"proxy": {"networkPolicy": {"extraEgress": [{"ports": [{"port": 70000}]}]}}},
+                {"operator": {"proxyDefaults": {"networkPolicy": {"metricsFrom": ["prometheus"]}}}},
+                {"operator": {"networkPolicy": {"apiServer": {"ports": []}}}},
+                {"operator": {"networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1"]}}}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
@@ -327,14 +334,15 @@ def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[
 
 
 @pytest.mark.parametrize(("endpoint", "ports"), [
-    ("", {53, 443, 80, 6379}),
-    ("https://account.r2.cloudflarestorage.com", {53, 443, 80, 6379}),
-    ("http://minio.storage:9000", {53, 443, 80, 6379, 9000}),
-    ("https://minio.storage.svc.cluster.local:443", {53, 443, 80, 6379}),
+    ("", {53, 443, 6379}),
+    ("https://account.r2.cloudflarestorage.com", {53, 443, 6379}),
+    ("http://minio.storage:9000", {53, 443, 6379, 9000}),
+    ("http://minio.storage", {53, 80, 443, 6379}),
+    ("https://minio.storage.svc.cluster.local:443", {53, 443, 6379}),
 ])
 def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, ports: set[int]) -> None:
     proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint}
-    policy = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "NetworkPolicy")
+    policy = proxy_policy({"proxy": proxy})
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
 
 
@@ -375,6 +383,79 @@ def test_s3_access_keys_come_from_an_existing_secret() -> None:
             proxy_pod({**minio, "s3CredentialsSecret": bad})
 
 
+def proxy_policy(values: dict[str, Any]) -> dict[str, Any]:
+    policy: dict[str, Any] = next(o for o in render_chart(values) if o["kind"] == "NetworkPolicy"
+                                  and o["metadata"]["labels"]["app.kubernetes.io/component"] == "proxy")
+    return policy
+
+
+@pytest.mark.parametrize(("change", "ports"), [
+    ({}, [443, 6379]),
+    ({"store": "memory://", "storage": ""}, [443]),  # nothing but HTTPS: port 80 is no longer open by default
+    ({"store": "rediss://:pw@redis.data:6380/0"}, [443, 6380]),
+    ({"upstream": {"provider": "openai-compatible", "baseUrl": "http://vllm.models:8000/v1",
+                   "apiKeySecret": {"name": "openai"}}}, [443, 6379, 8000]),
+    ({"upstream": {"provider": "openai-compatible", "baseUrl": "http://ollama:11434/v1",
+                   "apiKeySecret": {"name": "openai"}}, "storage": "s3://bucket", "s3EndpointUrl": "http://minio"},
+     [80, 443, 6379, 11434]),  # in numeric order, as the operator's
+])
+def test_the_proxy_policy_opens_the_ports_of_its_own_urls(change: dict[str, Any], ports: list[int]) -> None:
+    """DNS, then TCP to 443 and the ports of the upstream's base URL, a redis:// store and the S3 endpoint: what the
+    operator's proxies get for the same settings (tests/delivery/test_proxy_parity.py)."""
+    policy = proxy_policy({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), **change}})
+    dns, tcp = policy["spec"]["egress"]
+    assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert tcp == {"ports": [{"port": port, "protocol": "TCP"} for port in ports]}
+
+
+OTLP = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}],
+        "ports": [{"port": 4317, "protocol": "TCP"}]}
+
+
+def test_the_proxy_policy_adds_extra_egress() -> None:
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "networkPolicy": {"extraEgress": [OTLP]}}
+    assert proxy_policy({"proxy": proxy})["spec"]["egress"][2:] == [OTLP]
+
+
+def operator_policy(values: dict[str, Any]) -> dict[str, Any] | None:
+    return next((o for o in operator_objects(values) if o["kind"] == "NetworkPolicy"), None)
+
+
+def test_the_operator_policy_lets_nothing_in_and_only_the_api_server_and_elevenlabs_out() -> None:
+    """kopf's liveness endpoint is probed by the kubelet, from the node, which policies never block: no ingress."""
+    policy = operator_policy({})
+    assert policy is not None
+    deployment = next(o for o in operator_objects({}) if o["kind"] == "Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
+    assert policy["spec"]["egress"] == [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]},
+        {"ports": [{"port": 443, "protocol": "TCP"}]}]
+
+    policy = operator_policy({"operator": {"elevenlabsBaseUrl": "http://elevenlabs-mock.test:8999", "networkPolicy": {
+        "apiServer": {"ports": [6443], "cidrs": ["10.0.0.1/32", "fd00::1/128"]}, "extraEgress": [OTLP]}}})
+    assert policy is not None
+    assert policy["spec"]["egress"][1:] == [
+        {"ports": [{"port": 6443, "protocol": "TCP"}],
+         "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "fd00::1/128"}}]},
+        {"ports": [{"port": 8999, "protocol": "TCP"}]}, OTLP]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert operator_policy({"operator": {"networkPolicy": {"enabled": False}}}) is None
+
+
+def test_the_operator_gets_the_proxies_policy_defaults_as_it_reads_them() -> None:
+    """operator.proxyDefaults.networkPolicy reaches the operator as GLIMPSE_PROXY_NETWORK_POLICY, which its settings
+    read back to the same values."""
+    defaults = {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}],
+                "metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}], "extraEgress": [OTLP]}
+    for values, expected in (({}, ProxyNetworkPolicy().as_spec()),
+                             ({"operator": {"proxyDefaults": {"networkPolicy": defaults}}}, defaults)):
+        env = {e["name"]: e.get("value") for e in operator_container(operator_objects(values))["env"]}
+        parsed = ProxyNetworkPolicy.model_validate_json(env["GLIMPSE_PROXY_NETWORK_POLICY"])
+        assert parsed.as_spec() == expected
+
+
 def test_helm_lint_is_clean() -> None:
     report = helm_python.lint(str(CHART), strict=True, kube_version="v1.30.0")
     assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -388,8 +469,9 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants is deleted
-        assert "delete" not in rule["verbs"] or rule["resources"] == ["horizontalpodautoscalers"]
+        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants, or a
+        # NetworkPolicy turned off, is deleted
+        assert "delete" not in rule["verbs"] or set(rule["resources"]) <= {RESOURCES[kind][1] for kind in DELETED}
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:

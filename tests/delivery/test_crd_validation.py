@@ -167,6 +167,14 @@ ACCEPTED = {
     "fallbacks": voice_agent(llm__fallbacks=[GEMINI_FALLBACK, {**GEMINI_FALLBACK, "name": "vllm",
                                                                "provider": "openai-compatible",
                                                                "baseUrl": "http://vllm:8000/v1"}]),
+    "network-policy-peers": voice_agent(networkPolicy={
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                         "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}},
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+        "metricsFrom": [{"podSelector": {}}],
+        "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]},
+                        {"ports": [{"port": "otlp-grpc"}, {"port": 3128, "endPort": 3130}]}]}),
+    "network-policy-off": voice_agent(networkPolicy={"enabled": False}),
 }
 
 # spec changes -> what the CEL rules say (every rule is refused by at least one case; a test checks)
@@ -218,6 +226,15 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "fallback-without-model": {"llm__fallbacks": [{"name": "g", "apiKeySecretRef": {"name": "gemini"}}]},
     "five-fallbacks": {"llm__fallbacks": [{**GEMINI_FALLBACK, "name": f"g{i}"} for i in range(5)]},
     "autoscaling-on-memory": {"proxy__autoscaling": {"enabled": True, "metric": "memory"}},
+    # NetworkPolicy peers as the API server takes them (else the reconcile's apply would fail, later)
+    "peer-ip-block-beside-a-selector": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"},
+                                                                           "podSelector": {}}]}},
+    "peer-empty": {"networkPolicy": {"metricsFrom": [{}]}},
+    "peer-a-string": {"networkPolicy": {"ingressFrom": ["ingress-nginx"]}},
+    "egress-port-protocol": {"networkPolicy": {"extraEgress": [{"ports": [{"port": 53, "protocol": "ICMP"}]}]}},
+    "selector-operator": {"networkPolicy": {"ingressFrom": [{"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "Equals", "values": ["a"]}]}}]}},
+    "network-policy-enabled-a-string": {"networkPolicy": {"enabled": "no"}},
 }
 
 

@@ -4,6 +4,7 @@ subcommand it runs kopf exactly as the chart, the Dockerfile and the Tiltfile st
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -27,12 +28,12 @@ from tests.paths import ROOT
 MUSEUM_GUIDE = ROOT / "manifests" / "examples" / "museum-guide.yaml"
 GEMINI_DEV = ROOT / "manifests" / "examples" / "gemini-dev.yaml"
 PROXY_IMAGE = "registry.test/glimpse/proxy:9.9.9"
-KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
+KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget", "NetworkPolicy"]
 
 
 @pytest.fixture(autouse=True)
 def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL"):
+    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY"):
         monkeypatch.delenv(name, raising=False)
     load_settings.cache_clear()
     yield
@@ -104,6 +105,17 @@ def test_render_opens_no_connection(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert [d["kind"] for d in rendered] == KUBERNETES_KINDS + [AGENT_KIND]
     assert rendered[-1]["spec"]["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == \
         "chat_completions"
+
+
+def test_render_shows_the_operators_network_policy_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The NetworkPolicy as the operator would apply it: GLIMPSE_PROXY_NETWORK_POLICY's peers (the chart's
+    operator.proxyDefaults.networkPolicy) where the VoiceAgent sets none."""
+    ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    monkeypatch.setenv("GLIMPSE_PROXY_NETWORK_POLICY", json.dumps({"ingressFrom": [ingress_nginx]}))
+    assert cli.main(["render", "-f", str(GEMINI_DEV)]) == 0
+    [policy] = [d for d in documents(capsys.readouterr().out) if d["kind"] == "NetworkPolicy"]
+    assert [rule.get("from") for rule in policy["spec"]["ingress"]] == [[ingress_nginx], None]
 
 
 def test_render_shows_an_adopted_agent_as_a_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,7 +35,8 @@ async def test_create_applies_objects_creates_agent_and_sets_status(
     patch, error = await run_reconcile(body, memo, cluster)
     assert error is None
     kinds = sorted(a.body["kind"] for a in cluster.applies)
-    assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
+    assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget",
+                            "NetworkPolicy"])
     assert all(a.field_manager == "glimpse-operator" and a.force for a in cluster.applies)
     status = patch["status"]
     assert status["agentId"] in elevenlabs.created_agents and status["agentCreated"] is True
