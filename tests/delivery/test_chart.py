@@ -645,16 +645,16 @@ def test_readme_says_what_the_operator_may_do() -> None:
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.operator"])
 def test_dockerfiles(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()
-    # the base images are build arguments, declared before the first FROM (global), each with a tag as its default:
-    # a release build passes the same image by digest, `--build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:…`
+    # the base images are build arguments, declared before the first FROM (global), each defaulting to a tag pinned by
+    # digest (a tag can be re-pushed, a digest cannot); a mirror passes its own, `--build-arg PYTHON_IMAGE=…`
     head, _, _ = text.partition("\nFROM ")
     defaults = dict(re.findall(r"^ARG\s+(\w+_IMAGE)=(\S+)$", head, re.MULTILINE))
     bases = [re.sub(r"^\$\{(\w+)\}$", lambda arg: defaults[arg.group(1)], base)
              for base in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)]
     assert len(bases) >= 2, "multi-stage"
     assert set(defaults) <= {"PYTHON_IMAGE", "NODE_IMAGE"} and defaults["PYTHON_IMAGE"] in bases
-    assert all(re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z-]+(@sha256:[0-9a-f]{64})?", base)
-               for base in bases), "pinned base tags (a digest allowed)"
+    assert all(re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z-]+@sha256:[0-9a-f]{64}", base)
+               for base in bases), "base images by tag and digest"
     final_stage = text.split("\nFROM ")[-1]
     # a non-root UID in group 0: OpenShift's arbitrary UID is in group 0 too, so what group 0 may write it may
     assert re.search(r"^USER\s+10001:0$", final_stage, re.MULTILINE), "non-root user, group 0, in the final image"
