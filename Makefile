@@ -85,9 +85,9 @@ run: $(STAMP)
 		|| echo "The page was not built (needs Node.js and npm): serving the API only."
 	$(BIN)/glimpse serve
 
-## run-operator: run the operator locally against the current kubeconfig
+## run-operator: run the operator locally against the current kubeconfig, serving NAMESPACE (default: the context's)
 run-operator: $(OPERATOR_STAMP)
-	$(BIN)/glimpse-operator
+	$(BIN)/glimpse-operator $(if $(NAMESPACE),--namespace=$(NAMESPACE))
 
 ## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
 test: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)

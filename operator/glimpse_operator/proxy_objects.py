@@ -1,5 +1,6 @@
 """The proxy's Kubernetes objects of one VoiceAgent as they are: what exists under its name and whose it is, the
-secrets generated once and kept in its Secret, and applying what `render.py` wants."""
+secrets generated once and kept in its Secret, applying what `render.py` wants, and deleting the optional objects it
+no longer wants."""
 
 from __future__ import annotations
 
@@ -79,13 +80,13 @@ def apply(cluster: Cluster, objects: Iterable[dict[str, Any]]) -> None:
 
 def delete_unwanted(cluster: Cluster, existing: dict[str, dict[str, Any]], objects: list[dict[str, Any]],
                     namespace: str, voice_agent: str) -> list[str]:
-    """The kinds the spec no longer asks for (`objects` has none, one exists) are deleted, and listed: an HPA after
-    autoscaling is turned off (it would keep setting the Deployment's replicas), an Ingress or an HTTPRoute after
-    spec.ingress or spec.httpRoute is removed (it would keep publishing the proxy). Only the one existing object of
-    the kind, by its uid."""
+    """The optional objects (`DELETED`) that exist but the spec no longer wants: a forgotten HPA would keep setting the
+    Deployment's replicas, a forgotten NetworkPolicy keep restricting pods it was turned off for, a forgotten Ingress or
+    HTTPRoute (spec.ingress, spec.httpRoute removed) keep publishing the proxy. Each is deleted (only if it is still
+    the one read); the kinds deleted, by name."""
     wanted = {o["kind"] for o in objects}
     deleted = []
-    for api_version, kind in sorted(DELETED):
+    for api_version, kind in sorted(DELETED, key=lambda key: key[1]):
         obj = existing.get(kind)
         if obj is None or kind in wanted:
             continue

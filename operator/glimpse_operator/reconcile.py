@@ -54,6 +54,7 @@ class Reconciler:
                  agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
+        self.network_defaults = settings.proxy_network_policy.as_spec()
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
@@ -139,7 +140,7 @@ class Reconciler:
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
-                                           digest) if o["kind"] != "Secret"]
+                                           digest, self.network_defaults) if o["kind"] != "Secret"]
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         # the unwanted go first: an Ingress replaced by an HTTPRoute is gone even where the route cannot be made yet
         for kind in delete_unwanted(self.cluster, existing, objects, namespace, name):
@@ -185,6 +186,9 @@ _DELETED_EVENTS: dict[str, Callable[[str, dict[str, Any]], tuple[str, str]]] = {
     "HorizontalPodAutoscaler": lambda name, spec: (
         "AutoscalerDeleted", f"Deleted HorizontalPodAutoscaler {name}: autoscaling is off, the Deployment runs "
                              f"{spec['proxy']['replicas']} replica(s)."),
+    "NetworkPolicy": lambda name, spec: (
+        "NetworkPolicyDeleted", f"Deleted NetworkPolicy {name}: spec.networkPolicy.enabled is false, the proxy's pods "
+                                "take the namespace's other policies only."),
     "Ingress": lambda name, spec: (
         "IngressDeleted", f"Deleted Ingress {name}: spec.ingress was removed, ElevenLabs calls {public_url(spec)}."),
     "HTTPRoute": lambda name, spec: (

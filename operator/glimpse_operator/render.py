@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from glimpse.sizing import DecodeBudget, memory_limit_mib
 
 from . import GROUP, KIND, VERSION
+from .network_policy import network_policy_spec
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
 
 PORT = 8080
@@ -195,6 +197,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                         _secret_env("GLIMPSE_ELEVENLABS_API_KEY", el_ref["name"], el_ref["key"]),
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
+                        *s3_credentials_env(spec),
                     ],
                     "livenessProbe": probe,
                     "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
@@ -211,6 +214,16 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     if not spec["proxy"]["autoscaling"]["enabled"]:
         deployment_spec["replicas"] = replicas  # with an HPA, the HPA owns the replica count
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
+
+
+def s3_credentials_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """An S3 access key (MinIO, R2) from the Secret spec.images.s3CredentialsSecretRef names, as the variables of
+    the AWS chain boto3 reads. The kubelet reads that Secret, never the operator: no key passes through it."""
+    ref = spec["images"]["s3CredentialsSecretRef"]
+    if not ref["name"]:
+        return []  # the pod's own identity (IRSA, EKS Pod Identity)
+    return [_secret_env("AWS_ACCESS_KEY_ID", ref["name"], ref["accessKeyIdKey"]),
+            _secret_env("AWS_SECRET_ACCESS_KEY", ref["name"], ref["secretAccessKeyKey"])]
 
 
 def proxy_resources(spec: dict[str, Any]) -> dict[str, Any]:
@@ -304,13 +317,27 @@ def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
         "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}
 
 
+def render_network_policy(body: dict[str, Any], spec: dict[str, Any],
+                          defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The proxy pods' NetworkPolicy (`network_policy.py`), spec.networkPolicy over the operator's `defaults`; None
+    when turned off."""
+    policy = network_policy_spec(selector(body["metadata"]["name"]), spec, PORT, METRICS_PORT, defaults)
+    if policy is None:
+        return None
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(body),
+            "spec": policy}
+
+
 def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
-                 proxy_image: str, secrets_digest: str = "") -> list[dict[str, Any]]:
-    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image. Without
-    autoscaling there is no HPA, without spec.ingress no Ingress, without spec.httpRoute no HTTPRoute: the reconcile
-    deletes one an earlier spec made. The HTTPRoute comes last: where the Gateway API's CRDs are missing, everything
-    else is in place when its apply fails."""
-    optional = [render_ingress(body, spec), render_pdb(body), render_hpa(body, spec), render_httproute(body, spec)]
+                 proxy_image: str, secrets_digest: str = "",
+                 network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
+    `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
+    is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
+    spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. The HTTPRoute comes last: where the
+    Gateway API's CRDs are missing, everything else is in place when its apply fails."""
+    optional = (render_ingress(body, spec), render_pdb(body), render_network_policy(body, spec, network_defaults),
+                render_hpa(body, spec), render_httproute(body, spec))
     return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
             render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
             *(o for o in optional if o is not None)]

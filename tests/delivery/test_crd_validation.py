@@ -127,6 +127,9 @@ AUTOSCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}
 STORE_ERROR = ".spec.proxy.store: more than one proxy replica (or autoscaling) needs a conversation store"
 STORAGE_ERROR = ".spec.images.storage: more than one proxy replica (or autoscaling) needs image storage"
 S3_ENDPOINT_ERROR = ".spec.images.s3EndpointUrl: spec.images.s3EndpointUrl is for s3:// storage only"
+S3_CREDENTIALS_ERROR = (".spec.images.s3CredentialsSecretRef: spec.images.s3CredentialsSecretRef is for s3:// storage "
+                        "only")
+MINIO_KEYS = {"name": "minio-keys", "accessKeyIdKey": "rootUser", "secretAccessKeyKey": "rootPassword"}
 BASE_URL_ERROR = ".spec.llm.baseUrl: spec.llm.baseUrl is required when spec.llm.provider is openai-compatible"
 NAME_ERROR = ": metadata.name has 60 characters, at most 55 are allowed"
 RESOURCE_NAMES_ERROR = ".spec.proxy.resources.{}: the proxy's resources are cpu, memory and ephemeral-storage"
@@ -149,6 +152,10 @@ ACCEPTED = {
                                          images__storage="s3://glimpse-images/voice"),
     "autoscaled-redis-minio": voice_agent(proxy__autoscaling=AUTOSCALING, proxy__store="redis://redis:6379/0",
                                           images__storage="s3://glimpse", images__s3EndpointUrl="http://minio:9000"),
+    "minio-with-access-keys": voice_agent(images__storage="s3://glimpse", images__s3EndpointUrl="http://minio:9000",
+                                          images__s3CredentialsSecretRef=MINIO_KEYS),
+    "s3-access-keys-default-key-names": voice_agent(images__storage="s3://glimpse",
+                                                    images__s3CredentialsSecretRef={"name": "r2-keys"}),
     "openai-compatible-with-base-url": voice_agent(llm__provider="openai-compatible",
                                                    llm__baseUrl="http://vllm.models:8000/v1"),
     "gemini-without-base-url": voice_agent(llm__provider="gemini", llm__model="gemini-2.5-flash"),
@@ -163,6 +170,14 @@ ACCEPTED = {
     "fallbacks": voice_agent(llm__fallbacks=[GEMINI_FALLBACK, {**GEMINI_FALLBACK, "name": "vllm",
                                                                "provider": "openai-compatible",
                                                                "baseUrl": "http://vllm:8000/v1"}]),
+    "network-policy-peers": voice_agent(networkPolicy={
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                         "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}},
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+        "metricsFrom": [{"podSelector": {}}],
+        "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]},
+                        {"ports": [{"port": "otlp-grpc"}, {"port": 3128, "endPort": 3130}]}]}),
+    "network-policy-off": voice_agent(networkPolicy={"enabled": False}),
 }
 
 # spec changes -> what the CEL rules say (every rule is refused by at least one case; a test checks)
@@ -177,6 +192,9 @@ REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "two-replicas-s3-only": ({"proxy__replicas": 2, "images__storage": "s3://bucket/glimpse"}, [STORE_ERROR]),
     "s3-endpoint-without-s3": ({"images__storage": "gs://bucket", "images__s3EndpointUrl": "http://minio:9000"},
                                [S3_ENDPOINT_ERROR]),
+    "s3-credentials-without-s3": ({"images__storage": "gs://bucket", "images__s3CredentialsSecretRef": MINIO_KEYS},
+                                  [S3_CREDENTIALS_ERROR]),
+    "s3-credentials-on-local-disk": ({"images__s3CredentialsSecretRef": {"name": "r2-keys"}}, [S3_CREDENTIALS_ERROR]),
     "autoscaling-memory": ({"proxy__autoscaling": AUTOSCALING}, [STORAGE_ERROR, STORE_ERROR]),
     "autoscaling-min-above-max": ({"proxy__autoscaling": {**AUTOSCALING, "minReplicas": 7}, **SHARED},
                                   [AUTOSCALING_ERROR]),
@@ -206,6 +224,9 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "s3-without-bucket": {"images__storage": "s3://"},
     "s3-bucket-not-a-bucket-name": {"images__storage": "s3://My_Bucket/glimpse"},
     "s3-endpoint-not-http": {"images__storage": "s3://bucket", "images__s3EndpointUrl": "minio:9000"},
+    # a Secret's data keys are [-._a-zA-Z0-9]+ (Kubernetes' IsConfigMapKey): a pod naming another never starts
+    "s3-credentials-key-not-a-secret-key": {"images__storage": "s3://bucket", "images__s3CredentialsSecretRef": {
+        "name": "keys", "accessKeyIdKey": "access key"}},
     "fallback-without-model": {"llm__fallbacks": [{"name": "g", "apiKeySecretRef": {"name": "gemini"}}]},
     "five-fallbacks": {"llm__fallbacks": [{**GEMINI_FALLBACK, "name": f"g{i}"} for i in range(5)]},
     "autoscaling-on-memory": {"proxy__autoscaling": {"enabled": True, "metric": "memory"}},
@@ -219,6 +240,15 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
                                              "hostnames": ["voice.example.org"]}},
     "route-33-parents": {"httpRoute": {"parentRefs": [{"name": f"gw{i}"} for i in range(33)],
                                        "hostnames": ["voice.example.org"]}},
+    # NetworkPolicy peers as the API server takes them (else the reconcile's apply would fail, later)
+    "peer-ip-block-beside-a-selector": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"},
+                                                                           "podSelector": {}}]}},
+    "peer-empty": {"networkPolicy": {"metricsFrom": [{}]}},
+    "peer-a-string": {"networkPolicy": {"ingressFrom": ["ingress-nginx"]}},
+    "egress-port-protocol": {"networkPolicy": {"extraEgress": [{"ports": [{"port": 53, "protocol": "ICMP"}]}]}},
+    "selector-operator": {"networkPolicy": {"ingressFrom": [{"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "Equals", "values": ["a"]}]}}]}},
+    "network-policy-enabled-a-string": {"networkPolicy": {"enabled": "no"}},
 }
 
 
@@ -354,7 +384,8 @@ def test_every_rule_is_what_the_api_server_accepts(path: str, node: dict[str, An
 
 # --- defaults --------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["minimal", "two-replicas-redis-gcs", "resources", "autoscaled-redis-gcs"])
+@pytest.mark.parametrize("case", ["minimal", "two-replicas-redis-gcs", "resources", "autoscaled-redis-gcs",
+                                  "minio-with-access-keys", "s3-access-keys-default-key-names"])
 def test_the_operator_defaults_exactly_as_the_api_server_does(case: str) -> None:
     """spec.DEFAULTS (used by `glimpse-operator render`, which reads files no API server has seen) is the CRD's."""
     spec = ACCEPTED[case]["spec"]

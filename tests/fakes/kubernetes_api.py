@@ -10,8 +10,9 @@ managers); no strategic merge patch; no label or field selectors.
 Failures a test wants: `refuse_apply[kind] = (status, message)` (an admission webhook or a policy refusing that
 kind), `fail_next(method, path, status)` (the next such request fails once, e.g. the operator "dies" before a
 status write), and the API server's own validation of container resource quantities (a 422, as for a bad
-`proxy.resources`). The Gateway API's HTTPRoute is served as where its CRD is installed; `gateway_api=False` is a
-cluster without it, where its paths are 404s as for any resource the server does not know.
+`proxy.resources`) and of NetworkPolicy peers and ports (`network_policy_problem`). The Gateway API's HTTPRoute is
+served as where its CRD is installed; `gateway_api=False` is a cluster without it, where its paths are 404s as for
+any resource the server does not know.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import ipaddress
 import itertools
 import json
 import re
@@ -57,6 +59,7 @@ KINDS = (
     Kind("/apis/policy/v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     Kind("/apis/autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     Kind("/apis/gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute"),  # the Gateway API's CRD (status: yes)
+    Kind("/apis/networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", has_status=False),
     Kind("/apis/glimpse.dev/v1alpha1", "voiceagents", "VoiceAgent"),
     Kind("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False),
     Kind("/api/v1", "namespaces", "Namespace", namespaced=False),  # last: /api/v1/namespaces/x/... are others'
@@ -532,6 +535,8 @@ class FakeKubernetes:
             return _status(code, message, "Forbidden" if code == 403 else "Invalid")
         if target.kind.kind == "HTTPRoute" and (problem := _httproute_problem(body)):
             return _status(422, f'HTTPRoute.gateway.networking.k8s.io "{target.name}" is invalid: {problem}', "Invalid")
+        if target.kind.kind == "NetworkPolicy" and (problem := network_policy_problem(body.get("spec") or {})):
+            return _status(422, f'NetworkPolicy.networking.k8s.io "{target.name}" is invalid: {problem}', "Invalid")
         containers = (((body.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         for index, container in enumerate(containers):
             for section in ("requests", "limits"):
@@ -556,6 +561,42 @@ def _httproute_problem(body: dict[str, Any]) -> str | None:
             # BackendRef's x-kubernetes-validations: "Must have port for Service reference"
             if backend.get("kind", "Service") == "Service" and not backend.get("group") and "port" not in backend:
                 return f"spec.rules[{i}].backendRefs[{j}]: Invalid value: Must have port for Service reference"
+    return None
+
+
+def network_policy_problem(spec: dict[str, Any]) -> str | None:
+    """What the API server refuses in a NetworkPolicy's spec, as far as the operator could get it wrong
+    (k8s.io/kubernetes/pkg/apis/networking/validation/validation.go, ValidateNetworkPolicySpec), else None."""
+    for index, kind in enumerate(spec.get("policyTypes") or []):
+        if kind not in ("Ingress", "Egress"):  # ValidateNetworkPolicySpec: policyTypes are Ingress or Egress
+            return f'spec.policyTypes[{index}]: Unsupported value: "{kind}"'
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or []):
+            for j, port in enumerate(rule.get("ports") or []):
+                where = f"spec.{direction}[{i}].ports[{j}]"
+                number = port.get("port")
+                # ValidateNetworkPolicyPort: protocol TCP, UDP or SCTP; a numeric port within 1-65535; endPort only
+                # after a numeric port, and not below it
+                if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+                    return f'{where}.protocol: Unsupported value: "{port["protocol"]}"'
+                if isinstance(number, int) and not 1 <= number <= 65535:
+                    return f"{where}.port: Invalid value: {number}: must be between 1 and 65535, inclusive"
+                if "endPort" in port and not (isinstance(number, int) and port["endPort"] >= number):
+                    return f"{where}.endPort: Invalid value: {port['endPort']}: must be a number not below port"
+            for j, peer in enumerate(rule.get(peers_key) or []):
+                where = f"spec.{direction}[{i}].{peers_key}[{j}]"
+                given = [key for key in ("podSelector", "namespaceSelector", "ipBlock") if key in peer]
+                # ValidateNetworkPolicyPeer: at least one peer; an ipBlock alone
+                if not given:
+                    return f"{where}: Required value: must specify a peer"
+                if "ipBlock" in given and len(given) > 1:
+                    return f"{where}: Forbidden: may not specify both ipBlock and another peer"
+                if "ipBlock" in peer:
+                    cidr = str(peer["ipBlock"].get("cidr", ""))
+                    try:  # ValidateIPBlock: cidr is a valid CIDR
+                        ipaddress.ip_network(cidr, strict=False)
+                    except ValueError:
+                        return f'{where}.ipBlock.cidr: Invalid value: "{cidr}": must be a valid CIDR'
     return None
 
 

@@ -95,12 +95,12 @@ async def start_cluster() -> FakeKubernetes:
     return fake
 
 
-def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
+def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, **settings_given: Any) -> kopf.Memo:
     """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
-    operator that restarted has)."""
+    operator that restarted has); `settings_given`: other OperatorSettings fields."""
     configuration = k8s.Configuration(host=cluster.base_url)
     configuration.api_key = {"BearerToken": "Bearer test-token"}
-    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url)
+    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url, **settings_given)
     memo = kopf.Memo()
     memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
     return memo

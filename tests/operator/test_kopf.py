@@ -56,6 +56,7 @@ current-context: fake
     monkeypatch.setattr(k8s.Configuration, "_default", None)  # load_kube_config sets the process-wide default
     monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
     monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
+    monkeypatch.delenv("GLIMPSE_PROXY_NETWORK_POLICY", raising=False)
     load_settings.cache_clear()
     monkeypatch.setattr(handlers, "RETRY_DELAY_SECONDS", 0.05)  # 0.05 s, 0.1 s, 0.2 s …: the same steps, faster
     yield
@@ -171,6 +172,11 @@ def template_annotation(cluster: FakeKubernetes, key: str) -> str:
 
 
 HPA = "/apis/autoscaling/v2/namespaces/voice/horizontalpodautoscalers/glimpse-museum-guide"
+NETWORK_POLICY = "/apis/networking.k8s.io/v1/namespaces/voice/networkpolicies/glimpse-museum-guide"
+
+
+def deployment_selector(cluster: FakeKubernetes) -> dict[str, dict[str, str]]:
+    return {"matchLabels": cluster.objects[DEPLOYMENT]["spec"]["selector"]["matchLabels"]}
 OPENAI_SECRET = "/api/v1/namespaces/voice/secrets/openai"
 
 
@@ -178,8 +184,8 @@ OPENAI_SECRET = "/api/v1/namespaces/voice/secrets/openai"
 async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs
                                                           ) -> None:
     """Without waiting for the 5-minute drift timer: READY follows the proxy's rollout, a rotated key rolls the pods,
-    a proxy Deployment deleted by hand comes back, an HPA autoscaling no longer wants is deleted, and deleting the
-    VoiceAgent garbage-collects what it owned."""
+    a proxy Deployment deleted by hand comes back, an HPA autoscaling no longer wants is deleted, so is a NetworkPolicy
+    turned off, and deleting the VoiceAgent garbage-collects what it owned (the NetworkPolicy too)."""
     body = stored(cluster, voice_agent())
     path = voice_agent_path(body)
     runner = KopfRunner(KOPF_RUN, timeout=30)
@@ -215,6 +221,14 @@ async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernete
         await until(lambda: HPA not in cluster.objects)
         assert cluster.objects[DEPLOYMENT]["spec"]["replicas"] == 1
         assert "AutoscalerDeleted" in reasons(cluster, "Normal")
+
+        # the proxy's NetworkPolicy, made with the rest; turned off it is deleted, turned on made again
+        assert cluster.objects[NETWORK_POLICY]["spec"]["podSelector"] == deployment_selector(cluster)
+        stored(cluster, {**current(cluster, body), "spec": voice_agent(networkPolicy={"enabled": False})["spec"]})
+        await until(lambda: NETWORK_POLICY not in cluster.objects)
+        assert "NetworkPolicyDeleted" in reasons(cluster, "Normal")
+        stored(cluster, {**current(cluster, body), "spec": voice_agent()["spec"]})
+        await until(lambda: NETWORK_POLICY in cluster.objects)
 
         cluster.delete(path)
         await until(lambda: path not in cluster.objects)

@@ -118,6 +118,28 @@ def test_s3_storage_and_its_endpoint_reach_the_proxy_only_when_set() -> None:
         assert "GLIMPSE_S3_ENDPOINT_URL" not in str(rendered)
 
 
+def test_s3_access_keys_come_from_the_named_secret_through_the_kubelet() -> None:
+    """spec.images.s3CredentialsSecretRef: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secretKeyRefs the kubelet
+    resolves (the operator never reads that Secret: no key in the ConfigMap, none in what it hashes); without it, no
+    AWS variable at all (the pod's identity: IRSA, EKS Pod Identity)."""
+    def env(**changes: Any) -> dict[str, Any]:
+        body = voice_agent(**MATRIX["s3-minio-redis"], **changes)
+        objects = {o["kind"]: o
+                   for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)}
+        assert not any(key.startswith("AWS_") for key in objects["ConfigMap"]["data"])
+        return {e["name"]: e.get("valueFrom", {}).get("secretKeyRef")
+                for e in objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    named = env(images__s3CredentialsSecretRef={"name": "minio-keys", "accessKeyIdKey": "rootUser",
+                                                "secretAccessKeyKey": "rootPassword"})
+    assert named["AWS_ACCESS_KEY_ID"] == {"name": "minio-keys", "key": "rootUser"}
+    assert named["AWS_SECRET_ACCESS_KEY"] == {"name": "minio-keys", "key": "rootPassword"}
+    by_default = env(images__s3CredentialsSecretRef={"name": "r2-keys"})
+    assert by_default["AWS_ACCESS_KEY_ID"] == {"name": "r2-keys", "key": "accessKeyId"}
+    assert by_default["AWS_SECRET_ACCESS_KEY"] == {"name": "r2-keys", "key": "secretAccessKey"}
+    assert not any(name.startswith("AWS_") for name in env())
+
+
 def test_metrics_beside_the_api_not_through_the_ingress_the_drain_inside_the_grace_the_ingress_trusted() -> None:
     body = voice_agent(**MATRIX["gcs-redis-tls"])
     objects = {o["kind"]: o

@@ -12,7 +12,7 @@ from glimpse_operator import cli, handlers
 from glimpse_operator.reconcile import Reconciler
 from glimpse_operator.settings import ConfigError, OperatorSettings, load_settings
 
-VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL")
+VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY")
 
 
 @pytest.fixture(autouse=True)
