@@ -12,9 +12,12 @@ from typing import Any
 
 import kopf
 import pytest
+import yaml
 from kubernetes import client as k8s
 
+from glimpse_operator import cli
 from glimpse_operator.cluster import Cluster, ClusterError
+from glimpse_operator.dry_run import AGENT_KIND
 from glimpse_operator.render import render_httproute
 from glimpse_operator.spec import InvalidSpec, check_required, with_defaults
 from tests.fakes.elevenlabs_api import FakeElevenLabs
@@ -31,6 +34,7 @@ from tests.operator.support import (
     voice_agent,
     written_voice_agent,
 )
+from tests.paths import ROOT
 
 ROUTE = "/apis/gateway.networking.k8s.io/v1/namespaces/voice/httproutes/glimpse-museum-guide"
 INGRESS = "/apis/networking.k8s.io/v1/namespaces/voice/ingresses/glimpse-museum-guide"
@@ -181,3 +185,14 @@ def operator_route_object() -> dict[str, Any]:
     route = render_httproute(body, with_defaults(body["spec"]))
     assert route is not None
     return route
+
+
+def test_the_dry_run_shows_the_route_and_the_url_on_its_hostname(capsys: pytest.CaptureFixture[str]) -> None:
+    """`glimpse-operator render` on manifests/examples/gateway-api.yaml: the HTTPRoute last of the objects, no Ingress,
+    and the agent's custom LLM on the route's hostname."""
+    assert cli.main(["render", "-f", str(ROOT / "manifests" / "examples" / "gateway-api.yaml")]) == 0
+    documents = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    kinds = [d["kind"] for d in documents]
+    assert "Ingress" not in kinds and kinds[kinds.index("HTTPRoute") + 1:] == [AGENT_KIND]
+    custom_llm = documents[-1]["spec"]["conversation_config"]["agent"]["prompt"]["custom_llm"]
+    assert custom_llm["url"] == "https://voice.example.com/v1"
