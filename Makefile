@@ -136,7 +136,7 @@ lock: $(TEST_STAMP)
 test-proxy: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/proxy
 
-test-operator: $(TEST_STAMP)
+test-operator: $(TEST_STAMP) $(GATEWAY_API_DEPS)
 	$(BIN)/python -m pytest tests/operator
 
 test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS)
