@@ -10,15 +10,30 @@ from typing import Any
 
 from . import KIND
 from .cluster import DELETED, RESOURCES, Cluster, ClusterError, secret_values
-from .render import SECRET_KEYS, controller_uid, object_name
+from .render import GATEWAY_API_VERSION, SECRET_KEYS, controller_uid, object_name
 
 
 class ApplyFailed(Exception):
-    """The API server refused (or never answered) the apply, or the deletion, of one object."""
+    """The API server refused (or never answered) the apply, or the deletion, of one object; `reason` is the
+    condition's."""
+
+    reason = "ApplyFailed"
 
     def __init__(self, obj: dict[str, Any], error: ClusterError) -> None:
         what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
         super().__init__(f"Could not apply {what}: {error.message} (HTTP {error.status or 'no answer'}).")
+
+
+class GatewayAPIMissing(ApplyFailed):
+    """spec.httpRoute on a cluster without the Gateway API's HTTPRoute CRD: its resource path is a 404."""
+
+    reason = "GatewayAPIMissing"
+
+    def __init__(self, obj: dict[str, Any], error: ClusterError) -> None:
+        super().__init__(obj, error)
+        self.args = (f"spec.httpRoute needs the Gateway API's HTTPRoute ({GATEWAY_API_VERSION}), which this cluster "
+                     "does not serve: install the Gateway API CRDs (the standard channel), or remove spec.httpRoute "
+                     "and use spec.ingress. Everything else is applied.",)
 
 
 def existing_objects(cluster: Cluster, namespace: str, voice_agent: str) -> dict[str, dict[str, Any]]:
@@ -58,14 +73,17 @@ def apply(cluster: Cluster, objects: Iterable[dict[str, Any]]) -> None:
         try:
             cluster.apply(obj)
         except ClusterError as exc:
+            if exc.status == 404 and obj["apiVersion"] == GATEWAY_API_VERSION:
+                raise GatewayAPIMissing(obj, exc) from exc
             raise ApplyFailed(obj, exc) from exc
 
 
 def delete_unwanted(cluster: Cluster, existing: dict[str, dict[str, Any]], objects: list[dict[str, Any]],
                     namespace: str, voice_agent: str) -> list[str]:
-    """The optional objects (`DELETED`: an HPA, a NetworkPolicy) that exist but the spec no longer wants: a forgotten
-    HPA would keep setting the Deployment's replicas, a forgotten NetworkPolicy keep restricting pods it was turned
-    off for. Each is deleted (only if it is still the one read); the kinds deleted, by name."""
+    """The optional objects (`DELETED`) that exist but the spec no longer wants: a forgotten HPA would keep setting the
+    Deployment's replicas, a forgotten NetworkPolicy keep restricting pods it was turned off for, a forgotten Ingress or
+    HTTPRoute (spec.ingress, spec.httpRoute removed) keep publishing the proxy. Each is deleted (only if it is still
+    the one read); the kinds deleted, by name."""
     wanted = {o["kind"] for o in objects}
     deleted = []
     for api_version, kind in sorted(DELETED, key=lambda key: key[1]):

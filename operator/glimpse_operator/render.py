@@ -243,12 +243,17 @@ def proxy_memory_limit(spec: dict[str, Any]) -> str:
 def render_service(body: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(body), "spec": {
         "type": "ClusterIP", "selector": selector(body["metadata"]["name"]),
-        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
                   {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}]}}
 
 
-def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    ingress = spec["ingress"]
+SERVICE_PORT = 80  # the Service's port named http, in front of the pods' PORT
+
+
+def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    ingress = spec.get("ingress")
+    if not ingress:
+        return None
     rule = {"host": ingress["host"], "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
         "service": {"name": object_name(body["metadata"]["name"]), "port": {"name": "http"}}}}]}}
     ingress_spec: dict[str, Any] = {"rules": [rule]}
@@ -260,6 +265,25 @@ def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]
     if ingress["annotations"]:
         metadata["annotations"] = dict(ingress["annotations"])
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": ingress_spec}
+
+
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+def render_httproute(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A Gateway API HTTPRoute from the team's Gateway(s) (`spec.httpRoute.parentRefs`, as given) to the Service's API
+    port, for the route's hostnames: everything under / as the Ingress routes it, never the metrics port."""
+    route = spec.get("httpRoute")
+    if not route:
+        return None
+    rule = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [{"name": object_name(body["metadata"]["name"]), "port": SERVICE_PORT}]}
+    metadata = _metadata(body)
+    if route["annotations"]:
+        metadata["annotations"] = dict(route["annotations"])
+    return {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute", "metadata": metadata, "spec": {
+        "parentRefs": [dict(ref) for ref in route["parentRefs"]], "hostnames": list(route["hostnames"]),
+        "rules": [rule]}}
 
 
 def render_pdb(body: dict[str, Any]) -> dict[str, Any]:
@@ -309,13 +333,14 @@ def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secr
                  network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
     `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
-    is no HPA, and with spec.networkPolicy.enabled false no NetworkPolicy: the reconcile deletes one an earlier spec
-    made."""
-    objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
-               render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
-               render_ingress(body, spec), render_pdb(body)]
-    optional = (render_network_policy(body, spec, network_defaults), render_hpa(body, spec))
-    return objects + [obj for obj in optional if obj]
+    is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
+    spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. The HTTPRoute comes last: where the
+    Gateway API's CRDs are missing, everything else is in place when its apply fails."""
+    optional = (render_ingress(body, spec), render_pdb(body), render_network_policy(body, spec, network_defaults),
+                render_hpa(body, spec), render_httproute(body, spec))
+    return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
+            render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
+            *(o for o in optional if o is not None)]
 
 
 def workspace_secret_name(namespace: str, name: str) -> str:
@@ -334,7 +359,7 @@ def owner_tag(uid: str) -> str:
 
 def desired_agent(spec: dict[str, Any], workspace_secret_id: str, owner_uid: str | None = None) -> dict[str, Any]:
     """The ElevenLabs agent body (created, or PATCHed whole): its custom LLM is this VoiceAgent's proxy behind the
-    ingress, and it lets the page's sessions through as the page starts them."""
+    HTTPRoute or the Ingress (`spec.public_url`), and it lets the page's sessions through as the page starts them."""
     agent = spec["agent"]
     custom_llm = {
         "url": public_url(spec) + "/v1",  # ElevenLabs appends /chat/completions or /responses

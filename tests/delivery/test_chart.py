@@ -23,6 +23,7 @@ import yaml
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
 from glimpse_operator.settings import ProxyNetworkPolicy
 from tests import restricted_v2
+from tests.gateway_api import route_errors
 from tests.paths import ROOT
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
 
@@ -46,6 +47,11 @@ VALUES: dict[str, dict[str, Any]] = {
     # a Pods metric (glimpse_active_streams via prometheus-adapter): the HPA's schema checks its shape
     "autoscaled-on-active-streams": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "autoscaling": {
         "enabled": True, "metric": "activeStreams", "targetActiveStreams": 30}}},
+    # the Gateway API's HTTPRoute instead of the Ingress (the route's CRD schema checks it: tests/gateway_api.py)
+    "gateway-route": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "httpRoute": {
+        "enabled": True, "parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
+        "hostnames": ["voice.example.com"], "labels": {"team": "voice"},
+        "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}}},
 }
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
 
@@ -64,6 +70,9 @@ def test_rendered_objects_are_valid(case: str) -> None:
     for obj in objects:
         if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
             assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "metrics"
+            continue
+        if obj["kind"] == "HTTPRoute":  # the Gateway API's kind: its own schema, not the Kubernetes schemas
+            assert route_errors([obj]) == [[]]
             continue
         if obj["kind"] in PEERING_KINDS:
             assert obj["apiVersion"] == "kopf.dev/v1"
@@ -84,7 +93,8 @@ def test_rendered_objects_are_valid(case: str) -> None:
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
                 "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
-                "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"}}[case]
+                "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"},
+                "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"}}[case]
     assert expected <= set(kinds)
     assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
@@ -469,8 +479,8 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants, or a
-        # NetworkPolicy turned off, is deleted
+        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants, a
+        # NetworkPolicy turned off, or an Ingress or HTTPRoute the spec no longer asks for, is deleted
         assert "delete" not in rule["verbs"] or set(rule["resources"]) <= {RESOURCES[kind][1] for kind in DELETED}
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:

@@ -22,8 +22,9 @@ from tools.render_install import render_chart
 
 SKIPS: dict[str, str] = yaml.safe_load((Path(__file__).with_name("checkov_skips.yaml")).read_text())
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: checkov pins versions the proxy must not share
-ALL_ON = {**VALUES["ingress-tls-autoscaled"], "serviceMonitor": VALUES["service-monitor"]["serviceMonitor"],
-          "operator": {"replicas": 2}}
+ALL_ON = {"proxy": {**VALUES["ingress-tls-autoscaled"]["proxy"],
+                    "httpRoute": VALUES["gateway-route"]["proxy"]["httpRoute"]},
+          "serviceMonitor": VALUES["service-monitor"]["serviceMonitor"], "operator": {"replicas": 2}}
 BY_DIGEST = {**STANDALONE, "image": {"proxy": {"digest": DIGEST}, "operator": {"digest": DIGEST}}}
 
 

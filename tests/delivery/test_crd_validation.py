@@ -133,6 +133,7 @@ MINIO_KEYS = {"name": "minio-keys", "accessKeyIdKey": "rootUser", "secretAccessK
 BASE_URL_ERROR = ".spec.llm.baseUrl: spec.llm.baseUrl is required when spec.llm.provider is openai-compatible"
 NAME_ERROR = ": metadata.name has 60 characters, at most 55 are allowed"
 RESOURCE_NAMES_ERROR = ".spec.proxy.resources.{}: the proxy's resources are cpu, memory and ephemeral-storage"
+ROUTE_ERROR = ".spec.ingress: spec.ingress (an Ingress host) or spec.httpRoute (a Gateway API HTTPRoute"
 AUTOSCALING_ERROR = ".spec.proxy.autoscaling.minReplicas: spec.proxy.autoscaling.minReplicas must not be above"
 
 GEMINI_FALLBACK = {"name": "gemini", "provider": "gemini", "model": "gemini-2.5-flash",
@@ -164,6 +165,8 @@ ACCEPTED = {
     "autoscaling-min-equals-max": voice_agent(proxy__autoscaling={**AUTOSCALING, "maxReplicas": 2}, **SHARED),
     "autoscaling-on-active-streams": voice_agent(proxy__autoscaling={**AUTOSCALING, "metric": "activeStreams",
                                                                      "targetActiveStreams": 15}, **SHARED),
+    "gateway-route-instead-of-ingress": voice_agent(**support.MATRIX["gateway-route"]),
+    "gateway-route-beside-ingress": voice_agent(**support.MATRIX["route-beside-ingress"]),
     "fallbacks": voice_agent(llm__fallbacks=[GEMINI_FALLBACK, {**GEMINI_FALLBACK, "name": "vllm",
                                                                "provider": "openai-compatible",
                                                                "baseUrl": "http://vllm:8000/v1"}]),
@@ -204,6 +207,7 @@ REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "fallback-compatible-without-base-url": ({"llm__fallbacks": [{**GEMINI_FALLBACK,
                                                                   "provider": "openai-compatible"}]},
                                              [FALLBACK_BASE_URL_ERROR]),
+    "neither-ingress-nor-route": ({"ingress": None}, [ROUTE_ERROR]),
 }
 
 # spec changes the OpenAPI schema refuses (proxy.resources was free-form; now maps of quantities)
@@ -226,6 +230,16 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "fallback-without-model": {"llm__fallbacks": [{"name": "g", "apiKeySecretRef": {"name": "gemini"}}]},
     "five-fallbacks": {"llm__fallbacks": [{**GEMINI_FALLBACK, "name": f"g{i}"} for i in range(5)]},
     "autoscaling-on-memory": {"proxy__autoscaling": {"enabled": True, "metric": "memory"}},
+    # spec.httpRoute: the HTTPRoute CRD's own limits, and what the agent's URL needs
+    "route-without-parent-refs": {"httpRoute": {"parentRefs": [], "hostnames": ["voice.example.org"]}},
+    "route-parent-ref-without-name": {"httpRoute": {"parentRefs": [{"namespace": "infra"}],
+                                                    "hostnames": ["voice.example.org"]}},
+    "route-without-hostnames": {"httpRoute": {"parentRefs": [{"name": "eg"}]}},
+    "route-wildcard-hostname": {"httpRoute": {"parentRefs": [{"name": "eg"}], "hostnames": ["*.example.org"]}},
+    "route-parent-port-zero": {"httpRoute": {"parentRefs": [{"name": "eg", "port": 0}],
+                                             "hostnames": ["voice.example.org"]}},
+    "route-33-parents": {"httpRoute": {"parentRefs": [{"name": f"gw{i}"} for i in range(33)],
+                                       "hostnames": ["voice.example.org"]}},
     # NetworkPolicy peers as the API server takes them (else the reconcile's apply would fail, later)
     "peer-ip-block-beside-a-selector": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"},
                                                                            "podSelector": {}}]}},
@@ -323,9 +337,10 @@ SELF_PATH = re.compile(r"\bself((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(\s*\()?")
 
 
 def fields_read(rule: str) -> list[list[str]]:
-    """The `self.a.b` field paths a rule reads (a trailing method call such as `.startsWith(` is no field)."""
+    """The `self.a.b` field paths a rule reads (a trailing method call such as `.startsWith(` is no field; a
+    `has(self.a.b)` tests presence and reads nothing, so an absent field is fine there)."""
     paths = []
-    for match in SELF_PATH.finditer(rule):
+    for match in SELF_PATH.finditer(re.sub(r"has\(self(\.\w+)+\)", "true", rule)):
         parts = match.group(1).strip(".").split(".")
         paths.append(parts[:-1] if match.group(2) else parts)
     return [path for path in paths if path]

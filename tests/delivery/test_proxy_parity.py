@@ -4,8 +4,9 @@ settings.
 
 Each case below is one set of settings, written once and turned into chart values and into a VoiceAgent. Both are
 rendered and compared field by field: the Deployment's whole spec (pod template included), the ConfigMap's data, the
-generated keys the pods read, and the Service, Ingress, PodDisruptionBudget, HorizontalPodAutoscaler and NetworkPolicy
-specs (the chart's proxy.networkPolicy beside the operator's defaults, operator.proxyDefaults.networkPolicy). The
+generated keys the pods read, and the Service, Ingress, HTTPRoute, PodDisruptionBudget, HorizontalPodAutoscaler and
+NetworkPolicy specs (the chart's proxy.networkPolicy beside the operator's defaults,
+operator.proxyDefaults.networkPolicy). The
 fields that legitimately differ are in ALLOWED, each with its reason; they are masked on both sides after checking
 what still must hold for them (a reference names the object it refers to, a selector selects its own pods). Anything
 else that differs fails with the path of every difference. The generated keys' Secret is the operator's only: the
@@ -41,7 +42,7 @@ ALLOWED = {
     "configmap-name": "envFrom names each side's own ConfigMap",
     "generated-secret-name": "the generated keys live in the user's proxy.secrets.existingSecret vs the operator's "
                              "glimpse-<VoiceAgent>",
-    "backend-name": "the Ingress routes to each side's own Service",
+    "backend-name": "the Ingress and the HTTPRoute route to each side's own Service",
     "scale-target-name": "the HPA scales each side's own Deployment",
 }
 # Objects only one side makes, and why.
@@ -64,12 +65,15 @@ BASE: dict[str, Any] = {
     "host": "voice.example.com", "tls_secret": "voice-tls", "class_name": "nginx",
     "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"},
     "replicas": 3, "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-    "autoscaling": None, "network_policy": None,
+    "autoscaling": None, "network_policy": None, "ingress": True, "route": None,
 }
 INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 OTLP = {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}
+ROUTE = {"parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
+         "hostnames": ["voice.gateway.example.com", "voice.example.org"],
+         "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}
 SCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}
 CASES: dict[str, dict[str, Any]] = {
     "replicas-redis-gcs-tls": BASE,
@@ -91,6 +95,9 @@ CASES: dict[str, dict[str, Any]] = {
                               "network_policy": {"enabled": False}, "policy_in_spec": True},
     # every default on both sides: one replica, memory store, each pod's own disk, default resources and images;
     # TLS terminated in front of the ingress (no tlsSecretName), the public URL still https
+    # the Gateway API's HTTPRoute instead of the Ingress, and beside it: the public URL is the route's first hostname
+    "gateway-route": {**BASE, "ingress": False, "route": ROUTE},
+    "route-beside-ingress": {**BASE, "route": {**ROUTE, "annotations": {}}},
     "one-replica-defaults": {**BASE, "provider": None, "base_url": None, "replicas": 1, "store": "memory://",
                              "storage": "", "images": None,
                              "tls_secret": "", "class_name": "", "annotations": {}, "resources": None},
@@ -105,8 +112,10 @@ def chart_values(s: dict[str, Any]) -> dict[str, Any]:
         "upstream": {"model": s["model"], "apiKeySecret": s["llm_secret"]},
         "elevenlabs": {"agentId": s["agent_id"], "apiKeySecret": s["elevenlabs_secret"]},
         "secrets": {"existingSecret": EXISTING_SECRET},
-        "ingress": {"enabled": True, "className": s["class_name"], "host": s["host"],
+        "ingress": {"enabled": s["ingress"], "className": s["class_name"], "host": s["host"],
                     "tlsSecretName": s["tls_secret"], "annotations": s["annotations"]}}
+    if s["route"] is not None:
+        proxy["httpRoute"] = {"enabled": True, **s["route"]}
     if s["network_policy"] is not None:
         proxy["networkPolicy"] = s["network_policy"]
     for key in ("images", "resources", "autoscaling"):
@@ -126,9 +135,12 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         "images": {"storage": s["storage"], **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
                    **({"s3CredentialsSecretRef": s["s3_credentials"]} if s.get("s3_credentials") else {}),
                    **(s["images"] or {})},
-        "ingress": {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
-                    "annotations": s["annotations"]},
         "proxy": {"replicas": s["replicas"], "store": s["store"]}}
+    if s["ingress"]:
+        spec["ingress"] = {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
+                           "annotations": s["annotations"]}
+    if s["route"] is not None:
+        spec["httpRoute"] = s["route"]
     for key, value in (("provider", s["provider"]), ("baseUrl", s["base_url"])):
         if value is not None:
             spec["llm"][key] = value
@@ -236,6 +248,15 @@ def ingress(obj: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
     return {"annotations": obj["metadata"].get("annotations", {}), "spec": spec}
 
 
+def http_route(obj: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(obj["spec"])
+    for rule in spec["rules"]:
+        for backend in rule["backendRefs"]:
+            assert backend["name"] == service["metadata"]["name"]
+            mask(backend, "name", "backend-name")
+    return {"annotations": obj["metadata"].get("annotations", {}), "spec": spec}
+
+
 def pdb_spec(pdb: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(pdb["spec"])
     assert selects(spec["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
@@ -299,12 +320,14 @@ def test_the_same_configuration(both: tuple[dict[str, Any], dict[str, Any]]) -> 
         == sorted(SECRET_KEYS)
 
 
-def test_the_same_service_ingress_pdb_and_hpa(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_the_same_service_routes_pdb_and_hpa(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
     chart, operator = both
     assert_same("Service.spec", service_spec(chart["Service"], chart["Deployment"]),
                 service_spec(operator["Service"], operator["Deployment"]))
-    assert_same("Ingress", ingress(chart["Ingress"], chart["Service"]),
-                ingress(operator["Ingress"], operator["Service"]))
+    for kind, compared in (("Ingress", ingress), ("HTTPRoute", http_route)):
+        assert (kind in chart) == (kind in operator)
+        if kind in operator:
+            assert_same(kind, compared(chart[kind], chart["Service"]), compared(operator[kind], operator["Service"]))
     assert_same("PodDisruptionBudget.spec", pdb_spec(chart["PodDisruptionBudget"], chart["Deployment"]),
                 pdb_spec(operator["PodDisruptionBudget"], operator["Deployment"]))
     assert ("HorizontalPodAutoscaler" in chart) == ("HorizontalPodAutoscaler" in operator)
@@ -335,6 +358,12 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert data["replicas-redis-gcs-tls"]["GLIMPSE_IMAGE_DETAIL"] == "high"
     assert data["replicas-redis-minio"]["GLIMPSE_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert "GLIMPSE_S3_ENDPOINT_URL" not in data["replicas-redis-gcs-tls"]
+    assert data["gateway-route"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.gateway.example.com"
+    assert data["route-beside-ingress"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.gateway.example.com"
+    assert data["replicas-redis-gcs-tls"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.example.com"
+    assert {case for case, objects in rendered.items() if "HTTPRoute" in objects} == {"gateway-route",
+                                                                                      "route-beside-ingress"}
+    assert "Ingress" not in rendered["gateway-route"]
     metrics = {case: objects["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["type"]
                for case, objects in rendered.items() if "HorizontalPodAutoscaler" in objects}
     assert metrics == {"gemini-autoscaled-on-cpu": "Resource", "autoscaled-on-active-streams": "Pods"}

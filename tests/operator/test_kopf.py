@@ -22,7 +22,16 @@ from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes, Request, parse
-from tests.operator.support import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent, voice_agent_path
+from tests.operator.support import (
+    DEPLOYMENT,
+    KEY_SECRET,
+    MATRIX,
+    current,
+    secret,
+    stored,
+    voice_agent,
+    voice_agent_path,
+)
 from tools.render_install import render_chart
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
@@ -229,5 +238,40 @@ async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernete
         # (and so serving only there), it allows none of its Secret reads here
         assert unauthorized(cluster.requests, "voice") == []
         assert any("/namespaces/voice/secrets" in r for r in unauthorized(cluster.requests, "glimpse-system"))
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+
+
+ROUTE = "/apis/gateway.networking.k8s.io/v1/namespaces/voice/httproutes/glimpse-museum-guide"
+INGRESS = "/apis/networking.k8s.io/v1/namespaces/voice/ingresses/glimpse-museum-guide"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+async def test_kopf_makes_and_removes_a_gateway_api_route(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs
+                                                          ) -> None:
+    """A VoiceAgent's spec.httpRoute becomes an HTTPRoute (no Ingress); the spec back on an Ingress deletes the route;
+    the VoiceAgent deleted, nothing of it is left. The chart's default RBAC allows every request made."""
+    body = stored(cluster, voice_agent(**MATRIX["gateway-route"]))
+    path = voice_agent_path(body)
+    runner = KopfRunner(KOPF_RUN, timeout=30)
+    await asyncio.to_thread(runner.__enter__)
+    try:
+        await until(lambda: ROUTE in cluster.objects)
+        assert INGRESS not in cluster.objects
+        assert cluster.objects[ROUTE]["spec"]["hostnames"] == ["voice.gateway.example.com"]
+        await until(lambda: (cluster.objects[path].get("status") or {}).get("url")
+                    == "https://voice.gateway.example.com/v1")
+
+        stored(cluster, {**current(cluster, body), "spec": voice_agent()["spec"]})
+        await until(lambda: ROUTE not in cluster.objects and INGRESS in cluster.objects)
+        assert "HTTPRouteDeleted" in reasons(cluster, "Normal")
+        await until(lambda: [a["conversation_config"]["agent"]["prompt"]["custom_llm"]["url"]
+                             for a in elevenlabs.created_agents.values()] == ["https://voice.example.com/v1"])
+
+        cluster.delete(path)
+        await until(lambda: path not in cluster.objects)
+        assert not [key for key in cluster.objects if key.endswith("/glimpse-museum-guide")]
+        assert unauthorized(cluster.requests, "voice") == []
+        assert any(r.method == "DELETE" and r.path == ROUTE for r in cluster.requests)
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)

@@ -24,9 +24,17 @@ from glimpse_operator.render import (
     render_proxy,
     secrets_hash,
 )
-from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
+from glimpse_operator.spec import (
+    DEFAULTS,
+    REQUIRED_FIELDS,
+    ROUTE_DEFAULTS,
+    InvalidSpec,
+    upstream_base_url,
+    with_defaults,
+)
 from tests import restricted_v2
-from tests.operator.support import MATRIX, voice_agent
+from tests.gateway_api import route_errors
+from tests.operator.support import GATEWAY_CASES, MATRIX, voice_agent
 from tests.paths import ROOT, VENDOR_SPEC
 
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
@@ -51,10 +59,18 @@ def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     jsonschema.validate(body, crd_schema())
     objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE, "0123456789abcdef")
     kinds = [o["kind"] for o in objects]
-    assert kinds[:6] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
+    assert [k for k in kinds if k not in ("Ingress", "HTTPRoute")][:5] == [
+        "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
+    assert ("Ingress" in kinds) == ("ingress" in body["spec"])
+    assert ("HTTPRoute" in kinds) == (case in GATEWAY_CASES)
+    if "HTTPRoute" in kinds:
+        assert kinds[-1] == "HTTPRoute"  # last: without the Gateway API's CRDs, the rest is applied before it fails
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    assert route_errors(routes) == [[] for _ in routes]  # the Gateway API's own schema (tests/gateway_api.py)
     for obj in objects:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        if obj["kind"] != "HTTPRoute":  # not a Kubernetes kind: the Gateway API's schema checked it above
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         owner = obj["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "VoiceAgent" and owner["uid"] == body["metadata"]["uid"] and owner["controller"]
         assert obj["metadata"]["namespace"] == "voice" and obj["metadata"]["name"] == "glimpse-museum-guide"
@@ -295,7 +311,8 @@ def test_crd_defaults_are_the_operators_defaults() -> None:
     crd_defaults = defaults(crd_schema()["properties"]["spec"])
     assert crd_defaults["llm.apiType"] == "chatCompletions"
     assert crd_defaults["proxy.replicas"] == 1  # works on any cluster: more replicas need Redis and GCS
-    assert {k: v for k, v in crd_defaults.items() if not k.endswith(".key")} == leaves(DEFAULTS)
+    # spec.ingress's and spec.httpRoute's, inside the block only when it is given
+    assert {k: v for k, v in crd_defaults.items() if not k.endswith(".key")} == leaves({**DEFAULTS, **ROUTE_DEFAULTS})
 
 
 def test_openai_compatible_needs_base_url() -> None:

@@ -99,15 +99,21 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
+# an Ingress is deleted when spec.ingress is removed, an HTTPRoute when spec.httpRoute is (each would keep publishing
+# the proxy)
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, create, patch]
 # an HPA is deleted when autoscaling is turned off (it would keep setting the Deployment's replicas)
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
+  verbs: [get, create, patch, delete]
+# the Gateway API's, where its CRDs are installed (a VoiceAgent's spec.httpRoute)
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
   verbs: [get, create, patch, delete]
 # the proxies' NetworkPolicies; one is deleted when its VoiceAgent turns spec.networkPolicy off
 - apiGroups: [networking.k8s.io]
