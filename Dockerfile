@@ -1,9 +1,7 @@
 # The Glimpse proxy and the page it serves at /. Build: docker build -t glimpse/proxy:0.1.0 .
-# The base images by tag; a release build pins them by digest (README, Reproducible builds):
-#   --build-arg NODE_IMAGE=node:20.19.5-bookworm-slim@sha256:…
-#   --build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:…
-ARG NODE_IMAGE=node:20.19.5-bookworm-slim
-ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+# The base images by digest (the tag is kept for people; the digest is what is pulled): README, Reproducible builds.
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim@sha256:9e70124bd00f47dd023e349cd587132ae61892acc0e47ed641416c3e18f401c3
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:081075da77b2b55c23c088251026fb69a7b2bf92471e491ff5fd75c192fd38e5
 FROM ${NODE_IMAGE} AS page
 WORKDIR /page
 COPY frontend/package.json frontend/package-lock.json ./

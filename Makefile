@@ -10,6 +10,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
+# the Gateway API's schemas (npm: @kubernetes-models/gateway-api), which the delivery tests hold every HTTPRoute to
+GATEWAY_API_DIR := tests/delivery/gateway_api
+GATEWAY_API_DEPS := $(GATEWAY_API_DIR)/node_modules/.glimpse-installed
 FRONTEND_BUILD := frontend/dist/index.html
 # React's development build, where StrictMode really mounts twice: the browser test runs the loop on it too
 FRONTEND_DEV_BUILD := frontend/dist-dev/index.html
@@ -63,6 +66,10 @@ $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(GATEWAY_API_DEPS): $(GATEWAY_API_DIR)/package.json $(GATEWAY_API_DIR)/package-lock.json
+	cd $(GATEWAY_API_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(FRONTEND_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
 	cd frontend && npm run build
 
@@ -78,12 +85,12 @@ run: $(STAMP)
 		|| echo "The page was not built (needs Node.js and npm): serving the API only."
 	$(BIN)/glimpse serve
 
-## run-operator: run the operator locally against the current kubeconfig
+## run-operator: run the operator locally against the current kubeconfig, serving NAMESPACE (default: the context's)
 run-operator: $(OPERATOR_STAMP)
-	$(BIN)/glimpse-operator
+	$(BIN)/glimpse-operator $(if $(NAMESPACE),--namespace=$(NAMESPACE))
 
 ## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
-test: $(TEST_STAMP) $(CHECKOV_STAMP) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
+test: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -129,11 +136,12 @@ lock: $(TEST_STAMP)
 test-proxy: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/proxy
 
-test-operator: $(TEST_STAMP)
+test-operator: $(TEST_STAMP) $(GATEWAY_API_DEPS)
 	$(BIN)/python -m pytest tests/operator
 
-test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP)
+test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS)
 	$(BIN)/python -m pytest tests/delivery
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev \
+		$(GATEWAY_API_DIR)/node_modules

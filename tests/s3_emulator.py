@@ -3,6 +3,10 @@ would set, with test credentials: nothing reaches AWS."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import boto3
 import pytest
 import requests
@@ -45,6 +49,32 @@ class S3Emulator:
     def client(self) -> S3Client:
         return boto3.session.Session().client("s3", endpoint_url=self.endpoint, region_name=REGION,
                                               aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+
+    def access_key(self, user: str = "glimpse-proxy") -> tuple[str, str]:
+        """An IAM user's access key id and secret, the user allowed every S3 action on the bucket (as a MinIO or R2
+        key is): (moto's IAM, on the same server)."""
+        iam = boto3.session.Session().client("iam", endpoint_url=self.endpoint, region_name=REGION,
+                                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        iam.put_user_policy(UserName=user, PolicyName="glimpse-bucket", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
+                f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]}))
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    @contextmanager
+    def checking_signatures(self) -> Iterator[None]:
+        """While inside, the server refuses what S3 refuses: a request signed with an access key id it does not know
+        (403 InvalidAccessKeyId) or with the wrong secret (403 SignatureDoesNotMatch), per the S3 API Reference's
+        error codes. moto skips these checks by default; its server's /moto-api/reset-auth turns them on (a count of
+        requests let through first: 0) and back off, process-wide."""
+        answer = requests.post(self.endpoint + "/moto-api/reset-auth", data=b"0", timeout=5)
+        answer.raise_for_status()
+        try:
+            yield
+        finally:
+            previous = answer.json()["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
+            requests.post(self.endpoint + "/moto-api/reset-auth", data=previous.encode(), timeout=5).raise_for_status()
 
     def objects(self) -> dict[str, int]:
         """Every object in the bucket: key → size."""

@@ -21,12 +21,13 @@ HEADER = (f"# Generated from charts/glimpse by tools/render_install.py (make man
           f"{NAMESPACE}.\n")
 
 
-def render_chart(values: dict | None = None, namespace: str = NAMESPACE) -> list[dict]:
-    """Every object the chart renders (CRDs first), parsed."""
+def render_chart(values: dict | None = None, namespace: str = NAMESPACE, source: Path = CHART) -> list[dict]:
+    """Every object the chart renders (crds/ first, then the templates: the VoiceAgent CRD among them), parsed.
+    `source`: the chart's directory, or a packaged chart (.tgz)."""
     import helm_python
 
     helm_python.disable_logging()
-    chart = helm_python.Chart.load(str(CHART))
+    chart = helm_python.Chart.load(str(source))
     try:
         crds = [yaml.safe_load(crd["data"]) for crd in chart.crds]
         rendered = chart.render(values or {}, name=RELEASE, namespace=namespace, is_install=True)

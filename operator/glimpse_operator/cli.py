@@ -1,19 +1,24 @@
 """`glimpse-operator`: run the kopf operator (in a cluster, or locally against the current kubeconfig).
 
-`glimpse-operator [kopf run options]` runs it (no options: `--all-namespaces`);
+`glimpse-operator [kopf run options]` runs it (without `--namespace` or `--all-namespaces`: its own namespace only);
 `glimpse-operator render -f voiceagent.yaml` prints what it would apply and send, touching nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
+from pathlib import Path
 
 from .dry_run import InvalidVoiceAgent, render_file, to_yaml
 from .settings import ConfigError, OperatorSettings, load_settings
 
 RENDER = "render"
+# The namespace of the pod's service account, mounted beside its token in every pod that has one (Kubernetes docs,
+# "Accessing the Kubernetes API from a Pod": /var/run/secrets/kubernetes.io/serviceaccount/namespace).
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +33,32 @@ def main(argv: list[str] | None = None) -> int:
 
     import kopf.cli
 
-    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *with_priority(args or ["--all-namespaces"])]
+    sys.argv = ["kopf", "run", "--module", "glimpse_operator.handlers", *with_priority(with_scope(args))]
     return int(kopf.cli.main() or 0)
+
+
+def with_scope(args: list[str]) -> list[str]:
+    """Least privilege by default: without a namespace option, the operator serves its own namespace (the pod's, or
+    the kubeconfig context's when run from a machine), never every namespace unless asked (`--all-namespaces`)."""
+    scoped = any(arg in ("-n", "-A") or arg.startswith(("--namespace", "--all-namespaces", "--clusterwide"))
+                 or (arg.startswith("-n") and not arg.startswith("--")) for arg in args)
+    return args if scoped else [f"--namespace={own_namespace()}", *args]
+
+
+def own_namespace() -> str:
+    """The pod's namespace in a cluster; elsewhere the current kubeconfig context's (`default` when it names none)."""
+    if POD_NAMESPACE_FILE.is_file():
+        return POD_NAMESPACE_FILE.read_text().strip()
+    from kubernetes import config
+
+    try:
+        # KUBECONFIG as it is now (the client's own default reads it once, at import); unset: ~/.kube/config
+        _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            os.environ.get("KUBECONFIG") or None)
+    except (config.ConfigException, OSError):
+        return "default"
+    namespace: str = (active.get("context") or {}).get("namespace") or "default"
+    return namespace
 
 
 def with_priority(args: list[str]) -> list[str]:
@@ -54,7 +83,8 @@ def render(args: list[str], settings: OperatorSettings) -> int:
         else:
             with open(source, encoding="utf-8") as file:
                 text = file.read()
-        documents = render_file(text, settings.proxy_image, settings.proxy_pod_defaults)
+        documents = render_file(text, settings.proxy_image, settings.proxy_network_policy.as_spec(),
+                                settings.proxy_pod_defaults)
     except OSError as exc:
         return _fail(source, exc.strerror or type(exc).__name__)
     except UnicodeDecodeError:

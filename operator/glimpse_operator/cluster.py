@@ -28,13 +28,20 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    # the Gateway API's (a CRD the cluster may not have: a GET is then a 404, as for an object not there)
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("/apis/networking.k8s.io/v1", "networkpolicies"),
     (f"{GROUP}/{VERSION}", "VoiceAgent"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 # Besides get, create and patch (server-side apply) of each kind above: the kinds kopf watches for the operator
-# (a VoiceAgent's proxy Deployment for its READY, the Secrets it names for key rotation), and the one it deletes
-# (an HPA autoscaling no longer wants; owner references garbage-collect the rest).
+# (a VoiceAgent's proxy Deployment for its READY, the Secrets it names for key rotation), and the ones it deletes
+# when the spec stops asking for them (an HPA, a NetworkPolicy spec.networkPolicy turned off, an Ingress, an
+# HTTPRoute; owner references garbage-collect the rest).
 WATCHED: frozenset[tuple[str, str]] = frozenset({("v1", "Secret"), ("apps/v1", "Deployment")})
-DELETED: frozenset[tuple[str, str]] = frozenset({("autoscaling/v2", "HorizontalPodAutoscaler")})
+DELETED: frozenset[tuple[str, str]] = frozenset({("autoscaling/v2", "HorizontalPodAutoscaler"),
+                                                 ("networking.k8s.io/v1", "NetworkPolicy"),
+                                                 ("networking.k8s.io/v1", "Ingress"),
+                                                 ("gateway.networking.k8s.io/v1", "HTTPRoute")})
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"  # posted only (create), never read
 MAX_EVENT_MESSAGE = 1024  # what kopf and client-go post at most
 CONFLICT_ATTEMPTS = 10  # a finalizer change that keeps meeting newer versions of the object gives up

@@ -37,7 +37,7 @@ from .pod_settings import with_pod_defaults
 from .proxy_objects import (
     ApplyFailed,
     apply,
-    delete_unwanted_autoscaler,
+    delete_unwanted,
     existing_objects,
     generated_secrets,
     ownership_conflict,
@@ -55,6 +55,7 @@ class Reconciler:
                  agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
+        self.network_defaults = settings.proxy_network_policy.as_spec()
         self.pod_defaults = settings.proxy_pod_defaults
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
@@ -92,6 +93,7 @@ class Reconciler:
             upstream_base_url(spec)
             fallback_base_urls(spec)
             custom_llm_api_type(spec)
+            public_url(spec)
             spec = with_pod_defaults(spec, self.pod_defaults)
             keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
@@ -116,7 +118,7 @@ class Reconciler:
             retry = self._sync_agent(spec, keys, generated, draft, events, repair=repair)
             applied = [proxy_secret, *self._apply_proxy(body, spec, keys, generated, existing, draft, events)]
         except ApplyFailed as exc:
-            return _stop(draft, events, "ApplyFailed", str(exc), "ProxyAvailable")
+            return _stop(draft, events, exc.reason, str(exc), "ProxyAvailable")
         if draft.news:
             events.normal("ObjectsApplied", "Applied " + ", ".join(
                 f"{o['kind']} {o['metadata']['name']}" for o in applied) + ".")
@@ -138,18 +140,17 @@ class Reconciler:
 
     def _apply_proxy(self, body: dict[str, Any], spec: dict[str, Any], keys: Keys, generated: dict[str, str],
                      existing: dict[str, dict[str, Any]], draft: StatusDraft, events: Events) -> list[dict[str, Any]]:
-        """The proxy's objects but its Secret (applied before), with the agent the status has now; an HPA that
-        autoscaling no longer wants deleted. `ApplyFailed` when the API server refuses one."""
+        """The proxy's objects but its Secret (applied before), with the agent the status has now; an HPA, Ingress or
+        HTTPRoute the spec no longer asks for deleted. `ApplyFailed` when the API server refuses one."""
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
-                                           digest) if o["kind"] != "Secret"]
-        apply(self.cluster, objects)
+                                           digest, self.network_defaults) if o["kind"] != "Secret"]
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        if delete_unwanted_autoscaler(self.cluster, existing, objects, namespace, name):
-            events.normal("AutoscalerDeleted",
-                          f"Deleted HorizontalPodAutoscaler {object_name(name)}: autoscaling is off, the Deployment "
-                          f"runs {spec['proxy']['replicas']} replica(s).")
+        # the unwanted go first: an Ingress replaced by an HTTPRoute is gone even where the route cannot be made yet
+        for kind in delete_unwanted(self.cluster, existing, objects, namespace, name):
+            events.normal(*_DELETED_EVENTS[kind](object_name(name), spec))
+        apply(self.cluster, objects)
         return objects
 
     def refresh_availability(self, namespace: str, name: str, uid: str) -> None:
@@ -183,6 +184,22 @@ class Reconciler:
             cleanup.clean_up(self.cluster, self.agents, self._current(body) or body, final_attempt=final_attempt,
                              attempt=attempt, attempts=attempts)
         self.locks.forget(uid)
+
+
+# The Normal event for each kind deleted because the spec no longer asks for it: (reason, message).
+_DELETED_EVENTS: dict[str, Callable[[str, dict[str, Any]], tuple[str, str]]] = {
+    "HorizontalPodAutoscaler": lambda name, spec: (
+        "AutoscalerDeleted", f"Deleted HorizontalPodAutoscaler {name}: autoscaling is off, the Deployment runs "
+                             f"{spec['proxy']['replicas']} replica(s)."),
+    "NetworkPolicy": lambda name, spec: (
+        "NetworkPolicyDeleted", f"Deleted NetworkPolicy {name}: spec.networkPolicy.enabled is false, the proxy's pods "
+                                "take the namespace's other policies only."),
+    "Ingress": lambda name, spec: (
+        "IngressDeleted", f"Deleted Ingress {name}: spec.ingress was removed, ElevenLabs calls {public_url(spec)}."),
+    "HTTPRoute": lambda name, spec: (
+        "HTTPRouteDeleted", f"Deleted HTTPRoute {name}: spec.httpRoute was removed, ElevenLabs calls "
+                            f"{public_url(spec)}."),
+}
 
 
 def _stop(draft: StatusDraft, events: Events, reason: str, message: str, *conditions: str) -> Outcome:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from glimpse.sizing import DecodeBudget, memory_limit_mib
 
 from . import GROUP, KIND, VERSION
+from .network_policy import network_policy_spec
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
 
 PORT = 8080
@@ -109,7 +111,7 @@ def upstreams_setting(spec: dict[str, Any]) -> str:
     return json.dumps(upstreams, separators=(",", ":"))
 
 
-# Every variable the operator gives a proxy (proxy_environment's keys, the Secret-backed keys of the container): a
+# Every variable the operator gives a proxy (proxy_environment's keys, the Secret-backed ones of the container): a
 # VoiceAgent's spec.pod.env may not set one (the CRD refuses the same names; a test keeps the lists in step).
 OPERATOR_ENV = frozenset({
     "GLIMPSE_HOST", "GLIMPSE_PORT", "GLIMPSE_METRICS_PORT", "GLIMPSE_SHUTDOWN_GRACE_SECONDS", "GLIMPSE_TRUSTED_PROXIES",
@@ -117,7 +119,8 @@ OPERATOR_ENV = frozenset({
     "GLIMPSE_UPSTREAMS", "GLIMPSE_STORE_URL", "GLIMPSE_STORAGE_URL", "GLIMPSE_S3_ENDPOINT_URL",
     "GLIMPSE_IMAGE_DELIVERY", "GLIMPSE_IMAGE_POLICY", "GLIMPSE_IMAGE_DETAIL", "GLIMPSE_IMAGE_MAX_BYTES",
     "GLIMPSE_IMAGE_TTL_SECONDS", "GLIMPSE_ELEVENLABS_AGENT_ID", "GLIMPSE_LOG_FORMAT", PRIMARY_KEY_ENV,
-    "GLIMPSE_ELEVENLABS_API_KEY", "GLIMPSE_CUSTOM_LLM_KEY", "GLIMPSE_SIGNING_SECRET"})
+    "GLIMPSE_ELEVENLABS_API_KEY", "GLIMPSE_CUSTOM_LLM_KEY", "GLIMPSE_SIGNING_SECRET",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})  # s3_credentials_env's
 FALLBACK_KEY_ENV = r"^GLIMPSE_FALLBACK_[0-9]+_API_KEY$"  # fallback_key_env's names, whatever the index
 
 
@@ -210,6 +213,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                         _secret_env("GLIMPSE_ELEVENLABS_API_KEY", el_ref["name"], el_ref["key"]),
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
+                        *s3_credentials_env(spec),
                         *pod.get("env", []),
                     ],
                     "livenessProbe": probe,
@@ -227,6 +231,16 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     if not spec["proxy"]["autoscaling"]["enabled"]:
         deployment_spec["replicas"] = replicas  # with an HPA, the HPA owns the replica count
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(body), "spec": deployment_spec}
+
+
+def s3_credentials_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """An S3 access key (MinIO, R2) from the Secret spec.images.s3CredentialsSecretRef names, as the variables of
+    the AWS chain boto3 reads. The kubelet reads that Secret, never the operator: no key passes through it."""
+    ref = spec["images"]["s3CredentialsSecretRef"]
+    if not ref["name"]:
+        return []  # the pod's own identity (IRSA, EKS Pod Identity)
+    return [_secret_env("AWS_ACCESS_KEY_ID", ref["name"], ref["accessKeyIdKey"]),
+            _secret_env("AWS_SECRET_ACCESS_KEY", ref["name"], ref["secretAccessKeyKey"])]
 
 
 # -- the pod fitted to the cluster: spec.pod, merged over the operator's defaults and checked by pod_settings.py ------
@@ -288,12 +302,17 @@ def proxy_memory_limit(spec: dict[str, Any]) -> str:
 def render_service(body: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(body), "spec": {
         "type": "ClusterIP", "selector": selector(body["metadata"]["name"]),
-        "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
                   {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}]}}
 
 
-def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    ingress = spec["ingress"]
+SERVICE_PORT = 80  # the Service's port named http, in front of the pods' PORT
+
+
+def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    ingress = spec.get("ingress")
+    if not ingress:
+        return None
     rule = {"host": ingress["host"], "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
         "service": {"name": object_name(body["metadata"]["name"]), "port": {"name": "http"}}}}]}}
     ingress_spec: dict[str, Any] = {"rules": [rule]}
@@ -305,6 +324,25 @@ def render_ingress(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]
     if ingress["annotations"]:
         metadata["annotations"] = dict(ingress["annotations"])
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": ingress_spec}
+
+
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+def render_httproute(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A Gateway API HTTPRoute from the team's Gateway(s) (`spec.httpRoute.parentRefs`, as given) to the Service's API
+    port, for the route's hostnames: everything under / as the Ingress routes it, never the metrics port."""
+    route = spec.get("httpRoute")
+    if not route:
+        return None
+    rule = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [{"name": object_name(body["metadata"]["name"]), "port": SERVICE_PORT}]}
+    metadata = _metadata(body)
+    if route["annotations"]:
+        metadata["annotations"] = dict(route["annotations"])
+    return {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute", "metadata": metadata, "spec": {
+        "parentRefs": [dict(ref) for ref in route["parentRefs"]], "hostnames": list(route["hostnames"]),
+        "rules": [rule]}}
 
 
 def render_pdb(body: dict[str, Any]) -> dict[str, Any]:
@@ -338,17 +376,33 @@ def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
         "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}
 
 
+def render_network_policy(body: dict[str, Any], spec: dict[str, Any],
+                          defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The proxy pods' NetworkPolicy (`network_policy.py`), spec.networkPolicy over the operator's `defaults`; None
+    when turned off."""
+    policy = network_policy_spec(selector(body["metadata"]["name"]), spec, PORT, METRICS_PORT, defaults)
+    if policy is None:
+        return None
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(body),
+            "spec": policy}
+
+
 def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
-                 proxy_image: str, secrets_digest: str = "") -> list[dict[str, Any]]:
-    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image. Without
-    autoscaling there is no HPA: the reconcile deletes one an earlier spec made."""
+                 proxy_image: str, secrets_digest: str = "",
+                 network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
+    `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
+    is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
+    spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. Without
+    spec.pod.serviceAccount.create no ServiceAccount (one an earlier spec made is left, unused). The HTTPRoute comes
+    last: where the Gateway API's CRDs are missing, everything else is in place when its apply fails."""
     account = render_service_account(body, spec)  # before the Deployment whose pods run as it
-    objects = [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
-               *([account] if account else []),
-               render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
-               render_ingress(body, spec), render_pdb(body)]
-    hpa = render_hpa(body, spec)
-    return objects + ([hpa] if hpa else [])
+    optional = (render_ingress(body, spec), render_pdb(body), render_network_policy(body, spec, network_defaults),
+                render_hpa(body, spec), render_httproute(body, spec))
+    return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
+            *([account] if account else []),
+            render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
+            *(o for o in optional if o is not None)]
 
 
 def workspace_secret_name(namespace: str, name: str) -> str:
@@ -367,7 +421,7 @@ def owner_tag(uid: str) -> str:
 
 def desired_agent(spec: dict[str, Any], workspace_secret_id: str, owner_uid: str | None = None) -> dict[str, Any]:
     """The ElevenLabs agent body (created, or PATCHed whole): its custom LLM is this VoiceAgent's proxy behind the
-    ingress, and it lets the page's sessions through as the page starts them."""
+    HTTPRoute or the Ingress (`spec.public_url`), and it lets the page's sessions through as the page starts them."""
     agent = spec["agent"]
     custom_llm = {
         "url": public_url(spec) + "/v1",  # ElevenLabs appends /chat/completions or /responses

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from glimpse.config import PREFIX, ConfigError, describe, http_url
@@ -20,10 +21,28 @@ from glimpse.config import PREFIX, ConfigError, describe, http_url
 from .pod_settings import check as check_pod
 from .spec import InvalidSpec
 
-__all__ = ["ConfigError", "OperatorSettings", "load_settings"]
+__all__ = ["ConfigError", "OperatorSettings", "ProxyNetworkPolicy", "load_settings"]
 
 DEFAULT_PROXY_IMAGE = "glimpse/proxy:0.1.0"
 DEFAULT_ELEVENLABS_BASE_URL = "https://api.elevenlabs.io"
+
+
+class ProxyNetworkPolicy(BaseModel):
+    """GLIMPSE_PROXY_NETWORK_POLICY, JSON with a VoiceAgent's spec.networkPolicy keys (the chart's
+    operator.proxyDefaults.networkPolicy): what every proxy's NetworkPolicy has unless its VoiceAgent says otherwise.
+    Peers and rules are NetworkPolicy's own (networking.k8s.io/v1), checked by the API server when applied."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, extra="forbid")
+
+    enabled: bool = True
+    ingress_from: tuple[dict[str, Any], ...] = ()  # NetworkPolicyPeers reaching the API port (none: anyone)
+    metrics_from: tuple[dict[str, Any], ...] = ()  # NetworkPolicyPeers scraping the metrics port (none: anyone)
+    extra_egress: tuple[dict[str, Any], ...] = ()  # NetworkPolicyEgressRules added (OTLP, an HTTP proxy)
+
+    def as_spec(self) -> dict[str, Any]:
+        """As spec.networkPolicy writes it (camelCase, lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in self.model_dump(by_alias=True).items()}
 
 
 class OperatorSettings(BaseSettings):
@@ -31,6 +50,7 @@ class OperatorSettings(BaseSettings):
 
     proxy_image: str = DEFAULT_PROXY_IMAGE  # for VoiceAgents without spec.proxy.image
     elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
+    proxy_network_policy: ProxyNetworkPolicy = ProxyNetworkPolicy()
     # every proxy's spec.pod defaults (JSON in spec.pod's shape; the chart's operator.proxyDefaults.pod), which a
     # VoiceAgent's own fields override (pod_settings.merged)
     proxy_pod_defaults: dict[str, Any] = {}

@@ -14,9 +14,12 @@ PROVIDER_BASE_URLS = {
 CUSTOM_LLM_API_TYPES = {"chatCompletions": "chat_completions", "responses": "responses"}
 
 # Every field the CRD requires (a test keeps this in step with manifests/crd/voiceagent.yaml): the API server
-# enforces them, but `glimpse-operator render` reads a file no API server has seen.
+# enforces them, but `glimpse-operator render` reads a file no API server has seen. Those under one of ROUTES are
+# required only when that block is given.
 REQUIRED_FIELDS = ("agent.name", "agent.prompt", "llm.model", "llm.apiKeySecretRef.name",
-                   "elevenlabs.apiKeySecretRef.name", "ingress.host")
+                   "elevenlabs.apiKeySecretRef.name", "ingress.host", "httpRoute.parentRefs", "httpRoute.hostnames")
+# How ElevenLabs reaches the proxy: an Ingress, a Gateway API HTTPRoute, or both (the CRD requires one of them).
+ROUTES = ("ingress", "httpRoute")
 
 # The CRD's defaults, exactly (tests compare them with the API server's defaulting of manifests/crd/voiceagent.yaml):
 # one replica with each pod's own memory and disk works on any cluster; more need Redis and GCS or S3 (a CEL rule
@@ -25,13 +28,22 @@ DEFAULTS: dict[str, Any] = {
     "agent": {"firstMessage": "", "voiceId": "", "language": "en"},
     "llm": {"provider": "openai", "baseUrl": "", "apiType": "chatCompletions", "fallbacks": []},
     "images": {"storage": "", "s3EndpointUrl": "", "delivery": "url", "policy": "sticky", "detail": "auto",
-               "maxBytes": 10485760, "ttlSeconds": 3600},
+               "maxBytes": 10485760, "ttlSeconds": 3600,
+               "s3CredentialsSecretRef": {"name": "", "accessKeyIdKey": "accessKeyId",
+                                          "secretAccessKeyKey": "secretAccessKey"}},
     "elevenlabs": {"agentId": ""},
-    "ingress": {"className": "", "tlsSecretName": "", "annotations": {}},
     "proxy": {"replicas": 1, "image": "", "store": "", "resources": {},
               "autoscaling": {"enabled": False, "minReplicas": 2, "maxReplicas": 10,
                               "targetCPUUtilizationPercentage": 70, "metric": "cpu", "targetActiveStreams": 20}},
     "pod": {},  # nothing of its own: pod_settings.py merges it over the operator's defaults
+}
+
+
+# The defaults inside spec.ingress and spec.httpRoute, filled in only when the block is there (neither has a default
+# of its own: an absent block is no Ingress, or no HTTPRoute).
+ROUTE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ingress": {"className": "", "tlsSecretName": "", "annotations": {}},
+    "httpRoute": {"annotations": {}},
 }
 
 
@@ -47,6 +59,9 @@ FALLBACK_DEFAULTS: dict[str, Any] = {"provider": "openai", "baseUrl": ""}
 def with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
     result = copy.deepcopy(spec)
     _merge(result, DEFAULTS)
+    for block, defaults in ROUTE_DEFAULTS.items():
+        if isinstance(result.get(block), dict):
+            _merge(result[block], defaults)
     fallbacks = [f for f in result["llm"]["fallbacks"] if isinstance(f, dict)]
     for fallback in fallbacks:
         _merge(fallback, FALLBACK_DEFAULTS)
@@ -69,11 +84,15 @@ def _merge(target: dict[str, Any], defaults: dict[str, Any]) -> None:
 
 def check_required(spec: dict[str, Any]) -> None:
     """An `InvalidSpec` naming the first required field the spec lacks (or leaves empty)."""
+    if not any(spec.get(block) for block in ROUTES):
+        raise InvalidSpec("spec.ingress or spec.httpRoute is required: ElevenLabs must reach the proxy")
     for path in REQUIRED_FIELDS:
+        if path.split(".")[0] in ROUTES and path.split(".")[0] not in spec:
+            continue
         node: Any = spec
         for key in path.split("."):
             node = node.get(key) if isinstance(node, dict) else None
-        if node is None or node == "":
+        if node is None or node == "" or node == []:
             raise InvalidSpec(f"spec.{path} is required")
 
 
@@ -101,6 +120,16 @@ def custom_llm_api_type(spec: dict[str, Any]) -> str:
     return CUSTOM_LLM_API_TYPES[api_type]
 
 
+def public_host(spec: dict[str, Any]) -> str:
+    """The host ElevenLabs calls: the HTTPRoute's first hostname when there is a route (beside an Ingress too: adding
+    a route moves the agent to it), else the Ingress's host."""
+    if route := spec.get("httpRoute"):
+        return str(route["hostnames"][0])
+    if ingress := spec.get("ingress"):
+        return str(ingress["host"])
+    raise InvalidSpec("spec.ingress or spec.httpRoute is required: ElevenLabs must reach the proxy")
+
+
 def public_url(spec: dict[str, Any]) -> str:
-    """ElevenLabs calls the custom LLM over the internet: always HTTPS, terminated at the ingress."""
-    return f"https://{spec['ingress']['host']}"
+    """ElevenLabs calls the custom LLM over the internet: always HTTPS, terminated at the ingress or the Gateway."""
+    return f"https://{public_host(spec)}"

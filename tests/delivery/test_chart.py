@@ -22,7 +22,9 @@ import yaml
 
 from glimpse_operator import pod_settings
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
+from glimpse_operator.settings import ProxyNetworkPolicy
 from tests import restricted_v2
+from tests.gateway_api import route_errors
 from tests.operator.support import FITTED_POD
 from tests.paths import ROOT
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
@@ -82,6 +84,11 @@ VALUES: dict[str, dict[str, Any]] = {
     # a Pods metric (glimpse_active_streams via prometheus-adapter): the HPA's schema checks its shape
     "autoscaled-on-active-streams": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "autoscaling": {
         "enabled": True, "metric": "activeStreams", "targetActiveStreams": 30}}},
+    # the Gateway API's HTTPRoute instead of the Ingress (the route's CRD schema checks it: tests/gateway_api.py)
+    "gateway-route": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "httpRoute": {
+        "enabled": True, "parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
+        "hostnames": ["voice.example.com"], "labels": {"team": "voice"},
+        "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}}},
 }
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
 
@@ -101,6 +108,9 @@ def test_rendered_objects_are_valid(case: str) -> None:
         if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
             assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "metrics"
             continue
+        if obj["kind"] == "HTTPRoute":  # the Gateway API's kind: its own schema, not the Kubernetes schemas
+            assert route_errors([obj]) == [[]]
+            continue
         if obj["kind"] in PEERING_KINDS:
             assert obj["apiVersion"] == "kopf.dev/v1"
             jsonschema.validate(obj, crd_schemas(objects)[obj["kind"]])
@@ -114,14 +124,15 @@ def test_rendered_objects_are_valid(case: str) -> None:
         for container in pod["containers"]:
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    expected = {"defaults": {"Role", "RoleBinding", "KopfPeering"},
+    expected = {"defaults": {"Role", "RoleBinding", "KopfPeering", "NetworkPolicy"},
                 "standalone-proxy": {"Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
                 "fitted-pods": {"ServiceAccount", "Service", "NetworkPolicy"},
                 "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
-                "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"}}[case]
+                "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"},
+                "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"}}[case]
     assert expected <= set(kinds)
     assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
@@ -140,15 +151,6 @@ def test_dashboard_configmap_ships_the_dashboard_file() -> None:
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads(configmap["data"]["glimpse.json"])
     assert shipped == json.loads((CHART / "dashboards" / "glimpse.json").read_text())
-
-
-def test_chart_crds_are_the_manifests_crds() -> None:
-    """Edited in one place: each of the chart's CRDs links to manifests/crd (kubectl users apply that folder)."""
-    links = sorted((CHART / "crds").iterdir())
-    assert [link.name for link in links] == sorted(path.name for path in (ROOT / "manifests" / "crd").glob("*.yaml"))
-    for link in links:
-        assert link.is_symlink() and link.resolve() == ROOT / "manifests" / "crd" / link.name
-    assert (CHART / "crds" / "voiceagent.yaml").resolve() == ROOT / "manifests" / "crd" / "voiceagent.yaml"
 
 
 def test_kopf_peering_crds_are_kopfs() -> None:
@@ -189,6 +191,12 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"image": {"operator": {"digest": "sha256:abc"}}}, {"image": {"proxy": {"digest": DIGEST[7:]}}},
                 {"image": {"proxy": {"tag": "0.1.0@" + DIGEST}}}, {"global": {"imageRegistry": "https://mirror"}},
                 {"proxy": {"secrets": {"existingSecret": "Proxy_Secrets"}}}, {"proxy": {"secrets": {"checksum": 2}}},
+                # NetworkPolicy peers and rules as the API server takes them: an ipBlock alone, ports in range
+                {"proxy": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}},
+                {"proxy": {"networkPolicy": {"extraEgress": [{"ports": [{"port": 70000}]}]}}},
+                {"operator": {"proxyDefaults": {"networkPolicy": {"metricsFrom": ["prometheus"]}}}},
+                {"operator": {"networkPolicy": {"apiServer": {"ports": []}}}},
+                {"operator": {"networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1"]}}}},
                 # the pod knobs: Kubernetes' shapes (full EnvVar objects, lists, string maps)
                 {"proxy": {"extraEnv": {"OTEL_SERVICE_NAME": "glimpse"}}}, {"proxy": {"extraEnv": [{"value": "x"}]}},
                 {"operator": {"extraEnv": [{"name": "A", "value": 1}]}}, {"proxy": {"tolerations": {"key": "x"}}},
@@ -536,15 +544,126 @@ def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[
 
 
 @pytest.mark.parametrize(("endpoint", "ports"), [
-    ("", {53, 443, 80, 6379}),
-    ("https://account.r2.cloudflarestorage.com", {53, 443, 80, 6379}),
-    ("http://minio.storage:9000", {53, 443, 80, 6379, 9000}),
-    ("https://minio.storage.svc.cluster.local:443", {53, 443, 80, 6379}),
+    ("", {53, 443, 6379}),
+    ("https://account.r2.cloudflarestorage.com", {53, 443, 6379}),
+    ("http://minio.storage:9000", {53, 443, 6379, 9000}),
+    ("http://minio.storage", {53, 80, 443, 6379}),
+    ("https://minio.storage.svc.cluster.local:443", {53, 443, 6379}),
 ])
 def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, ports: set[int]) -> None:
     proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint}
-    policy = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "NetworkPolicy")
+    policy = proxy_policy({"proxy": proxy})
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
+
+
+def proxy_pod(proxy: dict[str, Any]) -> dict[str, Any]:
+    deployment = next(o for o in render_chart({"proxy": proxy})
+                      if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("proxy"))
+    pod: dict[str, Any] = deployment["spec"]["template"]
+    return pod
+
+
+def test_s3_access_keys_come_from_an_existing_secret() -> None:
+    """proxy.s3CredentialsSecret (MinIO, R2): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secretKeyRefs the
+    kubelet resolves, never in the ConfigMap; a new Secret name rolls the pods; without it no AWS variable at all and
+    the same pod template as before the value existed (the pod's identity: IRSA, EKS Pod Identity)."""
+    minio = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice",
+             "s3EndpointUrl": "http://minio.storage:9000"}
+    without = proxy_pod(minio)
+    assert not any(e["name"].startswith("AWS_") for e in without["spec"]["containers"][0]["env"])
+    keys = {"name": "minio-keys", "accessKeyIdKey": "rootUser", "secretAccessKeyKey": "rootPassword"}
+    pod = proxy_pod({**minio, "s3CredentialsSecret": keys})
+    env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_ACCESS_KEY_ID"] == {"name": "minio-keys", "key": "rootUser"}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "minio-keys", "key": "rootPassword"}
+    by_default = proxy_pod({**minio, "s3CredentialsSecret": {"name": "r2-keys"}})
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in by_default["spec"]["containers"][0]["env"]
+            if e["name"].startswith("AWS_")} == {"AWS_ACCESS_KEY_ID": "accessKeyId",
+                                                  "AWS_SECRET_ACCESS_KEY": "secretAccessKey"}
+    configmap = next(o for o in render_chart({"proxy": {**minio, "s3CredentialsSecret": keys}})
+                     if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("proxy"))
+    assert not any(key.startswith("AWS_") for key in configmap["data"])
+    hashes = [p["metadata"]["annotations"] for p in (without, pod, by_default)]
+    assert len({h["glimpse.dev/secrets-hash"] for h in hashes}) == 3
+    assert len({h["glimpse.dev/config-hash"] for h in hashes}) == 1
+    with pytest.raises(helm_python.HelmError, match=r"proxy\.s3CredentialsSecret is for s3:// storage only"):
+        proxy_pod({**copy.deepcopy(STANDALONE["proxy"]), "s3CredentialsSecret": keys})
+    for bad in ({"name": "Minio_Keys"}, {"name": "k", "accessKeyIdKey": "access key"}, {"name": "k", "token": "t"}):
+        with pytest.raises(helm_python.HelmError):
+            proxy_pod({**minio, "s3CredentialsSecret": bad})
+
+
+def proxy_policy(values: dict[str, Any]) -> dict[str, Any]:
+    policy: dict[str, Any] = next(o for o in render_chart(values) if o["kind"] == "NetworkPolicy"
+                                  and o["metadata"]["labels"]["app.kubernetes.io/component"] == "proxy")
+    return policy
+
+
+@pytest.mark.parametrize(("change", "ports"), [
+    ({}, [443, 6379]),
+    ({"store": "memory://", "storage": ""}, [443]),  # nothing but HTTPS: port 80 is no longer open by default
+    ({"store": "rediss://:pw@redis.data:6380/0"}, [443, 6380]),
+    ({"upstream": {"provider": "openai-compatible", "baseUrl": "http://vllm.models:8000/v1",
+                   "apiKeySecret": {"name": "openai"}}}, [443, 6379, 8000]),
+    ({"upstream": {"provider": "openai-compatible", "baseUrl": "http://ollama:11434/v1",
+                   "apiKeySecret": {"name": "openai"}}, "storage": "s3://bucket", "s3EndpointUrl": "http://minio"},
+     [80, 443, 6379, 11434]),  # in numeric order, as the operator's
+])
+def test_the_proxy_policy_opens_the_ports_of_its_own_urls(change: dict[str, Any], ports: list[int]) -> None:
+    """DNS, then TCP to 443 and the ports of the upstream's base URL, a redis:// store and the S3 endpoint: what the
+    operator's proxies get for the same settings (tests/delivery/test_proxy_parity.py)."""
+    policy = proxy_policy({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), **change}})
+    dns, tcp = policy["spec"]["egress"]
+    assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert tcp == {"ports": [{"port": port, "protocol": "TCP"} for port in ports]}
+
+
+OTLP = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}],
+        "ports": [{"port": 4317, "protocol": "TCP"}]}
+
+
+def test_the_proxy_policy_adds_extra_egress() -> None:
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "networkPolicy": {"extraEgress": [OTLP]}}
+    assert proxy_policy({"proxy": proxy})["spec"]["egress"][2:] == [OTLP]
+
+
+def operator_policy(values: dict[str, Any]) -> dict[str, Any] | None:
+    return next((o for o in operator_objects(values) if o["kind"] == "NetworkPolicy"), None)
+
+
+def test_the_operator_policy_lets_nothing_in_and_only_the_api_server_and_elevenlabs_out() -> None:
+    """kopf's liveness endpoint is probed by the kubelet, from the node, which policies never block: no ingress."""
+    policy = operator_policy({})
+    assert policy is not None
+    deployment = next(o for o in operator_objects({}) if o["kind"] == "Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
+    assert policy["spec"]["egress"] == [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]},
+        {"ports": [{"port": 443, "protocol": "TCP"}]}]
+
+    policy = operator_policy({"operator": {"elevenlabsBaseUrl": "http://elevenlabs-mock.test:8999", "networkPolicy": {
+        "apiServer": {"ports": [6443], "cidrs": ["10.0.0.1/32", "fd00::1/128"]}, "extraEgress": [OTLP]}}})
+    assert policy is not None
+    assert policy["spec"]["egress"][1:] == [
+        {"ports": [{"port": 6443, "protocol": "TCP"}],
+         "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "fd00::1/128"}}]},
+        {"ports": [{"port": 8999, "protocol": "TCP"}]}, OTLP]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    assert operator_policy({"operator": {"networkPolicy": {"enabled": False}}}) is None
+
+
+def test_the_operator_gets_the_proxies_policy_defaults_as_it_reads_them() -> None:
+    """operator.proxyDefaults.networkPolicy reaches the operator as GLIMPSE_PROXY_NETWORK_POLICY, which its settings
+    read back to the same values."""
+    defaults = {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}],
+                "metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}], "extraEgress": [OTLP]}
+    for values, expected in (({}, ProxyNetworkPolicy().as_spec()),
+                             ({"operator": {"proxyDefaults": {"networkPolicy": defaults}}}, defaults)):
+        env = {e["name"]: e.get("value") for e in operator_container(operator_objects(values))["env"]}
+        parsed = ProxyNetworkPolicy.model_validate_json(env["GLIMPSE_PROXY_NETWORK_POLICY"])
+        assert parsed.as_spec() == expected
 
 
 def test_helm_lint_is_clean() -> None:
@@ -560,8 +679,9 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants is deleted
-        assert "delete" not in rule["verbs"] or rule["resources"] == ["horizontalpodautoscalers"]
+        # owner references garbage-collect the proxy's objects: only an HPA autoscaling no longer wants, a
+        # NetworkPolicy turned off, or an Ingress or HTTPRoute the spec no longer asks for, is deleted
+        assert "delete" not in rule["verbs"] or set(rule["resources"]) <= {RESOURCES[kind][1] for kind in DELETED}
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -735,19 +855,21 @@ def test_readme_says_what_the_operator_may_do() -> None:
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.operator"])
 def test_dockerfiles(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()
-    # the base images are build arguments, declared before the first FROM (global), each with a tag as its default:
-    # a release build passes the same image by digest, `--build-arg PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:…`
+    # the base images are build arguments, declared before the first FROM (global), each defaulting to a tag pinned by
+    # digest (a tag can be re-pushed, a digest cannot); a mirror passes its own, `--build-arg PYTHON_IMAGE=…`
     head, _, _ = text.partition("\nFROM ")
     defaults = dict(re.findall(r"^ARG\s+(\w+_IMAGE)=(\S+)$", head, re.MULTILINE))
     bases = [re.sub(r"^\$\{(\w+)\}$", lambda arg: defaults[arg.group(1)], base)
              for base in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)]
     assert len(bases) >= 2, "multi-stage"
     assert set(defaults) <= {"PYTHON_IMAGE", "NODE_IMAGE"} and defaults["PYTHON_IMAGE"] in bases
-    assert all(re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z-]+(@sha256:[0-9a-f]{64})?", base)
-               for base in bases), "pinned base tags (a digest allowed)"
+    assert all(re.fullmatch(r"(python|node):\d+\.\d+\.\d+-[a-z-]+@sha256:[0-9a-f]{64}", base)
+               for base in bases), "base images by tag and digest"
     final_stage = text.split("\nFROM ")[-1]
     # a non-root UID in group 0: OpenShift's arbitrary UID is in group 0 too, so what group 0 may write it may
     assert re.search(r"^USER\s+10001:0$", final_stage, re.MULTILINE), "non-root user, group 0, in the final image"
+    if dockerfile == "Dockerfile.operator":  # the image alone serves its own namespace (the CLI's default), never all
+        assert not re.search(r"^CMD\b", final_stage, re.MULTILINE) and "--all-namespaces" not in final_stage
     if dockerfile == "Dockerfile":  # the proxy writes its images under /data (an emptyDir in a pod, the image's own dir
         assert "chgrp -R 0 /data && chmod -R g=u /data" in final_stage  # under docker run)
     assert "HEALTHCHECK" not in text and "apt-get install" not in final_stage and "gcc" not in final_stage

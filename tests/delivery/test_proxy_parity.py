@@ -5,7 +5,8 @@ settings.
 Each case below is one set of settings, written once and turned into chart values and into a VoiceAgent. Both are
 rendered and compared field by field: the Deployment's whole spec (pod template included: what spec.pod and the
 chart's pod knobs fit to the cluster too), the ConfigMap's data, the generated keys the pods read, and the Service,
-Ingress, PodDisruptionBudget, HorizontalPodAutoscaler and ServiceAccount specs. The
+Ingress, HTTPRoute, PodDisruptionBudget, HorizontalPodAutoscaler, ServiceAccount and NetworkPolicy specs (the chart's
+proxy.networkPolicy beside the operator's defaults, operator.proxyDefaults.networkPolicy). The
 fields that legitimately differ are in ALLOWED, each with its reason; they are masked on both sides after checking
 what still must hold for them (a reference names the object it refers to, a selector selects its own pods). Anything
 else that differs fails with the path of every difference. The generated keys' Secret is the operator's only: the
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from glimpse_operator.render import SECRET_KEYS, render_proxy
+from glimpse_operator.settings import ProxyNetworkPolicy
 from glimpse_operator.spec import with_defaults
 from tests.delivery.test_chart import chart_pod_values
 from tests.operator.support import FITTED_POD
@@ -45,14 +47,11 @@ ALLOWED = {
     "configmap-name": "envFrom names each side's own ConfigMap",
     "generated-secret-name": "the generated keys live in the user's proxy.secrets.existingSecret vs the operator's "
                              "glimpse-<VoiceAgent>",
-    "backend-name": "the Ingress routes to each side's own Service",
+    "backend-name": "the Ingress and the HTTPRoute route to each side's own Service",
     "scale-target-name": "the HPA scales each side's own Deployment",
 }
 # Objects only one side makes, and why.
-CHART_ONLY_KINDS = {
-    "NetworkPolicy": "proxy.networkPolicy (default on): the chart knows the ingress controller's namespace "
-                     "(ingressFrom); a VoiceAgent has no field for it and the operator makes none",
-}
+CHART_ONLY_KINDS: dict[str, str] = {}
 OPERATOR_ONLY_KINDS = {
     "Secret": "the operator generates customLlmKey and signingSecret and keeps them in the cluster; the chart never "
               "generates them (the same values must render the same manifests, for GitOps) and reads them from "
@@ -72,8 +71,15 @@ BASE: dict[str, Any] = {
     "host": "voice.example.com", "tls_secret": "voice-tls", "class_name": "nginx",
     "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"},
     "replicas": 3, "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-    "autoscaling": None,
+    "autoscaling": None, "network_policy": None, "ingress": True, "route": None,
 }
+INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+OTLP = {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}
+ROUTE = {"parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
+         "hostnames": ["voice.gateway.example.com", "voice.example.org"],
+         "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}
 SCALING = {"enabled": True, "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}
 CASES: dict[str, dict[str, Any]] = {
     "replicas-redis-gcs-tls": BASE,
@@ -84,9 +90,20 @@ CASES: dict[str, dict[str, Any]] = {
                                                                "targetActiveStreams": 15}},
     # S3-compatible storage at its own endpoint (MinIO, R2), inline delivery
     "replicas-redis-minio": {**BASE, "storage": "s3://glimpse-images/voice", "s3_endpoint": "http://minio:9000",
-                             "images": {**BASE["images"], "delivery": "inline"}},
+                             "images": {**BASE["images"], "delivery": "inline"},
+                             "s3_credentials": {"name": "minio-keys", "accessKeyIdKey": "rootUser",
+                                                "secretAccessKeyKey": "rootPassword"},
+                             "network_policy": {"ingressFrom": [INGRESS_NGINX], "metricsFrom": [PROMETHEUS],
+                                                "extraEgress": [OTLP]}},
+    # an upstream on a port of its own, the store on another, the NetworkPolicy off on both sides (the VoiceAgent's
+    # own spec.networkPolicy, not the operator's defaults)
+    "vllm-rediss-no-policy": {**BASE, "base_url": "http://vllm.models:8000/v1", "store": "rediss://redis:6380/0",
+                              "network_policy": {"enabled": False}, "policy_in_spec": True},
     # every default on both sides: one replica, memory store, each pod's own disk, default resources and images;
     # TLS terminated in front of the ingress (no tlsSecretName), the public URL still https
+    # the Gateway API's HTTPRoute instead of the Ingress, and beside it: the public URL is the route's first hostname
+    "gateway-route": {**BASE, "ingress": False, "route": ROUTE},
+    "route-beside-ingress": {**BASE, "route": {**ROUTE, "annotations": {}}},
     "one-replica-defaults": {**BASE, "provider": None, "base_url": None, "replicas": 1, "store": "memory://",
                              "storage": "", "images": None,
                              "tls_secret": "", "class_name": "", "annotations": {}, "resources": None},
@@ -103,11 +120,16 @@ def chart_values(s: dict[str, Any]) -> dict[str, Any]:
     proxy: dict[str, Any] = {
         "enabled": True, "replicas": s["replicas"], "store": s["store"], "storage": s["storage"],
         **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
+        **({"s3CredentialsSecret": s["s3_credentials"]} if s.get("s3_credentials") else {}),
         "upstream": {"model": s["model"], "apiKeySecret": s["llm_secret"]},
         "elevenlabs": {"agentId": s["agent_id"], "apiKeySecret": s["elevenlabs_secret"]},
         "secrets": {"existingSecret": EXISTING_SECRET},
-        "ingress": {"enabled": True, "className": s["class_name"], "host": s["host"],
+        "ingress": {"enabled": s["ingress"], "className": s["class_name"], "host": s["host"],
                     "tlsSecretName": s["tls_secret"], "annotations": s["annotations"]}}
+    if s["route"] is not None:
+        proxy["httpRoute"] = {"enabled": True, **s["route"]}
+    if s["network_policy"] is not None:
+        proxy["networkPolicy"] = s["network_policy"]
     for key in ("images", "resources", "autoscaling"):
         if s[key] is not None:
             proxy[key] = s[key]
@@ -123,10 +145,14 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         "llm": {"model": s["model"], "apiKeySecretRef": s["llm_secret"]},
         "elevenlabs": {"apiKeySecretRef": s["elevenlabs_secret"]},
         "images": {"storage": s["storage"], **({"s3EndpointUrl": s["s3_endpoint"]} if s.get("s3_endpoint") else {}),
+                   **({"s3CredentialsSecretRef": s["s3_credentials"]} if s.get("s3_credentials") else {}),
                    **(s["images"] or {})},
-        "ingress": {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
-                    "annotations": s["annotations"]},
         "proxy": {"replicas": s["replicas"], "store": s["store"]}}
+    if s["ingress"]:
+        spec["ingress"] = {"host": s["host"], "className": s["class_name"], "tlsSecretName": s["tls_secret"],
+                           "annotations": s["annotations"]}
+    if s["route"] is not None:
+        spec["httpRoute"] = s["route"]
     for key, value in (("provider", s["provider"]), ("baseUrl", s["base_url"])):
         if value is not None:
             spec["llm"][key] = value
@@ -134,6 +160,8 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         spec["proxy"]["resources"] = s["resources"]
     if s["autoscaling"] is not None:
         spec["proxy"]["autoscaling"] = s["autoscaling"]
+    if s.get("policy_in_spec"):
+        spec["networkPolicy"] = s["network_policy"]
     if "pod" in s:
         spec["pod"] = s["pod"]
     return {"apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent",
@@ -150,9 +178,14 @@ def chart_objects(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def operator_objects(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The objects of a VoiceAgent with these settings; the NetworkPolicy's from the operator's defaults (as the
+    chart's operator.proxyDefaults.networkPolicy gives them) unless the VoiceAgent's spec has them."""
     body = voice_agent(s)
+    given = {} if s.get("policy_in_spec") else s["network_policy"] or {}
+    defaults = {**ProxyNetworkPolicy().as_spec(), **given}
     objects = render_proxy(body, with_defaults(body["spec"]), s["agent_id"],
-                           {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}, "registry.test/glimpse/proxy:1.2.3")
+                           {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}, "registry.test/glimpse/proxy:1.2.3",
+                           network_defaults=defaults)
     by_kind = {o["kind"]: o for o in objects}
     assert len(by_kind) == len(objects), "one object of each kind"
     return by_kind
@@ -237,6 +270,15 @@ def ingress(obj: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
     return {"annotations": obj["metadata"].get("annotations", {}), "spec": spec}
 
 
+def http_route(obj: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(obj["spec"])
+    for rule in spec["rules"]:
+        for backend in rule["backendRefs"]:
+            assert backend["name"] == service["metadata"]["name"]
+            mask(backend, "name", "backend-name")
+    return {"annotations": obj["metadata"].get("annotations", {}), "spec": spec}
+
+
 def pdb_spec(pdb: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(pdb["spec"])
     assert selects(spec["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
@@ -248,6 +290,13 @@ def hpa_spec(hpa: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(hpa["spec"])
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     mask(spec["scaleTargetRef"], "name", "scale-target-name")
+    return spec
+
+
+def network_policy_spec(policy: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(policy["spec"])
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"], "its own pods"
+    mask(spec, "podSelector", "selector")
     return spec
 
 
@@ -293,12 +342,14 @@ def test_the_same_configuration(both: tuple[dict[str, Any], dict[str, Any]]) -> 
         == sorted(SECRET_KEYS)
 
 
-def test_the_same_service_ingress_pdb_and_hpa(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_the_same_service_routes_pdb_and_hpa(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
     chart, operator = both
     assert_same("Service.spec", service_spec(chart["Service"], chart["Deployment"]),
                 service_spec(operator["Service"], operator["Deployment"]))
-    assert_same("Ingress", ingress(chart["Ingress"], chart["Service"]),
-                ingress(operator["Ingress"], operator["Service"]))
+    for kind, compared in (("Ingress", ingress), ("HTTPRoute", http_route)):
+        assert (kind in chart) == (kind in operator)
+        if kind in operator:
+            assert_same(kind, compared(chart[kind], chart["Service"]), compared(operator[kind], operator["Service"]))
     assert_same("PodDisruptionBudget.spec", pdb_spec(chart["PodDisruptionBudget"], chart["Deployment"]),
                 pdb_spec(operator["PodDisruptionBudget"], operator["Deployment"]))
     assert ("HorizontalPodAutoscaler" in chart) == ("HorizontalPodAutoscaler" in operator)
@@ -316,6 +367,16 @@ def service_account(obj: dict[str, Any]) -> dict[str, Any]:
             "automountServiceAccountToken": obj["automountServiceAccountToken"]}
 
 
+def test_the_same_network_policy(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Peers in, DNS and the ports of the proxy's own URLs out, and the extra egress: the same settings (the chart's
+    proxy.networkPolicy, the operator's defaults) give the same policy, or none on both sides."""
+    chart, operator = both
+    assert ("NetworkPolicy" in chart) == ("NetworkPolicy" in operator)
+    if "NetworkPolicy" in operator:
+        assert_same("NetworkPolicy.spec", network_policy_spec(chart["NetworkPolicy"], chart["Deployment"]),
+                    network_policy_spec(operator["NetworkPolicy"], operator["Deployment"]))
+
+
 def test_the_cases_cover_what_differs_between_them() -> None:
     """The settings reach both renders: each case changes what it says it changes (a case that rendered the same
     objects as another would compare nothing new)."""
@@ -328,9 +389,20 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert data["replicas-redis-gcs-tls"]["GLIMPSE_IMAGE_DETAIL"] == "high"
     assert data["replicas-redis-minio"]["GLIMPSE_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert "GLIMPSE_S3_ENDPOINT_URL" not in data["replicas-redis-gcs-tls"]
+    assert data["gateway-route"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.gateway.example.com"
+    assert data["route-beside-ingress"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.gateway.example.com"
+    assert data["replicas-redis-gcs-tls"]["GLIMPSE_PUBLIC_BASE_URL"] == "https://voice.example.com"
+    assert {case for case, objects in rendered.items() if "HTTPRoute" in objects} == {"gateway-route",
+                                                                                      "route-beside-ingress"}
+    assert "Ingress" not in rendered["gateway-route"]
     metrics = {case: objects["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["type"]
                for case, objects in rendered.items() if "HorizontalPodAutoscaler" in objects}
     assert metrics == {"gemini-autoscaled-on-cpu": "Resource", "autoscaled-on-active-streams": "Pods"}
+    egress = {case: [p["port"] for p in objects["NetworkPolicy"]["spec"]["egress"][1]["ports"]]
+              for case, objects in rendered.items() if "NetworkPolicy" in objects}
+    assert egress["one-replica-defaults"] == [443] and egress["replicas-redis-minio"] == [443, 6379, 9000]
+    assert "NetworkPolicy" not in rendered["vllm-rediss-no-policy"]
+    assert rendered["replicas-redis-minio"]["NetworkPolicy"]["spec"]["egress"][2:] == [OTLP]
     pods = {case: objects["Deployment"]["spec"]["template"] for case, objects in rendered.items()}
     assert pods["fitted-pods"]["spec"]["nodeSelector"] == FITTED_POD["nodeSelector"]
     assert pods["fitted-pods"]["metadata"]["labels"]["team"] == "voice"

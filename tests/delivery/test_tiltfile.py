@@ -198,7 +198,7 @@ def test_the_proxy_image_is_found_where_it_is_named(tilt: Tilt) -> None:
 def test_the_restart_wrapper_runs_the_program_with_the_pods_args(tilt: Tilt, image: str, dockerfile: str,
                                                                  program: str) -> None:
     """The image's own ENTRYPOINT is Tilt's restart wrapper around the program; the Deployment gives no command,
-    only args, which Kubernetes appends: `glimpse serve`, `glimpse-operator --all-namespaces …`."""
+    only args, which Kubernetes appends: `glimpse serve`, `glimpse-operator --namespace=… …`."""
     contents = tilt.one("docker_build", image).kwargs["dockerfile_contents"]
     restart = tilt.scope["RESTART_FILE"]
     # the release Dockerfile, unchanged and first: its ARGs before the first FROM (the base images) stay global

@@ -10,7 +10,9 @@ managers); no strategic merge patch; no label or field selectors.
 Failures a test wants: `refuse_apply[kind] = (status, message)` (an admission webhook or a policy refusing that
 kind), `fail_next(method, path, status)` (the next such request fails once, e.g. the operator "dies" before a
 status write), and the API server's own validation of container resource quantities (a 422, as for a bad
-`proxy.resources`).
+`proxy.resources`) and of NetworkPolicy peers and ports (`network_policy_problem`). The Gateway API's HTTPRoute is
+served as where its CRD is installed; `gateway_api=False` is a cluster without it, where its paths are 404s as for
+any resource the server does not know.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import ipaddress
 import itertools
 import json
 import re
@@ -56,6 +59,8 @@ KINDS = (
     Kind("/apis/networking.k8s.io/v1", "ingresses", "Ingress"),
     Kind("/apis/policy/v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     Kind("/apis/autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    Kind("/apis/gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute"),  # the Gateway API's CRD (status: yes)
+    Kind("/apis/networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", has_status=False),
     Kind("/apis/glimpse.dev/v1alpha1", "voiceagents", "VoiceAgent"),
     Kind("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False),
     Kind("/api/v1", "namespaces", "Namespace", namespaced=False),  # last: /api/v1/namespaces/x/... are others'
@@ -63,6 +68,7 @@ KINDS = (
 # A quantity, as the API server validates it
 # (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#resource-units-in-kubernetes;
 # the regular expression of k8s.io/apimachinery/pkg/api/resource/quantity.go): a 422 names the field and the rule.
+GATEWAY_API_PREFIX = "/apis/gateway.networking.k8s.io/v1"
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 
 
@@ -151,6 +157,7 @@ class FakeKubernetes:
     deletes: list[str] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     refuse_apply: dict[str, tuple[int, str]] = field(default_factory=dict)  # kind -> (status, message)
+    gateway_api: bool = True  # the Gateway API's CRDs installed (HTTPRoute served)
     runner: web.AppRunner | None = None
     base_url: str = ""
     _failures: list[list[Any]] = field(default_factory=list)  # [method, path, status, message, matches to let by]
@@ -178,7 +185,7 @@ class FakeKubernetes:
         """Create or replace an object, as a client would (and as watchers see it); a test seeding the server may
         give a new object its uid."""
         target = parse(path)
-        assert target is not None and target.name, f"not an object path: {path}"
+        assert target is not None and target.name and self._served(target.kind), f"not an object path: {path}"
         previous = self.objects.get(path)
         prepared = self._prepared(obj, previous, target)
         if previous is None and obj.get("metadata", {}).get("uid"):
@@ -209,6 +216,11 @@ class FakeKubernetes:
         target = parse(path)
         assert target is not None and target.name
         self._delete(target)
+
+    def _served(self, kind: Kind) -> bool:
+        # a custom resource's paths and discovery exist only while its CRD does
+        # (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#create-a-customresourcedefinition)
+        return self.gateway_api or kind.prefix != GATEWAY_API_PREFIX
 
     # -- storage ------------------------------------------------------------------------------------------------
 
@@ -337,7 +349,7 @@ class FakeKubernetes:
         if request.method == "GET" and (discovery := self._discovery(path)) is not None:
             return web.json_response(discovery)
         target = parse(path)
-        if target is None:
+        if target is None or not self._served(target.kind):
             return _status(404, f"the server could not find the requested resource ({path})", "NotFound")
         if target.name is None:
             if request.method == "GET" and request.query.get("watch") in ("true", "1"):
@@ -378,7 +390,7 @@ class FakeKubernetes:
         if path == "/apis":
             groups: dict[str, list[str]] = {}
             for kind in KINDS:
-                if kind.prefix.startswith("/apis/"):
+                if kind.prefix.startswith("/apis/") and self._served(kind):
                     group, version = kind.api_version.split("/")
                     groups.setdefault(group, [])
                     if version not in groups[group]:
@@ -387,7 +399,7 @@ class FakeKubernetes:
                 {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
                  "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
                 for group, versions in groups.items()]}
-        kinds = [k for k in KINDS if k.prefix == path]
+        kinds = [k for k in KINDS if k.prefix == path and self._served(k)]
         if not kinds:
             return None
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -522,6 +534,10 @@ class FakeKubernetes:
         if target.kind.kind in self.refuse_apply:
             code, message = self.refuse_apply[target.kind.kind]
             return _status(code, message, "Forbidden" if code == 403 else "Invalid")
+        if target.kind.kind == "HTTPRoute" and (problem := _httproute_problem(body)):
+            return _status(422, f'HTTPRoute.gateway.networking.k8s.io "{target.name}" is invalid: {problem}', "Invalid")
+        if target.kind.kind == "NetworkPolicy" and (problem := network_policy_problem(body.get("spec") or {})):
+            return _status(422, f'NetworkPolicy.networking.k8s.io "{target.name}" is invalid: {problem}', "Invalid")
         containers = (((body.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         for index, container in enumerate(containers):
             for section in ("requests", "limits"):
@@ -532,6 +548,57 @@ class FakeKubernetes:
                                             f'resources.{section}[{resource}]: Invalid value: "{value}": quantities '
                                             f"must match the regular expression '{QUANTITY.pattern}'", "Invalid")
         return None
+
+
+def _httproute_problem(body: dict[str, Any]) -> str | None:
+    """Two of the HTTPRoute CRD's own rules (gateway.networking.k8s.io_httproutes.yaml, standard channel): what a
+    route the operator renders could get wrong."""
+    spec = body.get("spec") or {}
+    for i, ref in enumerate(spec.get("parentRefs") or []):
+        if not ref.get("name"):  # ParentReference: required [name]
+            return f"spec.parentRefs[{i}].name: Required value"
+    for i, rule in enumerate(spec.get("rules") or []):
+        for j, backend in enumerate(rule.get("backendRefs") or []):
+            # BackendRef's x-kubernetes-validations: "Must have port for Service reference"
+            if backend.get("kind", "Service") == "Service" and not backend.get("group") and "port" not in backend:
+                return f"spec.rules[{i}].backendRefs[{j}]: Invalid value: Must have port for Service reference"
+    return None
+
+
+def network_policy_problem(spec: dict[str, Any]) -> str | None:
+    """What the API server refuses in a NetworkPolicy's spec, as far as the operator could get it wrong
+    (k8s.io/kubernetes/pkg/apis/networking/validation/validation.go, ValidateNetworkPolicySpec), else None."""
+    for index, kind in enumerate(spec.get("policyTypes") or []):
+        if kind not in ("Ingress", "Egress"):  # ValidateNetworkPolicySpec: policyTypes are Ingress or Egress
+            return f'spec.policyTypes[{index}]: Unsupported value: "{kind}"'
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or []):
+            for j, port in enumerate(rule.get("ports") or []):
+                where = f"spec.{direction}[{i}].ports[{j}]"
+                number = port.get("port")
+                # ValidateNetworkPolicyPort: protocol TCP, UDP or SCTP; a numeric port within 1-65535; endPort only
+                # after a numeric port, and not below it
+                if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+                    return f'{where}.protocol: Unsupported value: "{port["protocol"]}"'
+                if isinstance(number, int) and not 1 <= number <= 65535:
+                    return f"{where}.port: Invalid value: {number}: must be between 1 and 65535, inclusive"
+                if "endPort" in port and not (isinstance(number, int) and port["endPort"] >= number):
+                    return f"{where}.endPort: Invalid value: {port['endPort']}: must be a number not below port"
+            for j, peer in enumerate(rule.get(peers_key) or []):
+                where = f"spec.{direction}[{i}].{peers_key}[{j}]"
+                given = [key for key in ("podSelector", "namespaceSelector", "ipBlock") if key in peer]
+                # ValidateNetworkPolicyPeer: at least one peer; an ipBlock alone
+                if not given:
+                    return f"{where}: Required value: must specify a peer"
+                if "ipBlock" in given and len(given) > 1:
+                    return f"{where}: Forbidden: may not specify both ipBlock and another peer"
+                if "ipBlock" in peer:
+                    cidr = str(peer["ipBlock"].get("cidr", ""))
+                    try:  # ValidateIPBlock: cidr is a valid CIDR
+                        ipaddress.ip_network(cidr, strict=False)
+                    except ValueError:
+                        return f'{where}.ipBlock.cidr: Invalid value: "{cidr}": must be a valid CIDR'
+    return None
 
 
 def _in(key: str, target: Target) -> bool:

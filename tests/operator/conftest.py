@@ -23,4 +23,5 @@ async def cluster() -> AsyncIterator[FakeKubernetes]:
 @pytest.fixture
 def memo(monkeypatch: pytest.MonkeyPatch, cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> kopf.Memo:
     monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)  # the default proxy image, whatever the shell has
+    monkeypatch.delenv("GLIMPSE_PROXY_NETWORK_POLICY", raising=False)  # the default NetworkPolicy settings too
     return new_memo(cluster, elevenlabs)

@@ -26,7 +26,7 @@ KEY_SECRET = "/api/v1/namespaces/voice/secrets/elevenlabs"
 
 
 def written_voice_agent(name: str = "museum-guide", **spec_changes: Any) -> dict[str, Any]:
-    """A minimal VoiceAgent as a person writes it, with `a__b=value` changes to its spec."""
+    """A minimal VoiceAgent as a person writes it, with `a__b=value` changes to its spec (None: without that field)."""
     body: dict[str, Any] = {
         "apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent", "metadata": {"name": name, "namespace": "voice"},
         "spec": {"agent": {"name": "Museum guide", "prompt": "You are a guide."},
@@ -38,7 +38,10 @@ def written_voice_agent(name: str = "museum-guide", **spec_changes: Any) -> dict
         *parents, leaf = dotted.split("__")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
     return body
 
 
@@ -92,9 +95,19 @@ MATRIX = {
     "compatible-one-replica": {"llm__provider": "openai-compatible", "llm__baseUrl": "http://vllm:8000/v1",
                                "proxy__replicas": 1, "proxy__image": "registry.local/glimpse:dev",
                                "agent__voiceId": "voice123", "images__delivery": "inline"},
+    # a Gateway API HTTPRoute instead of the Ingress, and one beside it (two listeners of one Gateway, two hosts)
+    "gateway-route": {"ingress": None, "httpRoute": {"parentRefs": [{"name": "eg", "namespace": "envoy-gateway"}],
+                                                     "hostnames": ["voice.gateway.example.com"]}},
+    "route-beside-ingress": {"httpRoute": {
+        "parentRefs": [{"name": "shared", "namespace": "infra", "sectionName": "https"},
+                       {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "shared",
+                        "namespace": "infra", "sectionName": "https-internal", "port": 443}],
+        "hostnames": ["voice.example.org", "voice.internal.example.org"],
+        "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}},
     "fitted-pods": {"pod": FITTED_POD, "images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
                     "proxy__replicas": 3},
 }
+GATEWAY_CASES = ("gateway-route", "route-beside-ingress")
 
 
 def secret(name: str, value: str) -> dict[str, Any]:
@@ -111,13 +124,12 @@ async def start_cluster() -> FakeKubernetes:
     return fake
 
 
-def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs,
-             pod_defaults: dict[str, Any] | None = None) -> kopf.Memo:
+def new_memo(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, **settings_given: Any) -> kopf.Memo:
     """What the startup handler leaves in kopf's memo, with the clients pointed at the fakes (a new one: what an
-    operator that restarted has); `pod_defaults`: its GLIMPSE_PROXY_POD_DEFAULTS."""
+    operator that restarted has); `settings_given`: other OperatorSettings fields."""
     configuration = k8s.Configuration(host=cluster.base_url)
     configuration.api_key = {"BearerToken": "Bearer test-token"}
-    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url, proxy_pod_defaults=pod_defaults or {})
+    settings = OperatorSettings(elevenlabs_base_url=elevenlabs.base_url, **settings_given)
     memo = kopf.Memo()
     memo.reconciler = Reconciler(Cluster(k8s.ApiClient(configuration)), settings)
     return memo

@@ -4,6 +4,7 @@ subcommand it runs kopf exactly as the chart, the Dockerfile and the Tiltfile st
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -27,12 +28,13 @@ from tests.paths import ROOT
 MUSEUM_GUIDE = ROOT / "manifests" / "examples" / "museum-guide.yaml"
 GEMINI_DEV = ROOT / "manifests" / "examples" / "gemini-dev.yaml"
 PROXY_IMAGE = "registry.test/glimpse/proxy:9.9.9"
-KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
+KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget", "NetworkPolicy"]
 
 
 @pytest.fixture(autouse=True)
 def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_POD_DEFAULTS"):
+    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
+                 "GLIMPSE_PROXY_POD_DEFAULTS"):
         monkeypatch.delenv(name, raising=False)
     load_settings.cache_clear()
     yield
@@ -106,6 +108,17 @@ def test_render_opens_no_connection(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert [d["kind"] for d in rendered] == KUBERNETES_KINDS + [AGENT_KIND]
     assert rendered[-1]["spec"]["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == \
         "chat_completions"
+
+
+def test_render_shows_the_operators_network_policy_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The NetworkPolicy as the operator would apply it: GLIMPSE_PROXY_NETWORK_POLICY's peers (the chart's
+    operator.proxyDefaults.networkPolicy) where the VoiceAgent sets none."""
+    ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    monkeypatch.setenv("GLIMPSE_PROXY_NETWORK_POLICY", json.dumps({"ingressFrom": [ingress_nginx]}))
+    assert cli.main(["render", "-f", str(GEMINI_DEV)]) == 0
+    [policy] = [d for d in documents(capsys.readouterr().out) if d["kind"] == "NetworkPolicy"]
+    assert [rule.get("from") for rule in policy["spec"]["ingress"]] == [[ingress_nginx], None]
 
 
 def test_render_shows_an_adopted_agent_as_a_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,13 +214,22 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("args", "kopf_args"), [
-    ([], ["--all-namespaces"]),  # make run-operator: a local run, with your kubeconfig's rights
-    (["--all-namespaces"], ["--all-namespaces"]),  # Dockerfile.operator
+    # the operator image alone (no CMD), or make run-operator without NAMESPACE: its own namespace, never all of them
+    ([], ["--namespace=team-voice"]),
+    (["--standalone"], ["--namespace=team-voice", "--standalone"]),
+    (["--namespace=voice"], ["--namespace=voice"]),  # make run-operator NAMESPACE=voice
+    (["-n", "voice", "--standalone"], ["-n", "voice", "--standalone"]),
+    (["-nvoice"], ["-nvoice"]),
+    (["--all-namespaces"], ["--all-namespaces"]),  # asked for: operator.watchAllNamespaces
+    (["-A"], ["-A"]),
     (["--all-namespaces", "--standalone"], ["--all-namespaces", "--standalone"]),  # someone's own deployment
     (["--all-namespaces", "--peering=p", "--priority=7"], ["--all-namespaces", "--peering=p", "--priority=7"]),
 ])
-def test_without_a_subcommand_it_runs_kopf_as_before(monkeypatch: pytest.MonkeyPatch, args: list[str],
-                                                     kopf_args: list[str]) -> None:
+def test_without_a_subcommand_it_runs_kopf_in_the_namespaces_given_or_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], kopf_args: list[str]) -> None:
+    pod_namespace = tmp_path / "namespace"
+    pod_namespace.write_text("team-voice")  # as the kubelet mounts it beside the service account's token
+    monkeypatch.setattr(cli, "POD_NAMESPACE_FILE", pod_namespace)
     started: list[list[str]] = []
     monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
     monkeypatch.setattr(sys, "argv", ["glimpse-operator", *args])
@@ -228,3 +250,27 @@ def test_with_peering_each_replica_draws_its_own_priority(monkeypatch: pytest.Mo
     priorities = [arg for argv in started for arg in argv if arg.startswith("--priority=")]
     assert len(priorities) == 5 and len(set(priorities)) == 5
     assert all(argv[4:7] == chart_args for argv in started)
+
+
+@pytest.mark.parametrize(("context", "expected"), [
+    ({"cluster": "kind", "user": "me", "namespace": "voice"}, "voice"),
+    ({"cluster": "kind", "user": "me"}, "default"),
+    (None, "default"),  # no kubeconfig at all
+])
+def test_run_from_a_machine_it_serves_the_kubeconfig_contexts_namespace(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, context: dict[str, str] | None, expected: str) -> None:
+    monkeypatch.setattr(cli, "POD_NAMESPACE_FILE", tmp_path / "not-in-a-pod")
+    kubeconfig = tmp_path / "config"
+    if context is not None:
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+            "contexts": [{"name": "dev", "context": context}],
+            "clusters": [{"name": "kind", "cluster": {"server": "https://127.0.0.1:6443"}}],
+            "users": [{"name": "me", "user": {"token": "t"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    started: list[list[str]] = []
+    monkeypatch.setattr(kopf.cli, "main", lambda: started.append(list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", ["glimpse-operator", "--peering=p", "--priority=1"])
+    assert cli.main() == 0
+    assert started == [["kopf", "run", "--module", "glimpse_operator.handlers", f"--namespace={expected}",
+                        "--peering=p", "--priority=1"]]

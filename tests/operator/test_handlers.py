@@ -35,7 +35,8 @@ async def test_create_applies_objects_creates_agent_and_sets_status(
     patch, error = await run_reconcile(body, memo, cluster)
     assert error is None
     kinds = sorted(a.body["kind"] for a in cluster.applies)
-    assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget"])
+    assert kinds == sorted(["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget",
+                            "NetworkPolicy"])
     assert all(a.field_manager == "glimpse-operator" and a.force for a in cluster.applies)
     status = patch["status"]
     assert status["agentId"] in elevenlabs.created_agents and status["agentCreated"] is True
@@ -131,6 +132,19 @@ async def test_missing_secret_is_a_clear_condition(
     assert synced["reason"] == "SecretMissing" and "voice/openai" in synced["message"]
     assert conditions(patch)["Ready"]["status"] == "False"
     assert cluster.applies == [] and elevenlabs.management_calls() == []
+
+
+async def test_the_s3_credentials_secret_is_the_kubelets_to_read_not_the_operators(
+        cluster: FakeKubernetes, elevenlabs: FakeElevenLabs, memo: kopf.Memo) -> None:
+    """spec.images.s3CredentialsSecretRef names a Secret the operator never requests (its pods wait for it, as for
+    any Secret they name): the reconcile goes through while it does not exist, and the Deployment names it."""
+    body = voice_agent(images__storage="s3://glimpse/voice", images__s3CredentialsSecretRef={"name": "minio-keys"})
+    patch, error = await run_reconcile(body, memo, cluster)
+    assert error is None and conditions(patch)["AgentSynced"]["status"] == "True"
+    assert not [r for r in cluster.requests if "minio-keys" in r.path]
+    deployment = next(a.body for a in cluster.applies if a.body["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "minio-keys", "key": "accessKeyId"}
 
 
 async def test_drift_is_repaired_by_reapplying(

@@ -22,7 +22,16 @@ from glimpse_operator import handlers
 from glimpse_operator.settings import load_settings
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes, Request, parse
-from tests.operator.support import DEPLOYMENT, KEY_SECRET, current, secret, stored, voice_agent, voice_agent_path
+from tests.operator.support import (
+    DEPLOYMENT,
+    KEY_SECRET,
+    MATRIX,
+    current,
+    secret,
+    stored,
+    voice_agent,
+    voice_agent_path,
+)
 from tools.render_install import render_chart
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
@@ -47,6 +56,7 @@ current-context: fake
     monkeypatch.setattr(k8s.Configuration, "_default", None)  # load_kube_config sets the process-wide default
     monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
     monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
+    monkeypatch.delenv("GLIMPSE_PROXY_NETWORK_POLICY", raising=False)
     load_settings.cache_clear()
     monkeypatch.setattr(handlers, "RETRY_DELAY_SECONDS", 0.05)  # 0.05 s, 0.1 s, 0.2 s …: the same steps, faster
     yield
@@ -162,6 +172,11 @@ def template_annotation(cluster: FakeKubernetes, key: str) -> str:
 
 
 HPA = "/apis/autoscaling/v2/namespaces/voice/horizontalpodautoscalers/glimpse-museum-guide"
+NETWORK_POLICY = "/apis/networking.k8s.io/v1/namespaces/voice/networkpolicies/glimpse-museum-guide"
+
+
+def deployment_selector(cluster: FakeKubernetes) -> dict[str, dict[str, str]]:
+    return {"matchLabels": cluster.objects[DEPLOYMENT]["spec"]["selector"]["matchLabels"]}
 OPENAI_SECRET = "/api/v1/namespaces/voice/secrets/openai"
 
 
@@ -169,8 +184,8 @@ OPENAI_SECRET = "/api/v1/namespaces/voice/secrets/openai"
 async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs
                                                           ) -> None:
     """Without waiting for the 5-minute drift timer: READY follows the proxy's rollout, a rotated key rolls the pods,
-    a proxy Deployment deleted by hand comes back, an HPA autoscaling no longer wants is deleted, and deleting the
-    VoiceAgent garbage-collects what it owned."""
+    a proxy Deployment deleted by hand comes back, an HPA autoscaling no longer wants is deleted, so is a NetworkPolicy
+    turned off, and deleting the VoiceAgent garbage-collects what it owned (the NetworkPolicy too)."""
     body = stored(cluster, voice_agent())
     path = voice_agent_path(body)
     runner = KopfRunner(KOPF_RUN, timeout=30)
@@ -207,6 +222,14 @@ async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernete
         assert cluster.objects[DEPLOYMENT]["spec"]["replicas"] == 1
         assert "AutoscalerDeleted" in reasons(cluster, "Normal")
 
+        # the proxy's NetworkPolicy, made with the rest; turned off it is deleted, turned on made again
+        assert cluster.objects[NETWORK_POLICY]["spec"]["podSelector"] == deployment_selector(cluster)
+        stored(cluster, {**current(cluster, body), "spec": voice_agent(networkPolicy={"enabled": False})["spec"]})
+        await until(lambda: NETWORK_POLICY not in cluster.objects)
+        assert "NetworkPolicyDeleted" in reasons(cluster, "Normal")
+        stored(cluster, {**current(cluster, body), "spec": voice_agent()["spec"]})
+        await until(lambda: NETWORK_POLICY in cluster.objects)
+
         cluster.delete(path)
         await until(lambda: path not in cluster.objects)
         assert not [key for key in cluster.objects if key.endswith("/glimpse-museum-guide")]
@@ -215,5 +238,40 @@ async def test_kopf_follows_what_a_voice_agent_depends_on(cluster: FakeKubernete
         # (and so serving only there), it allows none of its Secret reads here
         assert unauthorized(cluster.requests, "voice") == []
         assert any("/namespaces/voice/secrets" in r for r in unauthorized(cluster.requests, "glimpse-system"))
+    finally:
+        await asyncio.to_thread(runner.__exit__, None, None, None)
+
+
+ROUTE = "/apis/gateway.networking.k8s.io/v1/namespaces/voice/httproutes/glimpse-museum-guide"
+INGRESS = "/apis/networking.k8s.io/v1/namespaces/voice/ingresses/glimpse-museum-guide"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+async def test_kopf_makes_and_removes_a_gateway_api_route(cluster: FakeKubernetes, elevenlabs: FakeElevenLabs
+                                                          ) -> None:
+    """A VoiceAgent's spec.httpRoute becomes an HTTPRoute (no Ingress); the spec back on an Ingress deletes the route;
+    the VoiceAgent deleted, nothing of it is left. The chart's default RBAC allows every request made."""
+    body = stored(cluster, voice_agent(**MATRIX["gateway-route"]))
+    path = voice_agent_path(body)
+    runner = KopfRunner(KOPF_RUN, timeout=30)
+    await asyncio.to_thread(runner.__enter__)
+    try:
+        await until(lambda: ROUTE in cluster.objects)
+        assert INGRESS not in cluster.objects
+        assert cluster.objects[ROUTE]["spec"]["hostnames"] == ["voice.gateway.example.com"]
+        await until(lambda: (cluster.objects[path].get("status") or {}).get("url")
+                    == "https://voice.gateway.example.com/v1")
+
+        stored(cluster, {**current(cluster, body), "spec": voice_agent()["spec"]})
+        await until(lambda: ROUTE not in cluster.objects and INGRESS in cluster.objects)
+        assert "HTTPRouteDeleted" in reasons(cluster, "Normal")
+        await until(lambda: [a["conversation_config"]["agent"]["prompt"]["custom_llm"]["url"]
+                             for a in elevenlabs.created_agents.values()] == ["https://voice.example.com/v1"])
+
+        cluster.delete(path)
+        await until(lambda: path not in cluster.objects)
+        assert not [key for key in cluster.objects if key.endswith("/glimpse-museum-guide")]
+        assert unauthorized(cluster.requests, "voice") == []
+        assert any(r.method == "DELETE" and r.path == ROUTE for r in cluster.requests)
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)

@@ -202,7 +202,7 @@ def test_the_operators_variables_are_all_it_sets() -> None:
     fallback = {"name": "g", "provider": "gemini", "model": "gemini-2.5-flash", "apiKeySecretRef": {"name": "g"}}
     specs = [voice_agent(**changes) for changes in MATRIX.values()] + [
         voice_agent(llm__fallbacks=[fallback, {**fallback, "name": "h"}], images__storage="s3://bucket",
-                    images__s3EndpointUrl="http://minio:9000")]
+                    images__s3EndpointUrl="http://minio:9000", images__s3CredentialsSecretRef={"name": "minio-keys"})]
     seen: set[str] = set()
     for body in specs:
         objects = rendered(copy.deepcopy(body))
@@ -238,7 +238,7 @@ async def test_the_operators_defaults_and_the_service_account_are_applied(
         cluster: FakeKubernetes, elevenlabs: FakeElevenLabs) -> None:
     """The defaults reach every proxy; a ServiceAccount the spec asks for is applied before the Deployment, and one
     it no longer asks for is left unused (no delete right on ServiceAccounts: it goes with the VoiceAgent)."""
-    memo = new_memo(cluster, elevenlabs, pod_defaults=DEFAULTS)
+    memo = new_memo(cluster, elevenlabs, proxy_pod_defaults=DEFAULTS)
     body = voice_agent(pod__labels={"team": "voice"})
     _, error = await run_reconcile(body, memo, cluster)
     assert error is None

@@ -24,9 +24,17 @@ from glimpse_operator.render import (
     render_proxy,
     secrets_hash,
 )
-from glimpse_operator.spec import DEFAULTS, REQUIRED_FIELDS, InvalidSpec, upstream_base_url, with_defaults
+from glimpse_operator.spec import (
+    DEFAULTS,
+    REQUIRED_FIELDS,
+    ROUTE_DEFAULTS,
+    InvalidSpec,
+    upstream_base_url,
+    with_defaults,
+)
 from tests import restricted_v2
-from tests.operator.support import MATRIX, voice_agent
+from tests.gateway_api import route_errors
+from tests.operator.support import GATEWAY_CASES, MATRIX, voice_agent
 from tests.paths import ROOT, VENDOR_SPEC
 
 CRD = ROOT / "manifests" / "crd" / "voiceagent.yaml"
@@ -51,15 +59,22 @@ def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     jsonschema.validate(body, crd_schema())
     objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE, "0123456789abcdef")
     kinds = [o["kind"] for o in objects]
-    optional = {"ServiceAccount", "HorizontalPodAutoscaler"}
-    assert [k for k in kinds if k not in optional] == ["Secret", "ConfigMap", "Deployment", "Service", "Ingress",
-                                                       "PodDisruptionBudget"]
+    optional = ("Ingress", "HTTPRoute", "ServiceAccount")
+    assert [k for k in kinds if k not in optional][:5] == [
+        "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
+    assert ("Ingress" in kinds) == ("ingress" in body["spec"])
+    assert ("HTTPRoute" in kinds) == (case in GATEWAY_CASES)
+    if "HTTPRoute" in kinds:
+        assert kinds[-1] == "HTTPRoute"  # last: without the Gateway API's CRDs, the rest is applied before it fails
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    assert route_errors(routes) == [[] for _ in routes]  # the Gateway API's own schema (tests/gateway_api.py)
     # a ServiceAccount only when spec.pod asks for one, applied before the Deployment whose pods run as it
     assert ("ServiceAccount" in kinds) == (case == "fitted-pods")
     assert kinds.index("ServiceAccount" if "ServiceAccount" in kinds else "Deployment") <= kinds.index("Deployment")
     for obj in objects:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        if obj["kind"] != "HTTPRoute":  # not a Kubernetes kind: the Gateway API's schema checked it above
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         owner = obj["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "VoiceAgent" and owner["uid"] == body["metadata"]["uid"] and owner["controller"]
         assert obj["metadata"]["namespace"] == "voice" and obj["metadata"]["name"] == "glimpse-museum-guide"
@@ -105,6 +120,28 @@ def test_s3_storage_and_its_endpoint_reach_the_proxy_only_when_set() -> None:
         other = voice_agent(**MATRIX[case])
         rendered = render_proxy(other, with_defaults(other["spec"]), "agent_123", SECRETS, PROXY_IMAGE)
         assert "GLIMPSE_S3_ENDPOINT_URL" not in str(rendered)
+
+
+def test_s3_access_keys_come_from_the_named_secret_through_the_kubelet() -> None:
+    """spec.images.s3CredentialsSecretRef: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secretKeyRefs the kubelet
+    resolves (the operator never reads that Secret: no key in the ConfigMap, none in what it hashes); without it, no
+    AWS variable at all (the pod's identity: IRSA, EKS Pod Identity)."""
+    def env(**changes: Any) -> dict[str, Any]:
+        body = voice_agent(**MATRIX["s3-minio-redis"], **changes)
+        objects = {o["kind"]: o
+                   for o in render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE)}
+        assert not any(key.startswith("AWS_") for key in objects["ConfigMap"]["data"])
+        return {e["name"]: e.get("valueFrom", {}).get("secretKeyRef")
+                for e in objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    named = env(images__s3CredentialsSecretRef={"name": "minio-keys", "accessKeyIdKey": "rootUser",
+                                                "secretAccessKeyKey": "rootPassword"})
+    assert named["AWS_ACCESS_KEY_ID"] == {"name": "minio-keys", "key": "rootUser"}
+    assert named["AWS_SECRET_ACCESS_KEY"] == {"name": "minio-keys", "key": "rootPassword"}
+    by_default = env(images__s3CredentialsSecretRef={"name": "r2-keys"})
+    assert by_default["AWS_ACCESS_KEY_ID"] == {"name": "r2-keys", "key": "accessKeyId"}
+    assert by_default["AWS_SECRET_ACCESS_KEY"] == {"name": "r2-keys", "key": "secretAccessKey"}
+    assert not any(name.startswith("AWS_") for name in env())
 
 
 def test_metrics_beside_the_api_not_through_the_ingress_the_drain_inside_the_grace_the_ingress_trusted() -> None:
@@ -248,12 +285,13 @@ def test_crd_requires_what_the_operator_checks() -> None:
         found = {prefix + field for field in schema.get("required", [])
                  if schema["properties"][field].get("type") != "object"}
         for field, child in schema.get("properties", {}).items():
-            # an object that is always there: required, or defaulted (spec.pod's optional parts are not)
-            if child.get("type") == "object" and (field in schema.get("required", []) or "default" in child):
+            if child.get("type") == "object":
                 found |= required(child, f"{prefix}{field}.")
         return found
 
-    assert required(crd_schema()["properties"]["spec"]) == set(REQUIRED_FIELDS)
+    # spec.pod's (a seccomp profile's type) are pod_settings.py's to check, by models the CRD test holds to the CRD
+    found = {path for path in required(crd_schema()["properties"]["spec"]) if not path.startswith("pod.")}
+    assert found == set(REQUIRED_FIELDS)
 
 
 def test_crd_defaults_are_the_operators_defaults() -> None:
@@ -279,7 +317,8 @@ def test_crd_defaults_are_the_operators_defaults() -> None:
     crd_defaults = defaults(crd_schema()["properties"]["spec"])
     assert crd_defaults["llm.apiType"] == "chatCompletions"
     assert crd_defaults["proxy.replicas"] == 1  # works on any cluster: more replicas need Redis and GCS
-    assert {k: v for k, v in crd_defaults.items() if not k.endswith(".key")} == leaves(DEFAULTS)
+    # spec.ingress's and spec.httpRoute's, inside the block only when it is given
+    assert {k: v for k, v in crd_defaults.items() if not k.endswith(".key")} == leaves({**DEFAULTS, **ROUTE_DEFAULTS})
 
 
 def test_openai_compatible_needs_base_url() -> None:

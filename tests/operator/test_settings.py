@@ -13,7 +13,8 @@ from glimpse_operator import cli, handlers
 from glimpse_operator.reconcile import Reconciler
 from glimpse_operator.settings import ConfigError, OperatorSettings, load_settings
 
-VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_POD_DEFAULTS")
+VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
+             "GLIMPSE_PROXY_POD_DEFAULTS")
 
 
 @pytest.fixture(autouse=True)

@@ -217,9 +217,11 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
+# an Ingress is deleted when spec.ingress is removed, an HTTPRoute when spec.httpRoute is (each would keep publishing
+# the proxy)
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, create, patch]
@@ -227,4 +229,37 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, create, patch, delete]
+# the Gateway API's, where its CRDs are installed (a VoiceAgent's spec.httpRoute)
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, create, patch, delete]
+# the proxies' NetworkPolicies; one is deleted when its VoiceAgent turns spec.networkPolicy off
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch, delete]
+{{- end -}}
+
+{{- /* The TCP port a URL connects to: its own, else its scheme's (http 80, https 443, redis and rediss 6379); empty
+for neither. As glimpse_operator.network_policy.url_port. */ -}}
+{{- define "glimpse.urlPort" -}}
+{{- $url := urlParse . -}}
+{{- regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) | default (get (dict "http" "80" "https" "443" "redis" "6379" "rediss" "6379") $url.scheme) -}}
+{{- end -}}
+
+{{- /* The TCP ports a proxy connects to, comma-separated in numeric order: 443 always, and each URL's (empty URLs
+skipped). As glimpse_operator.network_policy.egress_ports. */ -}}
+{{- define "glimpse.tcpPorts" -}}
+{{- $padded := list "00443" -}}
+{{- range . -}}
+{{- if . -}}
+{{- with include "glimpse.urlPort" . -}}
+{{- $padded = append $padded (printf "%05d" (atoi .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $ports := list -}}
+{{- range $padded | uniq | sortAlpha -}}
+{{- $ports = append $ports (atoi . | toString) -}}
+{{- end -}}
+{{- join "," $ports -}}
 {{- end -}}

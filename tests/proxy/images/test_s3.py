@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import aiohttp
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
 
 from glimpse.config import Settings
@@ -295,6 +296,28 @@ async def test_s3_down_upload_is_503_and_leaves_no_state(start_proxy: StartProxy
     s3.stop()
     await storage_down_leaves_no_state(http, proxy, session, upstream)
     assert proxy.storage.stored_bytes == 0
+
+
+async def test_access_keys_from_the_environment_alone_authenticate(
+        start_proxy: StartProxy, s3: S3Emulator, upstream: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+        http: aiohttp.ClientSession) -> None:
+    """MinIO or R2 as the chart and the operator set it up: an access key in AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY (from a Secret), no profile, no config file, no role. The store checks every signature,
+    so the proxy works only because it signs with that key; a wrong secret is refused."""
+    key_id, secret = s3.access_key()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    with s3.checking_signatures():
+        with pytest.raises(ClientError, match="InvalidAccessKeyId"):  # the emulator's test key: unknown now
+            s3.client().list_objects_v2(Bucket=BUCKET)
+        # inline delivery: moto cannot check a presigned URL's signature (it reads only the Authorization header)
+        proxy = await start_proxy(storage_url=STORAGE_URL, s3_endpoint_url=s3.endpoint, image_delivery="inline")
+        async with http.get(proxy.url + "/readyz") as ready:
+            assert ready.status == 200
+        await inline_delivery(http, proxy, upstream)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x" + secret[1:])
+        with pytest.raises(ImageStorageError, match="SignatureDoesNotMatch"):
+            await storage_for(s3).check()
 
 
 async def test_a_store_without_conditional_writes_is_written_to_without_them(monkeypatch: pytest.MonkeyPatch) -> None:
