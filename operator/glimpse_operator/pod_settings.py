@@ -20,7 +20,7 @@ import copy
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .render import FALLBACK_KEY_ENV, OPERATOR_ENV, OWN_VOLUMES, labels
@@ -161,19 +161,17 @@ class ContainerSecurityContext(_Identity):
     privileged: bool | None = None
     capabilities: Capabilities | None = None
 
-    @field_validator("privileged")
+    @field_validator("privileged", "allow_privilege_escalation")
     @classmethod
-    def _unprivileged(cls, value: bool | None) -> bool | None:
+    def _never_true(cls, value: bool | None, info: ValidationInfo) -> bool | None:
         if value:
-            raise ValueError("the proxy never runs privileged")
+            raise ValueError(NEVER_TRUE[str(info.field_name)])
         return value
 
-    @field_validator("allow_privilege_escalation")
-    @classmethod
-    def _no_escalation(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError("allowPrivilegeEscalation must stay false")
-        return value
+
+# The container security context's fields that stay false, and what a true one is told
+NEVER_TRUE = {"privileged": "the proxy never runs privileged",
+              "allow_privilege_escalation": "allowPrivilegeEscalation must stay false"}
 
 
 class PodFields(_Fields):
