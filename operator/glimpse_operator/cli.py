@@ -83,7 +83,8 @@ def render(args: list[str], settings: OperatorSettings) -> int:
         else:
             with open(source, encoding="utf-8") as file:
                 text = file.read()
-        documents = render_file(text, settings.proxy_image, settings.proxy_network_policy.as_spec())
+        documents = render_file(text, settings.proxy_image, settings.proxy_network_policy.as_spec(),
+                                settings.proxy_pod_defaults)
     except OSError as exc:
         return _fail(source, exc.strerror or type(exc).__name__)
     except UnicodeDecodeError:

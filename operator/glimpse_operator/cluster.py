@@ -23,6 +23,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Secret"): ("/api/v1", "secrets"),
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
     ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts"),  # only with spec.pod.serviceAccount.create
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),

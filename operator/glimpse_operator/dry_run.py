@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from . import GROUP, KIND, VERSION
+from .pod_settings import with_pod_defaults
 from .render import SECRET_KEYS, desired_agent, render_proxy, workspace_secret_name
 from .spec import InvalidSpec, check_required, with_defaults
 
@@ -70,9 +71,10 @@ def _check_document(document: Any, number: int) -> None:
 
 
 def render_voice_agent(document: dict[str, Any], proxy_image: str,
-                       network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                       network_defaults: Mapping[str, Any] | None = None,
+                       pod_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every Kubernetes object the operator would apply for one VoiceAgent, in apply order, then the agent body;
-    `network_defaults`: the operator's GLIMPSE_PROXY_NETWORK_POLICY."""
+    `network_defaults`: the operator's GLIMPSE_PROXY_NETWORK_POLICY; `pod_defaults`: its GLIMPSE_PROXY_POD_DEFAULTS."""
     metadata = document["metadata"]
     name = metadata["name"]
     namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
@@ -80,7 +82,7 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str,
                                      "uid": metadata.get("uid") or f"<uid of {KIND} {namespace}/{name}>"}}
     try:
         check_required(document["spec"])
-        spec = with_defaults(document["spec"])
+        spec = with_pod_defaults(with_defaults(document["spec"]), pod_defaults or {})
         adopted = spec["elevenlabs"]["agentId"]
         objects = render_proxy(body, spec, adopted or NEW_AGENT_ID, GENERATED_SECRETS, proxy_image,
                                "<digest of the keys the pods read from Secrets>", network_defaults)
@@ -98,10 +100,10 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str,
     return [*objects, agent]
 
 
-def render_file(text: str, proxy_image: str, network_defaults: Mapping[str, Any] | None = None
-                ) -> list[dict[str, Any]]:
+def render_file(text: str, proxy_image: str, network_defaults: Mapping[str, Any] | None = None,
+                pod_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return [obj for document in load_voice_agents(text)
-            for obj in render_voice_agent(document, proxy_image, network_defaults)]
+            for obj in render_voice_agent(document, proxy_image, network_defaults, pod_defaults)]
 
 
 class _Dumper(yaml.SafeDumper):

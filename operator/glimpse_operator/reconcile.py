@@ -33,6 +33,7 @@ from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .events import Events
 from .keys import Keys, MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
+from .pod_settings import with_pod_defaults
 from .proxy_objects import (
     ApplyFailed,
     apply,
@@ -41,7 +42,7 @@ from .proxy_objects import (
     generated_secrets,
     ownership_conflict,
 )
-from .render import object_name, render_proxy, render_secret, secrets_hash
+from .render import makes_service_account, object_name, render_proxy, render_secret, secrets_hash
 from .settings import OperatorSettings
 from .spec import InvalidSpec, custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url, with_defaults
 from .status import Outcome, StatusDraft
@@ -55,6 +56,7 @@ class Reconciler:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
         self.network_defaults = settings.proxy_network_policy.as_spec()
+        self.pod_defaults = settings.proxy_pod_defaults
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
         self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
@@ -92,6 +94,7 @@ class Reconciler:
             fallback_base_urls(spec)
             custom_llm_api_type(spec)
             public_url(spec)
+            spec = with_pod_defaults(spec, self.pod_defaults)
             keys = read_keys(self.cluster, namespace, spec)
         except (InvalidSpec, MissingSecret) as exc:
             reason = "InvalidSpec" if isinstance(exc, InvalidSpec) else "SecretMissing"
@@ -99,6 +102,8 @@ class Reconciler:
 
         # Before anything is made: an object of ours that exists but belongs to someone else is never taken over.
         existing = existing_objects(self.cluster, namespace, name)
+        if not makes_service_account(spec["pod"]):  # none made: another's of the name is used by nothing of ours
+            existing.pop("ServiceAccount", None)
         if conflict := ownership_conflict(existing, namespace, name, meta["uid"]):
             return _stop(draft, events, "ObjectConflict", conflict, "ProxyAvailable")
 

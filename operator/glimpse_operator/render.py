@@ -111,6 +111,19 @@ def upstreams_setting(spec: dict[str, Any]) -> str:
     return json.dumps(upstreams, separators=(",", ":"))
 
 
+# Every variable the operator gives a proxy (proxy_environment's keys, the Secret-backed ones of the container): a
+# VoiceAgent's spec.pod.env may not set one (the CRD refuses the same names; a test keeps the lists in step).
+OPERATOR_ENV = frozenset({
+    "GLIMPSE_HOST", "GLIMPSE_PORT", "GLIMPSE_METRICS_PORT", "GLIMPSE_SHUTDOWN_GRACE_SECONDS", "GLIMPSE_TRUSTED_PROXIES",
+    "GLIMPSE_PUBLIC_BASE_URL", "GLIMPSE_UPSTREAM_BASE_URL", "GLIMPSE_UPSTREAM_MODEL", "GLIMPSE_UPSTREAM_PROVIDER",
+    "GLIMPSE_UPSTREAMS", "GLIMPSE_STORE_URL", "GLIMPSE_STORAGE_URL", "GLIMPSE_S3_ENDPOINT_URL",
+    "GLIMPSE_IMAGE_DELIVERY", "GLIMPSE_IMAGE_POLICY", "GLIMPSE_IMAGE_DETAIL", "GLIMPSE_IMAGE_MAX_BYTES",
+    "GLIMPSE_IMAGE_TTL_SECONDS", "GLIMPSE_ELEVENLABS_AGENT_ID", "GLIMPSE_LOG_FORMAT", PRIMARY_KEY_ENV,
+    "GLIMPSE_ELEVENLABS_API_KEY", "GLIMPSE_CUSTOM_LLM_KEY", "GLIMPSE_SIGNING_SECRET",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})  # s3_credentials_env's
+FALLBACK_KEY_ENV = r"^GLIMPSE_FALLBACK_[0-9]+_API_KEY$"  # fallback_key_env's names, whatever the index
+
+
 def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
     images = spec["images"]
     fallbacks = {"GLIMPSE_UPSTREAMS": upstreams_setting(spec)} if spec["llm"]["fallbacks"] else {}
@@ -165,31 +178,34 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
     llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": OWN_VOLUMES["tmp"]}]
     if not spec["images"]["storage"]:
         volumes.append({"name": "images", "emptyDir": {"sizeLimit": "2Gi"}})
-        mounts.append({"name": "images", "mountPath": "/data/images"})
+        mounts.append({"name": "images", "mountPath": OWN_VOLUMES["images"]})
     replicas = spec["proxy"]["replicas"]
+    pod = spec["pod"]
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": labels(name), "annotations": {
+            "metadata": {"labels": {**pod.get("labels", {}), **labels(name)}, "annotations": {
+                **pod.get("annotations", {}),
                 "glimpse.dev/config-hash": _digest(proxy_environment(spec, agent_id), 16),
                 "glimpse.dev/secrets-hash": secrets_digest}},
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                # no UID, GID or fsGroup: the image's (10001, group 0), or the one OpenShift draws for the namespace
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                # no UID, GID or fsGroup unless spec.pod sets one: the image's (10001, group 0), or the one OpenShift
+                # draws for the namespace
+                "securityContext": {**POD_SECURITY_CONTEXT, **pod.get("securityContext", {})},
                 "containers": [{
                     "name": "proxy",
                     "image": spec["proxy"]["image"] or proxy_image,
                     "args": ["serve"],
                     "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
                               {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                    "envFrom": [{"configMapRef": {"name": generated}}],
+                    "envFrom": [{"configMapRef": {"name": generated}}, *pod.get("envFrom", [])],
                     "env": [
                         _secret_env(PRIMARY_KEY_ENV, llm_ref["name"], llm_ref["key"]),
                         *(_secret_env(fallback_key_env(i), f["apiKeySecretRef"]["name"], f["apiKeySecretRef"]["key"])
@@ -198,16 +214,17 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
                         *s3_credentials_env(spec),
+                        *pod.get("env", []),
                     ],
                     "livenessProbe": probe,
                     "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
                     "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
                     "resources": proxy_resources(spec),
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]}},
-                    "volumeMounts": mounts,
+                    "securityContext": {**CONTAINER_SECURITY_CONTEXT, **pod.get("containerSecurityContext", {})},
+                    "volumeMounts": mounts + pod.get("volumeMounts", []),
                 }],
-                "volumes": volumes,
+                "volumes": volumes + pod.get("volumes", []),
+                **pod_placement(pod, name),
             },
         },
     }
@@ -224,6 +241,48 @@ def s3_credentials_env(spec: dict[str, Any]) -> list[dict[str, Any]]:
         return []  # the pod's own identity (IRSA, EKS Pod Identity)
     return [_secret_env("AWS_ACCESS_KEY_ID", ref["name"], ref["accessKeyIdKey"]),
             _secret_env("AWS_SECRET_ACCESS_KEY", ref["name"], ref["secretAccessKeyKey"])]
+
+
+# -- the pod fitted to the cluster: spec.pod, merged over the operator's defaults and checked by pod_settings.py ------
+
+# The safe defaults spec.pod's security contexts are merged over, key by key; they pass OpenShift's restricted-v2 and
+# the restricted Pod Security Standard, and pod_settings.py refuses what would undo them.
+POD_SECURITY_CONTEXT: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                              "capabilities": {"drop": ["ALL"]}}
+# The volumes the operator mounts itself (name: path); spec.pod may not reuse either.
+OWN_VOLUMES = {"tmp": "/tmp", "images": "/data/images"}  # noqa: S108
+# Where spec.pod's scheduling fields go in the pod spec, as they are (the API server checks them on apply).
+PLACEMENT_FIELDS = ("nodeSelector", "affinity", "tolerations", "priorityClassName")
+
+
+def pod_placement(pod: dict[str, Any], agent_name: str) -> dict[str, Any]:
+    """The pod spec's scheduling fields and service account from spec.pod: a topology spread constraint without a
+    labelSelector spreads this VoiceAgent's own pods (so an operator-wide default works for every VoiceAgent)."""
+    placement = {field: pod[field] for field in PLACEMENT_FIELDS if pod.get(field)}
+    if constraints := pod.get("topologySpreadConstraints"):
+        placement["topologySpreadConstraints"] = [
+            {"labelSelector": {"matchLabels": selector(agent_name)}, **constraint} for constraint in constraints]
+    if makes_service_account(pod):
+        placement["serviceAccountName"] = object_name(agent_name)
+    return placement
+
+
+def makes_service_account(pod: dict[str, Any]) -> bool:
+    """Whether spec.pod asks the operator for a ServiceAccount of the VoiceAgent's own."""
+    return bool(pod.get("serviceAccount", {}).get("create"))
+
+
+def render_service_account(body: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """glimpse-<name>, only when spec.pod.serviceAccount.create asks for one: an identity of this VoiceAgent's own
+    that a cloud can trust by name (GKE Workload Identity, IRSA, EKS Pod Identity) through its annotations. The pods
+    never mount its API token: the proxy does not call the Kubernetes API."""
+    if not makes_service_account(spec["pod"]):
+        return None
+    metadata = _metadata(body)
+    if annotations := spec["pod"]["serviceAccount"].get("annotations"):
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata, "automountServiceAccountToken": False}
 
 
 def proxy_resources(spec: dict[str, Any]) -> dict[str, Any]:
@@ -334,11 +393,14 @@ def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secr
     """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
     `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
     is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
-    spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. The HTTPRoute comes last: where the
-    Gateway API's CRDs are missing, everything else is in place when its apply fails."""
+    spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. Without
+    spec.pod.serviceAccount.create no ServiceAccount (one an earlier spec made is left, unused). The HTTPRoute comes
+    last: where the Gateway API's CRDs are missing, everything else is in place when its apply fails."""
+    account = render_service_account(body, spec)  # before the Deployment whose pods run as it
     optional = (render_ingress(body, spec), render_pdb(body), render_network_policy(body, spec, network_defaults),
                 render_hpa(body, spec), render_httproute(body, spec))
     return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
+            *([account] if account else []),
             render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
             *(o for o in optional if o is not None)]
 

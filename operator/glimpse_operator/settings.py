@@ -1,7 +1,8 @@
 """The operator's settings, from `GLIMPSE_*` environment variables, parsed and checked by pydantic-settings.
 
 Read once per process (`load_settings`), then handed to what needs them: the startup handler puts a
-`Reconciler` built with them into kopf's `memo`; the render functions get the proxy image as an argument.
+`Reconciler` built with them into kopf's `memo`; the render functions get the proxy image as an argument, and the
+specs they render have the proxies' pod defaults merged in (pod_settings.py).
 Every problem is a `ConfigError` whose one-line message names the variable, so `glimpse-operator` prints
 that instead of a traceback.
 """
@@ -16,6 +17,9 @@ from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from glimpse.config import PREFIX, ConfigError, describe, http_url
+
+from .pod_settings import check as check_pod
+from .spec import InvalidSpec
 
 __all__ = ["ConfigError", "OperatorSettings", "ProxyNetworkPolicy", "load_settings"]
 
@@ -47,6 +51,9 @@ class OperatorSettings(BaseSettings):
     proxy_image: str = DEFAULT_PROXY_IMAGE  # for VoiceAgents without spec.proxy.image
     elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
     proxy_network_policy: ProxyNetworkPolicy = ProxyNetworkPolicy()
+    # every proxy's spec.pod defaults (JSON in spec.pod's shape; the chart's operator.proxyDefaults.pod), which a
+    # VoiceAgent's own fields override (pod_settings.merged)
+    proxy_pod_defaults: dict[str, Any] = {}
 
     @field_validator("proxy_image")
     @classmethod
@@ -59,6 +66,14 @@ class OperatorSettings(BaseSettings):
     @classmethod
     def _elevenlabs_base_url(cls, value: str) -> str:
         return http_url(value, example=DEFAULT_ELEVENLABS_BASE_URL)
+
+    @field_validator("proxy_pod_defaults")
+    @classmethod
+    def _proxy_pod_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return check_pod(value, "")
+        except InvalidSpec as exc:
+            raise ValueError(str(exc)) from None
 
     @classmethod
     def from_environment(cls) -> OperatorSettings:

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "proxy": {"replicas": 1, "image": "", "store": "", "resources": {},
               "autoscaling": {"enabled": False, "minReplicas": 2, "maxReplicas": 10,
                               "targetCPUUtilizationPercentage": 70, "metric": "cpu", "targetActiveStreams": 20}},
+    "pod": {},  # nothing of its own: pod_settings.py merges it over the operator's defaults
 }
 
 

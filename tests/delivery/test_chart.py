@@ -20,14 +20,48 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from glimpse_operator import pod_settings
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
 from glimpse_operator.settings import ProxyNetworkPolicy
 from tests import restricted_v2
 from tests.gateway_api import route_errors
+from tests.operator.support import FITTED_POD
 from tests.paths import ROOT
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
 
 K8S_VERSION = "1.30.0"
+# A VoiceAgent's spec.pod field -> the chart's value of the same knob (operator.* and proxy.*); the others share a name
+CHART_POD_NAMES = {"annotations": "podAnnotations", "labels": "podLabels", "env": "extraEnv", "envFrom": "extraEnvFrom",
+                   "volumes": "extraVolumes", "volumeMounts": "extraVolumeMounts",
+                   "securityContext": "podSecurityContext"}
+
+
+def chart_pod_values(pod: dict[str, Any]) -> dict[str, Any]:
+    """spec.pod's settings as the chart's knobs of a component."""
+    return {CHART_POD_NAMES.get(key, key): copy.deepcopy(value) for key, value in pod.items()}
+
+
+# The operator's own pod fitted to a cluster: a corporate HTTPS proxy and its CA, on the platform's nodes
+OPERATOR_KNOBS: dict[str, Any] = {
+    "nodeSelector": {"node-role.kubernetes.io/platform": ""},
+    "tolerations": [{"key": "platform", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
+            "app.kubernetes.io/component": "operator"}}}}]}},
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "priorityClassName": "platform-critical",
+    "podAnnotations": {"prometheus.io/scrape": "false"},
+    "podLabels": {"team": "platform"},
+    "serviceAccount": {"annotations": {"example.com/owner": "platform"}},
+    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"},
+                 {"name": "NO_PROXY", "valueFrom": {"configMapKeyRef": {"name": "corp-proxy", "key": "noProxy"}}}],
+    "extraEnvFrom": [{"secretRef": {"name": "corp-proxy-auth"}}],
+    "extraVolumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca"}}],
+    "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+    "podSecurityContext": {"supplementalGroups": [4242]},
+    "containerSecurityContext": {"runAsNonRoot": True},
+}
 STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "openai"}},
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
                         "secrets": {"existingSecret": "glimpse-proxy-secrets"},
@@ -43,6 +77,9 @@ VALUES: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {
             "kubernetes.io/metadata.name": "ingress-nginx"}}}]}}},
     "watched-namespaces-standby": {"operator": {"replicas": 2, "watchNamespaces": ["voice", "voice-staging"]}},
+    # every knob that fits a pod to a cluster, on both components and as the operator's proxies' defaults
+    "fitted-pods": {"operator": {**OPERATOR_KNOBS, "proxyDefaults": {"pod": FITTED_POD}},
+                    "proxy": {**copy.deepcopy(STANDALONE["proxy"]), **chart_pod_values(FITTED_POD)}},
     "every-namespace": {"operator": {"watchAllNamespaces": True}},
     # a Pods metric (glimpse_active_streams via prometheus-adapter): the HPA's schema checks its shape
     "autoscaled-on-active-streams": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "autoscaling": {
@@ -92,6 +129,7 @@ def test_rendered_objects_are_valid(case: str) -> None:
                 "service-monitor": {"ServiceMonitor"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
+                "fitted-pods": {"ServiceAccount", "Service", "NetworkPolicy"},
                 "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
                 "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"},
                 "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"}}[case]
@@ -158,7 +196,28 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"proxy": {"networkPolicy": {"extraEgress": [{"ports": [{"port": 70000}]}]}}},
                 {"operator": {"proxyDefaults": {"networkPolicy": {"metricsFrom": ["prometheus"]}}}},
                 {"operator": {"networkPolicy": {"apiServer": {"ports": []}}}},
-                {"operator": {"networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1"]}}}}):
+                {"operator": {"networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1"]}}}},
+                # the pod knobs: Kubernetes' shapes (full EnvVar objects, lists, string maps)
+                {"proxy": {"extraEnv": {"OTEL_SERVICE_NAME": "glimpse"}}}, {"proxy": {"extraEnv": [{"value": "x"}]}},
+                {"operator": {"extraEnv": [{"name": "A", "value": 1}]}}, {"proxy": {"tolerations": {"key": "x"}}},
+                {"proxy": {"podLabels": {"tier": 1}}}, {"operator": {"podAnnotations": ["a"]}},
+                {"operator": {"affinity": {"nodeAffinty": {}}}}, {"proxy": {"priorityClassName": 5}},
+                {"proxy": {"topologySpreadConstraints": [{"maxSkew": 1}]}},
+                {"operator": {"serviceAccount": {"create": "yes"}}}, {"proxy": {"serviceAccount": {"role": "x"}}},
+                {"proxy": {"extraVolumes": [{"emptyDir": {}}]}}, {"proxy": {"extraVolumeMounts": [{"name": "x"}]}},
+                {"proxy": {"podSecurityContext": {"runAsUser": "10001"}}},
+                {"operator": {"containerSecurityContext": {"readOnlyRootFilesystem": "no"}}},
+                # the operator's proxies' defaults: what a VoiceAgent may not ask for either
+                *({"operator": {"proxyDefaults": {"pod": pod}}} for pod in (
+                    {"hostNetwork": True}, {"containerSecurityContext": {"privileged": True}},
+                    {"containerSecurityContext": {"allowPrivilegeEscalation": True}},
+                    {"containerSecurityContext": {"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}},
+                    {"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+                    {"securityContext": {"runAsUser": 0}}, {"containerSecurityContext": {"runAsNonRoot": False}},
+                    {"securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+                    {"volumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+                    {"volumes": [{"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+                    {"serviceAccount": {"create": True, "name": "cluster-admin-bound"}}))):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
         with pytest.raises(helm_python.HelmError):
@@ -191,6 +250,147 @@ def test_images_by_tag_digest_and_mirror(values: dict[str, Any], expected: tuple
     """Each image as `[global.imageRegistry/]repository`, then `@digest` when one is given (the tag unused), else
     `:tag` or the chart's appVersion; the operator's proxies get the same reference as the chart's own proxy."""
     assert images(values) == expected
+
+
+# -- fitting the pods to a cluster: operator.* and proxy.* ----------------------------------------------------------
+
+def deployment(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith(component))
+
+
+def test_every_pod_knob_reaches_its_pod() -> None:
+    """Scheduling, labels, annotations, the ServiceAccount, extra env, envFrom and volumes, on each component's pod;
+    the chart's own labels, annotations, variables and volumes kept beside them."""
+    objects = render_chart(VALUES["fitted-pods"])
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    for component, knobs in (("operator", OPERATOR_KNOBS), ("proxy", chart_pod_values(FITTED_POD))):
+        template = deployment(objects, component)["spec"]["template"]
+        pod, [container] = template["spec"], template["spec"]["containers"]
+        for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+            assert pod[field] == knobs[field], (component, field)
+        [constraint] = pod["topologySpreadConstraints"]  # given without a labelSelector: the component's own pods
+        assert constraint["labelSelector"]["matchLabels"] == deployment(objects, component)["spec"]["selector"][
+            "matchLabels"]
+        assert template["metadata"]["labels"].items() >= knobs["podLabels"].items()
+        assert template["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        assert template["metadata"]["annotations"].items() >= knobs["podAnnotations"].items()
+        assert container["env"][-len(knobs["extraEnv"]):] == knobs["extraEnv"]
+        assert container["envFrom"][-len(knobs["extraEnvFrom"]):] == knobs["extraEnvFrom"]
+        assert pod["volumes"][-1] == knobs["extraVolumes"][0]
+        assert container["volumeMounts"][-1] == knobs["extraVolumeMounts"][0]
+        assert pod["volumes"][0]["name"] == "tmp" and container["volumeMounts"][0]["mountPath"] == "/tmp"
+        account = accounts[pod["serviceAccountName"]]
+        assert account["metadata"]["annotations"] == knobs["serviceAccount"]["annotations"]
+        assert account["automountServiceAccountToken"] is pod["automountServiceAccountToken"] is (component ==
+                                                                                                    "operator")
+    operator = operator_container(objects)
+    given = next(e["value"] for e in operator["env"] if e["name"] == "GLIMPSE_PROXY_POD_DEFAULTS")
+    assert json.loads(given) == FITTED_POD  # the operator's proxies' defaults, as it reads them
+
+
+def test_a_topology_constraint_with_its_own_selector_keeps_it() -> None:
+    """Only a constraint without a labelSelector gets the component's; an empty one stays empty, as the operator
+    leaves it."""
+    own = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"team": "voice"}}},
+           {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {}}]
+    objects = render_chart({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "topologySpreadConstraints": own}})
+    assert deployment(objects, "proxy")["spec"]["template"]["spec"]["topologySpreadConstraints"] == own
+
+
+def test_without_knobs_the_pods_are_as_they_were() -> None:
+    """The proxy runs as the namespace's default account, with no token; the operator as its own, with its token
+    (kopf talks to the API server); no scheduling field, no GLIMPSE_PROXY_POD_DEFAULTS."""
+    objects = render_chart(STANDALONE)
+    proxy = deployment(objects, "proxy")["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in proxy and proxy["automountServiceAccountToken"] is False
+    operator = deployment(objects, "operator")["spec"]["template"]["spec"]
+    assert operator["serviceAccountName"] == "glimpse-operator" and operator["automountServiceAccountToken"] is True
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"] == ["glimpse-operator"]
+    for pod in (proxy, operator):
+        assert not {"nodeSelector", "tolerations", "affinity", "topologySpreadConstraints",
+                    "priorityClassName"} & set(pod)
+    assert "GLIMPSE_PROXY_POD_DEFAULTS" not in {e["name"] for e in operator_container(objects)["env"]}
+
+
+def test_the_operator_may_run_as_an_existing_service_account() -> None:
+    """serviceAccount.create false: the RBAC is bound to the one named, which the chart does not make; never to the
+    namespace's default account (every other pod there may run as it)."""
+    objects = render_chart({"operator": {"serviceAccount": {"create": False, "name": "platform-operators"}}})
+    assert "ServiceAccount" not in {o["kind"] for o in objects}
+    assert deployment(objects, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "platform-operators"
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 2 and all(b["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operators",
+                                                         "namespace": "glimpse-system"}] for b in bindings)
+    with pytest.raises(helm_python.HelmError, match=r"operator\.serviceAccount\.name is required"):
+        render_chart({"operator": {"serviceAccount": {"create": False}}})
+    proxy = deployment(render_chart({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "serviceAccount": {
+        "name": "voice-proxy"}}}), "proxy")["spec"]["template"]["spec"]
+    assert proxy["serviceAccountName"] == "voice-proxy"
+
+
+@pytest.mark.parametrize("component", ["operator", "proxy"])
+def test_security_contexts_are_merged_over_the_safe_ones_key_by_key(component: str) -> None:
+    """A key given replaces the default's value (false too), the others stay: pinned IDs for a cluster without
+    OpenShift's ranges keep runAsNonRoot, seccomp, no escalation and every capability dropped."""
+    knobs = {"podSecurityContext": {"runAsUser": 10001, "fsGroup": 10001, "seccompProfile": {"type": "Localhost",
+                                                                                              "localhostProfile": "p"}},
+             "containerSecurityContext": {"readOnlyRootFilesystem": False, "runAsGroup": 0}}
+    base = copy.deepcopy(STANDALONE["proxy"]) if component == "proxy" else {}
+    pod = deployment(render_chart({component: {**base, **knobs}}), component)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001,
+                                      "seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False, "runAsGroup": 0,
+                                                       "readOnlyRootFilesystem": False,
+                                                       "capabilities": {"drop": ["ALL"]}}
+
+
+@pytest.mark.parametrize(("values", "problem"), [
+    ({"proxy": {"extraEnv": [{"name": "GLIMPSE_STORE_URL", "value": "redis://elsewhere:6379/0"}]}},
+     "proxy.extraEnv: GLIMPSE_STORE_URL is the chart's own name"),
+    ({"proxy": {"extraEnv": [{"name": "GLIMPSE_CUSTOM_LLM_KEY", "value": "known"}]}},
+     "proxy.extraEnv: GLIMPSE_CUSTOM_LLM_KEY is the chart's own name"),
+    ({"proxy": {"env": {"GLIMPSE_IMAGE_MAX_EDGE": "1536"},
+                "extraEnv": [{"name": "GLIMPSE_IMAGE_MAX_EDGE", "value": "1024"}]}},
+     "proxy.extraEnv: GLIMPSE_IMAGE_MAX_EDGE is the chart's own name"),
+    ({"operator": {"extraEnv": [{"name": "GLIMPSE_PROXY_IMAGE", "value": "evil/proxy:1"}]}},
+     "operator.extraEnv: GLIMPSE_PROXY_IMAGE is the chart's own name"),
+    ({"operator": {"extraEnv": [{"name": "POD_ID", "value": "x"}]}}, "operator.extraEnv: POD_ID"),
+    ({"proxy": {"podLabels": {"app.kubernetes.io/instance": "other"}}},
+     "proxy.podLabels: app.kubernetes.io/instance is the chart's own label"),
+    ({"operator": {"podLabels": {"app.kubernetes.io/component": "proxy"}}},
+     "operator.podLabels: app.kubernetes.io/component is the chart's own label"),
+    ({"proxy": {"podAnnotations": {"glimpse.dev/config-hash": "0"}}},
+     "proxy.podAnnotations: glimpse.dev/config-hash is the chart's own annotation"),
+    ({"proxy": {"extraVolumes": [{"name": "images", "emptyDir": {}}]}}, "proxy.extraVolumes: images is the chart's"),
+    ({"proxy": {"extraVolumeMounts": [{"name": "x", "mountPath": "/data/images/"}]}},
+     "proxy.extraVolumeMounts: /data/images/ is the chart's own mountPath"),
+    ({"operator": {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}}, "operator.extraVolumes: tmp is the chart's"),
+])
+def test_a_knob_may_not_set_again_what_the_chart_sets(values: dict[str, Any], problem: str) -> None:
+    """One message naming the value and what it collides with, instead of a second env entry or volume that the API
+    server refuses (or silently prefers) at apply."""
+    if "proxy" in values:
+        values = {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), **values["proxy"]}}
+    with pytest.raises(helm_python.HelmError, match=re.escape(problem)):
+        render_chart(values)
+
+
+def test_the_proxy_defaults_values_declare_what_the_operator_models() -> None:
+    """operator.proxyDefaults.pod is a VoiceAgent's spec.pod: the same fields, and the values schema refuses what
+    would make a pod privileged, root or on a host path (the operator refuses the rest at start)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    pod = schema["definitions"]["proxyPod"]
+    models = {"": pod_settings.PodFields, "serviceAccount": pod_settings.ServiceAccount,
+              "securityContext": pod_settings.PodSecurityContext,
+              "containerSecurityContext": pod_settings.ContainerSecurityContext}
+    for path, model in models.items():
+        node = pod["properties"][path] if path else pod
+        assert set(node["properties"]) == {f.alias or name for name, f in model.model_fields.items()}, path
+    assert set(pod["properties"]["volumes"]["items"]["properties"]) == {"name", *pod_settings.VOLUME_SOURCES}
+    assert set(pod["properties"]["volumeMounts"]["items"]["properties"]) == {
+        f.alias or name for name, f in pod_settings.VolumeMount.model_fields.items()}
 
 
 def test_standalone_proxy_requires_an_upstream_key_secret() -> None:

@@ -15,16 +15,18 @@ import yaml
 
 from glimpse_operator.render import render_proxy
 from glimpse_operator.spec import with_defaults
-from tests.delivery.test_chart import DIGEST, STANDALONE, VALUES
-from tests.operator.support import MATRIX, voice_agent
+from tests.delivery.test_chart import DIGEST, OPERATOR_KNOBS, STANDALONE, VALUES, chart_pod_values
+from tests.operator.support import FITTED_POD, MATRIX, voice_agent
 from tests.paths import ROOT
 from tools.render_install import render_chart
 
 SKIPS: dict[str, str] = yaml.safe_load((Path(__file__).with_name("checkov_skips.yaml")).read_text())
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: checkov pins versions the proxy must not share
+# every feature on, and both pods fitted to a cluster with every knob (scheduling, accounts, extra env and volumes)
 ALL_ON = {"proxy": {**VALUES["ingress-tls-autoscaled"]["proxy"],
-                    "httpRoute": VALUES["gateway-route"]["proxy"]["httpRoute"]},
-          "serviceMonitor": VALUES["service-monitor"]["serviceMonitor"], "operator": {"replicas": 2}}
+                    "httpRoute": VALUES["gateway-route"]["proxy"]["httpRoute"], **chart_pod_values(FITTED_POD)},
+          "serviceMonitor": VALUES["service-monitor"]["serviceMonitor"],
+          "operator": {"replicas": 2, **OPERATOR_KNOBS, "proxyDefaults": {"pod": FITTED_POD}}}
 BY_DIGEST = {**STANDALONE, "image": {"proxy": {"digest": DIGEST}, "operator": {"digest": DIGEST}}}
 
 

@@ -18,8 +18,18 @@ import pytest
 import yaml
 from celpy import celtypes
 
-from glimpse_operator.render import MAX_NAME_LENGTH, labels, object_name, render_proxy
-from glimpse_operator.spec import with_defaults
+from glimpse_operator import pod_settings
+from glimpse_operator.render import (
+    FALLBACK_KEY_ENV,
+    MAX_NAME_LENGTH,
+    OPERATOR_ENV,
+    OWN_VOLUMES,
+    labels,
+    object_name,
+    render_proxy,
+)
+from glimpse_operator.spec import InvalidSpec, with_defaults
+from tests import restricted_v2
 from tests.operator import support
 from tests.paths import ROOT
 
@@ -178,6 +188,76 @@ ACCEPTED = {
         "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]},
                         {"ports": [{"port": "otlp-grpc"}, {"port": 3128, "endPort": 3130}]}]}),
     "network-policy-off": voice_agent(networkPolicy={"enabled": False}),
+    "fitted-pods": voice_agent(pod=support.FITTED_POD),
+    # IDs pinned, as a cluster without OpenShift's ranges may want; a UID above 0 only
+    "pinned-ids": voice_agent(pod__securityContext={"runAsUser": 10001, "runAsGroup": 0, "fsGroup": 10001},
+                              pod__containerSecurityContext={"runAsUser": 10001, "readOnlyRootFilesystem": False}),
+    "every-allowed-volume": voice_agent(
+        pod__volumes=[{"name": f"v-{source.lower()}", source: {}} for source in pod_settings.VOLUME_SOURCES],
+        pod__volumeMounts=[{"name": "v-emptydir", "mountPath": "/tmp-scratch"}]),
+    "own-topology-selector": voice_agent(pod__topologySpreadConstraints=[{
+        "maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"team": "voice"}}}]),
+}
+
+# spec.pod: what would give a VoiceAgent's author more than the namespace's RBAC and the restricted Pod Security
+# Standard do, or touch what the operator sets (the operator's own check refuses the same: a test below)
+POD_REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "operator-annotation": ({"pod__annotations": {"glimpse.dev/config-hash": "0"}},
+                            [".spec.pod.annotations: glimpse.dev/ annotations are the operator's own"]),
+    "selector-label": ({"pod__labels": {"team": "voice", "app.kubernetes.io/instance": "other-agent"}},
+                       [".spec.pod.labels: app.kubernetes.io/name, component, instance and managed-by"]),
+    "operator-label-prefix": ({"pod__labels": {"glimpse.dev/x": "1"}}, [".spec.pod.labels: app.kubernetes.io/name"]),
+    "env-the-operator-sets": ({"pod__env": [{"name": "GLIMPSE_UPSTREAM_BASE_URL", "value": "https://evil.test"}]},
+                              [".spec.pod.env[].name: GLIMPSE_UPSTREAM_BASE_URL is set by the operator"]),
+    "env-a-generated-key": ({"pod__env": [{"name": "GLIMPSE_CUSTOM_LLM_KEY", "value": "known"}]},
+                            [".spec.pod.env[].name: GLIMPSE_CUSTOM_LLM_KEY is set by the operator"]),
+    "env-a-fallback-key": ({"pod__env": [{"name": "GLIMPSE_FALLBACK_3_API_KEY", "value": "x"}]},
+                           [".spec.pod.env[].name: GLIMPSE_FALLBACK_3_API_KEY is set by the operator"]),
+    "host-path-volume": ({"pod__volumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+                         [".spec.pod.volumes[]: a volume needs exactly one of configMap"]),
+    "volume-without-source": ({"pod__volumes": [{"name": "nothing"}]},
+                              [".spec.pod.volumes[]: a volume needs exactly one of configMap"]),
+    "volume-of-two-sources": ({"pod__volumes": [{"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+                              [".spec.pod.volumes[]: a volume needs exactly one of configMap"]),
+    "the-operators-volume": ({"pod__volumes": [{"name": "tmp", "emptyDir": {}}]},
+                             [".spec.pod.volumes[].name: tmp is the operator's own volume"]),
+    "mount-over-the-operators": ({"pod__volumes": [{"name": "x", "emptyDir": {}}],
+                                  "pod__volumeMounts": [{"name": "x", "mountPath": "/data/images/"}]},
+                                 [".spec.pod.volumeMounts[].mountPath: /tmp and /data/images are where the operator"]),
+    "pod-root-user": ({"pod__securityContext": {"runAsUser": 0}},
+                      [".spec.pod.securityContext.runAsUser: the proxy never runs as root"]),
+    "pod-root-allowed": ({"pod__securityContext": {"runAsNonRoot": False}},
+                         [".spec.pod.securityContext.runAsNonRoot: the proxy never runs as root"]),
+    "container-root-user": ({"pod__containerSecurityContext": {"runAsUser": 0}},
+                            [".spec.pod.containerSecurityContext.runAsUser: the proxy never runs as root"]),
+    "container-root-allowed": ({"pod__containerSecurityContext": {"runAsNonRoot": False}},
+                               [".spec.pod.containerSecurityContext.runAsNonRoot: the proxy never runs as root"]),
+    "privileged": ({"pod__containerSecurityContext": {"privileged": True}},
+                   [".spec.pod.containerSecurityContext.privileged: the proxy never runs privileged"]),
+    "privilege-escalation": ({"pod__containerSecurityContext": {"allowPrivilegeEscalation": True}},
+                             [".spec.pod.containerSecurityContext.allowPrivilegeEscalation: allowPrivilegeEscalation"]),
+    "added-capability": ({"pod__containerSecurityContext": {"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}},
+                         [".spec.pod.containerSecurityContext.capabilities.add: no capability may be added"]),
+    "capabilities-kept": ({"pod__containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}},
+                          [".spec.pod.containerSecurityContext.capabilities.drop: capabilities.drop must keep ALL"]),
+}
+
+# spec.pod values of the wrong shape (the operator's own check refuses them too)
+POD_REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
+    "uid-as-a-string": {"pod__securityContext": {"runAsUser": "10001"}},
+    "negative-fs-group": {"pod__securityContext": {"fsGroup": -1}},
+    "unconfined-seccomp": {"pod__securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+    "container-unconfined-seccomp": {"pod__containerSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
+    "privileged-as-a-string": {"pod__containerSecurityContext": {"privileged": "false"}},
+    "env-name-not-a-name": {"pod__env": [{"name": "1=x", "value": "y"}]},
+    "env-without-a-name": {"pod__env": [{"value": "y"}]},
+    "node-selector-not-strings": {"pod__nodeSelector": {"pool": 3}},
+    "label-not-a-string": {"pod__labels": {"tier": True}},
+    "volume-name-not-a-label": {"pod__volumes": [{"name": "Otel_CA", "emptyDir": {}}]},
+    "mount-without-a-path": {"pod__volumes": [{"name": "x", "emptyDir": {}}], "pod__volumeMounts": [{"name": "x"}]},
+    "service-account-create-a-string": {"pod__serviceAccount": {"create": "yes"}},
+    "tolerations-not-a-list": {"pod__tolerations": {"key": "dedicated"}},
 }
 
 # spec changes -> what the CEL rules say (every rule is refused by at least one case; a test checks)
@@ -208,6 +288,7 @@ REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
                                                                   "provider": "openai-compatible"}]},
                                              [FALLBACK_BASE_URL_ERROR]),
     "neither-ingress-nor-route": ({"ingress": None}, [ROUTE_ERROR]),
+    **POD_REFUSED_BY_RULES,
 }
 
 # spec changes the OpenAPI schema refuses (proxy.resources was free-form; now maps of quantities)
@@ -249,6 +330,7 @@ REFUSED_BY_SCHEMA: dict[str, dict[str, Any]] = {
     "selector-operator": {"networkPolicy": {"ingressFrom": [{"podSelector": {"matchExpressions": [
         {"key": "app", "operator": "Equals", "values": ["a"]}]}}]}},
     "network-policy-enabled-a-string": {"networkPolicy": {"enabled": "no"}},
+    **POD_REFUSED_BY_SCHEMA,
 }
 
 
@@ -334,6 +416,7 @@ def rule_sites(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict
 RULES = list(rule_sites(schema()))
 RULE_IDS = [f"{path or '<root>'}: {rule['rule'][:40]}" for path, _, rule in RULES]
 SELF_PATH = re.compile(r"\bself((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(\s*\()?")
+HAS = re.compile(r"\bhas\(self\.([A-Za-z_][A-Za-z0-9_.]*)\)")
 
 
 def fields_read(rule: str) -> list[list[str]]:
@@ -358,7 +441,8 @@ def test_every_rule_is_exercised() -> None:
 def test_every_rule_is_what_the_api_server_accepts(path: str, node: dict[str, Any], rule: dict[str, Any]) -> None:
     """What the API server checks when the CRD is applied, as far as it can be checked here: the rule compiles, says
     what is wrong in one line, names a field that exists, reads only fields that are always there (required, or
-    defaulted, so no rule fails on an absent field) and only strings of bounded length (the cost estimate)."""
+    defaulted, or tested with has() first, so no rule fails on an absent field) and only strings of bounded length
+    (the cost estimate)."""
     _program(rule["rule"])
     assert rule.get("message") or rule.get("messageExpression"), "say what is wrong"
     assert "\n" not in rule.get("message", "")
@@ -370,12 +454,14 @@ def test_every_rule_is_what_the_api_server_accepts(path: str, node: dict[str, An
         for part in rule["fieldPath"].strip(".").split("."):
             target = target["properties"][part]
     for expression in filter(None, (rule["rule"], rule.get("messageExpression"))):
+        tested = set(HAS.findall(expression))  # has(self.a.b): the rule reads a.b only where it is there
         for fields in fields_read(expression):
             parent, target = node, node
-            for part in fields:
+            for depth, part in enumerate(fields, 1):
                 target = parent["properties"][part]
                 always_there = "default" in target or part in parent.get("required", []) or (
-                    path == "" and fields[:2] == ["metadata", "name"])  # the API server sets it before validation
+                    path == "" and fields[:2] == ["metadata", "name"]) or (  # set by the API server before validation
+                    ".".join(fields[:depth]) in tested)
                 assert always_there, f"{expression}: {'.'.join(fields)} may be absent"
                 parent = target
             if target.get("type") == "string":
@@ -412,3 +498,91 @@ def test_the_specs_the_render_tests_use_are_admitted(case: str) -> None:
     body = support.voice_agent(**support.MATRIX[case])
     assert schema_errors(body) == []
     assert rule_errors(body) == []
+
+
+# --- spec.pod: the CRD and the operator's own check (pod_settings.py) agree -----------------------------------------
+
+POD_SCHEMA = schema()["properties"]["spec"]["properties"]["pod"]
+# Each object spec.pod declares, and the operator's model of it: the same fields, no more (an unknown field is pruned
+# by the API server, or refused by kubectl's strict field validation, and refused by the operator).
+POD_MODELS = {
+    "": pod_settings.PodFields, ".serviceAccount": pod_settings.ServiceAccount, ".env[]": pod_settings.EnvVar,
+    ".volumes[]": pod_settings.Volume, ".volumeMounts[]": pod_settings.VolumeMount,
+    ".securityContext": pod_settings.PodSecurityContext,
+    ".containerSecurityContext": pod_settings.ContainerSecurityContext,
+    ".containerSecurityContext.capabilities": pod_settings.Capabilities,
+    ".securityContext.seccompProfile": pod_settings.SeccompProfile,
+}
+
+
+def pod_node(path: str) -> dict[str, Any]:
+    node = POD_SCHEMA
+    for part in filter(None, re.split(r"\.|(?=\[\])", path)):
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return node
+
+
+@pytest.mark.parametrize("path", POD_MODELS)
+def test_the_crd_declares_what_the_operator_models(path: str) -> None:
+    model = POD_MODELS[path]
+    declared = set(pod_node(path)["properties"])
+    assert declared == {field.alias or name for name, field in model.model_fields.items()}
+    assert not pod_node(path).get("x-kubernetes-preserve-unknown-fields")
+
+
+def test_no_host_namespace_or_other_pod_field_can_be_given() -> None:
+    """The pod spec's other fields (host namespaces, host ports and paths, its own ServiceAccount by name) are no field
+    of spec.pod: the API server prunes them (kubectl's strict field validation refuses them), the operator refuses
+    them in a file or a default it is given."""
+    for field in ("hostNetwork", "hostPID", "hostIPC", "hostUsers", "serviceAccountName", "securityContext.sysctls"):
+        *parents, leaf = field.split(".")
+        assert leaf not in pod_node("".join(f".{p}" for p in parents))["properties"]
+        with pytest.raises(InvalidSpec, match="no such field"):
+            pod_settings.check({leaf: True} if not parents else {parents[0]: {leaf: []}}, "spec.pod")
+    with pytest.raises(InvalidSpec, match=r"^spec.pod.serviceAccount.name: no such field$"):
+        pod_settings.check({"serviceAccount": {"create": True, "name": "cluster-admin-bound"}}, "spec.pod")
+
+
+def test_the_rules_name_what_the_operator_sets() -> None:
+    """The CRD's lists of the operator's own variables, labels, volumes and mount paths are the operator's; the
+    volume types it allows are the restricted Pod Security Standard's (and OpenShift restricted-v2's)."""
+    [env_rule] = pod_node(".env[]")["x-kubernetes-validations"]
+    assert set(re.findall(r"'([A-Z][A-Z0-9_]+)'", env_rule["rule"])) == OPERATOR_ENV
+    assert re.findall(r"matches\('([^']+)'\)", env_rule["rule"]) == [FALLBACK_KEY_ENV]
+    [label_rule] = pod_node(".labels")["x-kubernetes-validations"]
+    assert set(re.findall(r"'(app\.kubernetes\.io/[a-z-]+)'", label_rule["rule"])) == set(labels("x"))
+    source_rule, name_rule = pod_node(".volumes[]")["x-kubernetes-validations"]
+    assert re.findall(r"has\(self\.(\w+)\)", source_rule["rule"]) == list(pod_settings.VOLUME_SOURCES)
+    assert set(pod_node(".volumes[]")["properties"]) == {"name", *pod_settings.VOLUME_SOURCES}
+    assert set(pod_settings.VOLUME_SOURCES) <= restricted_v2.VOLUME_TYPES
+    assert set(re.findall(r"'(\w+)'", name_rule["rule"])) == set(OWN_VOLUMES)
+    [mount_rule] = pod_node(".volumeMounts[]")["x-kubernetes-validations"]
+    for path in OWN_VOLUMES.values():
+        for written in (path, path + "/"):
+            assert evaluate(mount_rule["rule"], {"name": "x", "mountPath": written}) is not celtypes.BoolType(True)
+    assert evaluate(mount_rule["rule"], {"name": "x", "mountPath": "/tmp-scratch"}) == celtypes.BoolType(True)
+
+
+@pytest.mark.parametrize("case", [*POD_REFUSED_BY_RULES, *POD_REFUSED_BY_SCHEMA])
+def test_the_operator_refuses_what_the_crd_refuses(case: str) -> None:
+    """What no API server checked (the operator's defaults, `glimpse-operator render`'s files, a CRD older than the
+    operator) meets the same refusals in the operator, as an InvalidSpec condition naming the field."""
+    changes = POD_REFUSED_BY_RULES[case][0] if case in POD_REFUSED_BY_RULES else POD_REFUSED_BY_SCHEMA[case]
+    spec = with_defaults(voice_agent(**changes)["spec"])
+    with pytest.raises(InvalidSpec, match=r"^spec\.pod\."):
+        pod_settings.with_pod_defaults(spec, {})
+
+
+@pytest.mark.parametrize("case", ["fitted-pods", "pinned-ids", "every-allowed-volume", "own-topology-selector"])
+def test_the_operator_accepts_what_the_crd_accepts(case: str) -> None:
+    spec = with_defaults(ACCEPTED[case]["spec"])
+    assert pod_settings.with_pod_defaults(spec, {})["pod"] == ACCEPTED[case]["spec"]["pod"]
+
+
+def test_the_readme_spec_pod_is_admitted_and_accepted() -> None:
+    """The README's spec.pod example ("Fitting the proxies' pods to the cluster"), as written."""
+    section = (ROOT / "README.md").read_text().partition("### Fitting the proxies' pods to the cluster")[2]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1))  # type: ignore[union-attr]
+    body = voice_agent(pod=example["spec"]["pod"])
+    assert schema_errors(body) == [] and rule_errors(body) == []
+    assert pod_settings.with_pod_defaults(with_defaults(body["spec"]), {})["pod"] == example["spec"]["pod"]

@@ -3,10 +3,10 @@ operator makes for a VoiceAgent (glimpse_operator.render) must be the same pod, 
 settings.
 
 Each case below is one set of settings, written once and turned into chart values and into a VoiceAgent. Both are
-rendered and compared field by field: the Deployment's whole spec (pod template included), the ConfigMap's data, the
-generated keys the pods read, and the Service, Ingress, HTTPRoute, PodDisruptionBudget, HorizontalPodAutoscaler and
-NetworkPolicy specs (the chart's proxy.networkPolicy beside the operator's defaults,
-operator.proxyDefaults.networkPolicy). The
+rendered and compared field by field: the Deployment's whole spec (pod template included: what spec.pod and the
+chart's pod knobs fit to the cluster too), the ConfigMap's data, the generated keys the pods read, and the Service,
+Ingress, HTTPRoute, PodDisruptionBudget, HorizontalPodAutoscaler, ServiceAccount and NetworkPolicy specs (the chart's
+proxy.networkPolicy beside the operator's defaults, operator.proxyDefaults.networkPolicy). The
 fields that legitimately differ are in ALLOWED, each with its reason; they are masked on both sides after checking
 what still must hold for them (a reference names the object it refers to, a selector selects its own pods). Anything
 else that differs fails with the path of every difference. The generated keys' Secret is the operator's only: the
@@ -23,6 +23,8 @@ import pytest
 from glimpse_operator.render import SECRET_KEYS, render_proxy
 from glimpse_operator.settings import ProxyNetworkPolicy
 from glimpse_operator.spec import with_defaults
+from tests.delivery.test_chart import chart_pod_values
+from tests.operator.support import FITTED_POD
 from tools.render_install import render_chart
 
 # Where the two may differ, and why: every field masked below names one of these (nothing else is masked); the
@@ -31,11 +33,14 @@ ALLOWED = {
     "metadata": "names (<release>-proxy vs glimpse-<VoiceAgent>), Helm's labels (helm.sh/chart, version, "
                 "managed-by: Helm) vs the operator's, and the operator's owner references",
     "selector": "the chart's pods share app.kubernetes.io/instance (the release) with the operator's pods, so its "
-                "selectors add app.kubernetes.io/component; the operator's instance is the VoiceAgent's own",
-    "pod-labels": "the same label sets as the objects' metadata (Helm's vs the operator's)",
+                "selectors add app.kubernetes.io/component; the operator's instance is the VoiceAgent's own (and a "
+                "topology spread constraint given without a labelSelector gets each side's selector)",
+    "pod-labels": "each side's own labels, as on the objects' metadata (Helm's vs the operator's); the labels the "
+                  "settings add are compared",
     "pod-annotation-values": "hashes of each side's own inputs: values or spec; the operator hashes the Secrets' data "
                              "it reads, the chart (which cannot read them and stay the same for helm template) the "
                              "Secrets' names and proxy.secrets.checksum",
+    "service-account-name": "each side's own ServiceAccount: <release>-proxy vs glimpse-<VoiceAgent>",
     "image": "the chart's image.proxy values vs the operator's GLIMPSE_PROXY_IMAGE or spec.proxy.image",
     "imagePullPolicy": "the chart's image.proxy.pullPolicy; the operator leaves Kubernetes' default",
     "imagePullSecrets": "the chart's imagePullSecrets value; a VoiceAgent's pods pull with the namespace's account",
@@ -55,6 +60,7 @@ OPERATOR_ONLY_KINDS = {
 EXISTING_SECRET = "parity-proxy-keys"
 # The labels the chart's ServiceMonitor selects every proxy's Service by (templates/observability.yaml)
 SERVICE_MONITOR_LABELS = {"app.kubernetes.io/name": "glimpse", "app.kubernetes.io/component": "proxy"}
+OWN_LABELS = ("app.kubernetes.io/", "helm.sh/")  # each side's own labels' prefixes (the settings add none of them)
 MASK = "<differs: {}>"
 
 BASE: dict[str, Any] = {
@@ -101,6 +107,12 @@ CASES: dict[str, dict[str, Any]] = {
     "one-replica-defaults": {**BASE, "provider": None, "base_url": None, "replicas": 1, "store": "memory://",
                              "storage": "", "images": None,
                              "tls_secret": "", "class_name": "", "annotations": {}, "resources": None},
+    # the pods fitted to a cluster: scheduling, labels, annotations, a ServiceAccount for Workload Identity, extra env,
+    # envFrom and volumes, security contexts (the chart's proxy.* knobs; a VoiceAgent's spec.pod)
+    "fitted-pods": {**BASE, "pod": FITTED_POD},
+    # the security contexts merged over the same safe defaults, key by key, with IDs pinned
+    "pinned-ids": {**BASE, "pod": {"securityContext": {"runAsUser": 10001, "fsGroup": 10001},
+                                   "containerSecurityContext": {"readOnlyRootFilesystem": False, "runAsGroup": 0}}},
 }
 
 
@@ -124,7 +136,7 @@ def chart_values(s: dict[str, Any]) -> dict[str, Any]:
     for key, value in (("provider", s["provider"]), ("baseUrl", s["base_url"])):
         if value is not None:
             proxy["upstream"][key] = value
-    return {"proxy": proxy}
+    return {"proxy": {**proxy, **chart_pod_values(s.get("pod", {}))}}
 
 
 def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +162,8 @@ def voice_agent(s: dict[str, Any]) -> dict[str, Any]:
         spec["proxy"]["autoscaling"] = s["autoscaling"]
     if s.get("policy_in_spec"):
         spec["networkPolicy"] = s["network_policy"]
+    if "pod" in s:
+        spec["pod"] = s["pod"]
     return {"apiVersion": "glimpse.dev/v1alpha1", "kind": "VoiceAgent",
             "metadata": {"name": "parity", "namespace": "voice", "uid": "0b6f3d9e-7a41-4c55-9e0c-2f1f4f8a9d11"},
             "spec": copy.deepcopy(spec)}
@@ -212,17 +226,25 @@ def pod_template(deployment: dict[str, Any], objects: dict[str, dict[str, Any]])
     assert selects(spec["selector"]["matchLabels"], labels), "the Deployment selects its own pods"
     assert selects(SERVICE_MONITOR_LABELS, labels)
     mask(spec, "selector", "selector")
-    mask(spec["template"]["metadata"], "labels", "pod-labels")
-    annotations = spec["template"]["metadata"]["annotations"]
-    spec["template"]["metadata"]["annotations"] = {key: MASK.format("pod-annotation-values") for key in annotations}
+    metadata = spec["template"]["metadata"]
+    metadata["labels"] = {key: value for key, value in labels.items() if not key.startswith(OWN_LABELS)}
+    mask(metadata["labels"], "<own>", "pod-labels")
+    metadata["annotations"] = {key: MASK.format("pod-annotation-values") if key.startswith("glimpse.dev/") else value
+                               for key, value in metadata["annotations"].items()}
     pod = spec["template"]["spec"]
     mask(pod, "imagePullSecrets", "imagePullSecrets")
+    if "serviceAccountName" in pod:
+        assert pod["serviceAccountName"] == objects["ServiceAccount"]["metadata"]["name"]
+        mask(pod, "serviceAccountName", "service-account-name")
+    for constraint in pod.get("topologySpreadConstraints", []):
+        if selects(constraint["labelSelector"]["matchLabels"], labels):  # its own pods: each side's selector
+            mask(constraint, "labelSelector", "selector")
     for container in pod["containers"]:
         mask(container, "image", "image")
         mask(container, "imagePullPolicy", "imagePullPolicy")
-        for source in container.get("envFrom", []):
-            assert source["configMapRef"]["name"] == objects["ConfigMap"]["metadata"]["name"]
-            mask(source["configMapRef"], "name", "configmap-name")
+        own = container["envFrom"][0]  # first: the settings' sources come after it, compared as they are
+        assert own["configMapRef"]["name"] == objects["ConfigMap"]["metadata"]["name"]
+        mask(own["configMapRef"], "name", "configmap-name")
         for env in container.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
             if ref and ref["key"] in SECRET_KEYS:
@@ -334,6 +356,15 @@ def test_the_same_service_routes_pdb_and_hpa(both: tuple[dict[str, Any], dict[st
     if "HorizontalPodAutoscaler" in operator:
         assert_same("HorizontalPodAutoscaler.spec", hpa_spec(chart["HorizontalPodAutoscaler"], chart["Deployment"]),
                     hpa_spec(operator["HorizontalPodAutoscaler"], operator["Deployment"]))
+    assert ("ServiceAccount" in chart) == ("ServiceAccount" in operator)
+    if "ServiceAccount" in operator:  # its annotations (the cloud identity), and no API token
+        assert_same("ServiceAccount", service_account(chart["ServiceAccount"]),
+                    service_account(operator["ServiceAccount"]))
+
+
+def service_account(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"annotations": obj["metadata"].get("annotations", {}),
+            "automountServiceAccountToken": obj["automountServiceAccountToken"]}
 
 
 def test_the_same_network_policy(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
@@ -372,3 +403,10 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert egress["one-replica-defaults"] == [443] and egress["replicas-redis-minio"] == [443, 6379, 9000]
     assert "NetworkPolicy" not in rendered["vllm-rediss-no-policy"]
     assert rendered["replicas-redis-minio"]["NetworkPolicy"]["spec"]["egress"][2:] == [OTLP]
+    pods = {case: objects["Deployment"]["spec"]["template"] for case, objects in rendered.items()}
+    assert pods["fitted-pods"]["spec"]["nodeSelector"] == FITTED_POD["nodeSelector"]
+    assert pods["fitted-pods"]["metadata"]["labels"]["team"] == "voice"
+    assert "ServiceAccount" in rendered["fitted-pods"] and "ServiceAccount" not in rendered["pinned-ids"]
+    assert pods["pinned-ids"]["spec"]["securityContext"]["runAsUser"] == 10001
+    assert pods["pinned-ids"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    assert "nodeSelector" not in pods["one-replica-defaults"]["spec"]

@@ -53,6 +53,7 @@ KINDS = (
     Kind("/api/v1", "secrets", "Secret", has_status=False),
     Kind("/api/v1", "configmaps", "ConfigMap", has_status=False),
     Kind("/api/v1", "services", "Service"),
+    Kind("/api/v1", "serviceaccounts", "ServiceAccount", has_status=False),
     Kind("/api/v1", "events", "Event", has_status=False),
     Kind("/apis/apps/v1", "deployments", "Deployment"),
     Kind("/apis/networking.k8s.io/v1", "ingresses", "Ingress"),

@@ -52,6 +52,33 @@ def voice_agent(**spec_changes: Any) -> dict[str, Any]:
     return body
 
 
+# spec.pod with every field set, as a platform team fits a proxy to its cluster (GKE Workload Identity, a dedicated
+# node pool, zones, an OpenTelemetry collector with its own CA), still within OpenShift's restricted-v2.
+FITTED_POD: dict[str, Any] = {
+    "nodeSelector": {"kubernetes.io/os": "linux", "pool": "voice"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "voice", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}]}}},
+    # no labelSelector: the operator spreads this VoiceAgent's own pods
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "priorityClassName": "voice-critical",
+    "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
+    "labels": {"team": "voice", "cost-center": "cx-42"},
+    "serviceAccount": {"create": True, "annotations": {
+        "iam.gke.io/gcp-service-account": "glimpse-voice@project.iam.gserviceaccount.com"}},
+    "env": [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "https://otel-collector.observability:4318"},
+            {"name": "OTEL_EXPORTER_OTLP_CERTIFICATE", "value": "/etc/otel-ca/ca.crt"},
+            {"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {"name": "otel-auth",
+                                                                                  "key": "headers"}}},
+            {"name": "GLIMPSE_LOG_LEVEL", "value": "DEBUG"}],
+    "envFrom": [{"configMapRef": {"name": "voice-proxy-tuning"}}],
+    "volumes": [{"name": "otel-ca", "configMap": {"name": "otel-ca"}}],
+    "volumeMounts": [{"name": "otel-ca", "mountPath": "/etc/otel-ca", "readOnly": True}],
+    "securityContext": {"supplementalGroups": [4242], "seccompProfile": {"type": "RuntimeDefault"}},
+    "containerSecurityContext": {"runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+}
+
 # The specs the render tests render (and the CRD tests show a cluster admits), as `voice_agent` changes.
 MATRIX = {
     "minimal": {},
@@ -77,6 +104,8 @@ MATRIX = {
                         "namespace": "infra", "sectionName": "https-internal", "port": 443}],
         "hostnames": ["voice.example.org", "voice.internal.example.org"],
         "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}},
+    "fitted-pods": {"pod": FITTED_POD, "images__storage": "gs://bucket/glimpse", "proxy__store": "redis://redis:6379/0",
+                    "proxy__replicas": 3},
 }
 GATEWAY_CASES = ("gateway-route", "route-beside-ingress")
 

@@ -33,7 +33,8 @@ KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "
 
 @pytest.fixture(autouse=True)
 def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY"):
+    for name in ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
+                 "GLIMPSE_PROXY_POD_DEFAULTS"):
         monkeypatch.delenv(name, raising=False)
     load_settings.cache_clear()
     yield
@@ -67,7 +68,9 @@ def test_render_prints_every_object_and_the_agent_body_without_a_cluster_or_netw
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     rendered = documents(result.stdout)
-    assert [d["kind"] for d in rendered] == KUBERNETES_KINDS + [AGENT_KIND]
+    # the example's spec.pod asks for a ServiceAccount (Workload Identity): applied before the Deployment
+    assert [d["kind"] for d in rendered] == [*KUBERNETES_KINDS[:2], "ServiceAccount", *KUBERNETES_KINDS[2:],
+                                             AGENT_KIND]
     assert result.stdout.splitlines().count("---") == len(rendered) and result.stdout.startswith("# ")
 
     example = yaml.safe_load(MUSEUM_GUIDE.read_text())
@@ -132,6 +135,27 @@ def test_render_shows_an_adopted_agent_as_a_patch(tmp_path: Path, capsys: pytest
     assert agent["metadata"]["namespace"] == "default"  # as kubectl would place it
     assert agent["spec"]["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_type"] == "responses"
     assert rendered["ConfigMap"]["data"]["GLIMPSE_ELEVENLABS_AGENT_ID"] == "agent_0123"
+
+
+def test_render_fits_the_pods_as_the_operator_would(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The operator's pod defaults (GLIMPSE_PROXY_POD_DEFAULTS) merged under the file's spec.pod; what spec.pod may
+    not say is one line, as the operator's InvalidSpec condition says it."""
+    monkeypatch.setenv("GLIMPSE_PROXY_POD_DEFAULTS", '{"nodeSelector": {"pool": "voice"}, '
+                                                     '"serviceAccount": {"create": true}}')
+    assert cli.main(["render", "-f", str(GEMINI_DEV)]) == 0
+    rendered = {d["kind"]: d for d in documents(capsys.readouterr().out)}
+    assert list(rendered)[:3] == ["Secret", "ConfigMap", "ServiceAccount"]
+    assert rendered["Deployment"]["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "voice"}
+
+    example = yaml.safe_load(GEMINI_DEV.read_text())
+    example["spec"]["pod"] = {"containerSecurityContext": {"capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}}
+    path = tmp_path / "privileged.yaml"
+    path.write_text(yaml.safe_dump(example))
+    assert cli.main(["render", "-f", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"glimpse-operator render: {path}: VoiceAgent default/gemini-dev: "
+        "spec.pod.containerSecurityContext.capabilities: no capability may be added\n")
 
 
 def test_render_reads_every_voice_agent_of_a_stream(monkeypatch: pytest.MonkeyPatch,

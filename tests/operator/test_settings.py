@@ -3,6 +3,7 @@ startup handler handing them to the Reconciler through kopf's memo."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import kopf
@@ -12,7 +13,8 @@ from glimpse_operator import cli, handlers
 from glimpse_operator.reconcile import Reconciler
 from glimpse_operator.settings import ConfigError, OperatorSettings, load_settings
 
-VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY")
+VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
+             "GLIMPSE_PROXY_POD_DEFAULTS")
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +30,7 @@ def test_defaults() -> None:
     settings = OperatorSettings.from_environment()
     assert settings.proxy_image == "glimpse/proxy:0.1.0"
     assert settings.elevenlabs_base_url == "https://api.elevenlabs.io"
+    assert settings.proxy_pod_defaults == {}
 
 
 def test_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,6 +55,28 @@ def test_empty_proxy_image_names_the_variable(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("GLIMPSE_PROXY_IMAGE", " ")
     with pytest.raises(ConfigError, match=r"^GLIMPSE_PROXY_IMAGE: must name an image"):
         OperatorSettings.from_environment()
+
+
+def test_proxy_pod_defaults_are_json_in_spec_pods_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart passes operator.proxyDefaults.pod as JSON; the same checks as a VoiceAgent's spec.pod."""
+    defaults = {"nodeSelector": {"pool": "voice"}, "serviceAccount": {"create": True}}
+    monkeypatch.setenv("GLIMPSE_PROXY_POD_DEFAULTS", json.dumps(defaults))
+    assert OperatorSettings.from_environment().proxy_pod_defaults == defaults
+
+
+@pytest.mark.parametrize(("defaults", "problem"), [
+    ({"containerSecurityContext": {"privileged": True}}, "containerSecurityContext.privileged: the proxy never runs"),
+    ({"hostNetwork": True}, "hostNetwork: no such field"),
+    ({"volumeMounts": [{"name": "ca", "mountPath": "/ca"}]}, "volumeMounts: ca is not a volume of volumes"),
+    ({"env": [{"name": "GLIMPSE_STORE_URL", "value": "redis://x"}]}, "env[0].name: GLIMPSE_STORE_URL is set by the"),
+])
+def test_a_bad_pod_default_names_the_variable_and_the_field(monkeypatch: pytest.MonkeyPatch,
+                                                           defaults: dict[str, object], problem: str) -> None:
+    monkeypatch.setenv("GLIMPSE_PROXY_POD_DEFAULTS", json.dumps(defaults))
+    with pytest.raises(ConfigError) as caught:
+        OperatorSettings.from_environment()
+    assert str(caught.value).startswith(f"GLIMPSE_PROXY_POD_DEFAULTS: {problem}")
+    assert "\n" not in str(caught.value)
 
 
 def test_settings_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:

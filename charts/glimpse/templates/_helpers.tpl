@@ -37,20 +37,133 @@ appVersion by default). Arguments: the image's values and the root context. */ -
 {{- /*
 No user, group or fsGroup of our own: the images run as UID 10001 in group 0 on plain Kubernetes, and as the UID
 OpenShift's restricted-v2 draws from the namespace's range (group 0 still owns what the proxy writes); the volumes
-written to are emptyDirs, writable whatever the UID.
+written to are emptyDirs, writable whatever the UID. A component's podSecurityContext is merged over it key by key
+(a key given replaces the default's value), as the operator merges a VoiceAgent's spec.pod.securityContext.
+Argument: the component's values (operator or proxy).
 */ -}}
 {{- define "glimpse.podSecurityContext" -}}
-runAsNonRoot: true
-seccompProfile:
-  type: RuntimeDefault
+{{- $context := dict "runAsNonRoot" true "seccompProfile" (dict "type" "RuntimeDefault") }}
+{{- range $key, $value := .podSecurityContext }}
+{{- $_ := set $context $key $value }}
+{{- end }}
+{{- toYaml $context }}
 {{- end -}}
 
-{{- /* dev.writableRootFilesystem: only the Tiltfile sets it (live update copies source into the image) */ -}}
+{{- /* The container's, merged over the same way with containerSecurityContext. dev.writableRootFilesystem: only the
+Tiltfile sets it (live update copies source into the image). Arguments: the component's values, the root context. */ -}}
 {{- define "glimpse.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: {{ not .Values.dev.writableRootFilesystem }}
-capabilities:
-  drop: [ALL]
+{{- $values := index . 0 }}{{- $root := index . 1 }}
+{{- $context := dict "allowPrivilegeEscalation" false "readOnlyRootFilesystem" (not $root.Values.dev.writableRootFilesystem)
+  "capabilities" (dict "drop" (list "ALL")) }}
+{{- range $key, $value := $values.containerSecurityContext }}
+{{- $_ := set $context $key $value }}
+{{- end }}
+{{- toYaml $context }}
+{{- end -}}
+
+{{- /*
+Fitting a component's pod to the cluster: the knobs operator.* and proxy.* share (scheduling, pod labels and
+annotations, a ServiceAccount, extra env, envFrom and volumes). Each helper takes (list <the component's values>
+<operator|proxy> <the root context>) unless it says otherwise.
+*/ -}}
+
+{{- /* The component's ServiceAccount name: serviceAccount.name, or <release>-<component> when the chart creates it;
+empty when it neither creates nor names one (the pods run as the namespace's default). */ -}}
+{{- define "glimpse.serviceAccountName" -}}
+{{- $values := index . 0 }}{{- $component := index . 1 }}{{- $root := index . 2 }}
+{{- if $values.serviceAccount.create }}
+{{- $values.serviceAccount.name | default (printf "%s-%s" $root.Release.Name $component) }}
+{{- else }}
+{{- $values.serviceAccount.name }}
+{{- end }}
+{{- end -}}
+
+{{- define "glimpse.serviceAccount" -}}
+{{- $values := index . 0 }}{{- $component := index . 1 }}{{- $root := index . 2 }}
+{{- if $values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "glimpse.serviceAccountName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "glimpse.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ $component }}
+  {{- with $values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: {{ $values.serviceAccount.automountServiceAccountToken }}
+---
+{{- end }}
+{{- end -}}
+
+{{- /* podLabels, beside the chart's labels, which it may not change (the selectors and the ServiceMonitor use them) */ -}}
+{{- define "glimpse.podLabels" -}}
+{{- $values := index . 0 }}{{- $component := index . 1 }}{{- $root := index . 2 }}
+{{- $own := include "glimpse.labels" $root | fromYaml }}
+{{- range $key, $_ := $values.podLabels }}
+{{- if or (hasKey $own $key) (eq $key "app.kubernetes.io/component") (hasPrefix "glimpse.dev/" $key) }}
+{{- fail (printf "%s.podLabels: %s is the chart's own label (its selectors use it)" $component $key) }}
+{{- end }}
+{{- end }}
+{{- with $values.podLabels }}{{ toYaml . }}{{ end }}
+{{- end -}}
+
+{{- /* podAnnotations, beside the chart's glimpse.dev/ ones (the config and secrets hashes) */ -}}
+{{- define "glimpse.podAnnotations" -}}
+{{- $values := index . 0 }}{{- $component := index . 1 }}
+{{- range $key, $_ := $values.podAnnotations }}
+{{- if hasPrefix "glimpse.dev/" $key }}
+{{- fail (printf "%s.podAnnotations: %s is the chart's own annotation" $component $key) }}
+{{- end }}
+{{- end }}
+{{- with $values.podAnnotations }}{{ toYaml . }}{{ end }}
+{{- end -}}
+
+{{- /* The pod spec's scheduling fields. A topology spread constraint without a labelSelector spreads the component's
+own pods, as the operator does for a VoiceAgent's. Arguments: the component's values, its selector labels (YAML). */ -}}
+{{- define "glimpse.podPlacement" -}}
+{{- $values := index . 0 }}{{- $selector := index . 1 | fromYaml }}
+{{- with $values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range . }}
+  {{- $constraint := deepCopy . }}
+  {{- if not (hasKey $constraint "labelSelector") }}
+  {{- $_ := set $constraint "labelSelector" (dict "matchLabels" $selector) }}
+  {{- end }}
+  - {{- toYaml $constraint | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- /* A component's extra env, volumes or mounts as given (full Kubernetes objects), each refused where its `key`
+(name, mountPath) is one the chart sets itself. Arguments: the list, the key, the chart's own values of that key,
+what the list is called (proxy.extraEnv), what to do instead. */ -}}
+{{- define "glimpse.extras" -}}
+{{- $items := index . 0 }}{{- $key := index . 1 }}{{- $own := index . 2 }}{{- $what := index . 3 }}{{- $instead := index . 4 }}
+{{- range $items }}
+{{- $value := get . $key | toString }}
+{{- if has (regexReplaceAll "/+$" $value "") $own }}
+{{- fail (printf "%s: %s is the chart's own %s: %s" $what $value $key $instead) }}
+{{- end }}
+{{- end }}
+{{- with $items }}{{ toYaml . }}{{ end }}
 {{- end -}}
 
 {{- /*
@@ -95,6 +208,11 @@ Least privilege: exactly the kinds and verbs the operator uses (tests check this
   verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [configmaps, services]
+  verbs: [get, create, patch]
+# glimpse-<name>, only for a VoiceAgent whose spec.pod.serviceAccount.create asks for it (a cloud identity by name);
+# no delete: one the spec no longer asks for is unused, and goes with the VoiceAgent (owner reference)
+- apiGroups: [""]
+  resources: [serviceaccounts]
   verbs: [get, create, patch]
 - apiGroups: [apps]
   resources: [deployments]
