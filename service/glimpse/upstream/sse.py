@@ -68,17 +68,21 @@ class ChatCompletionsSse(SseDialect):
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self._hide_usage_chunk = hide_usage_chunk
+        # The last chunk with choices: the one that ends them, once [DONE] comes. Parsed then, once, rather than
+        # searching every chunk for a finish reason (its choices' earlier ends, when n > 1, go unrecorded).
+        self._last_choices = b""
 
     def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
         if payload == DONE:
             state.finished = True
+            self._record_finish(self._last_choices, state)
             return None
         if state.response_model is None and b'"model"' in payload:
             self._record_first(payload, state)
-        if b'"finish_reason":"' in payload:  # null on every chunk but the one ending a choice
-            self._record_finish(payload, state)
-        if _may_carry_usage(payload) and self._record_usage(payload, state) and self._hide_usage_chunk:
-            return None  # the usage-only chunk asked for on the caller's behalf is not theirs to see
+        if _may_carry_usage(payload) and self._record_usage(payload, state):
+            # the usage-only chunk asked for on the caller's behalf is not theirs to see
+            return None if self._hide_usage_chunk else frame_data(payload)
+        self._last_choices = payload
         return frame_data(payload)
 
     @staticmethod
@@ -99,7 +103,7 @@ class ChatCompletionsSse(SseDialect):
             data = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return
-        state.finish_reasons += _finish_reasons(data)
+        state.finish_reasons = _finish_reasons(data)
 
     @staticmethod
     def _record_usage(payload: bytes, state: RelayState) -> bool:
