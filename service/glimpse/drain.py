@@ -58,10 +58,9 @@ class Drain:
     @contextlib.contextmanager
     def live_stream(self) -> Iterator[None]:
         """Counts one stream being relayed while the block runs: the `glimpse_active_streams` gauge (the HPA's
-        signal), `glimpse_streams_total` and the seconds of `glimpse_stream_seconds_total`."""
+        signal) and the seconds of `glimpse_stream_seconds_total`."""
         metrics = self._metrics
         metrics.active_streams.inc()
-        metrics.streams.inc()
         started = metrics.stream_clock.started()
         try:
             yield

@@ -60,7 +60,6 @@ class Metrics:
                                   ["upstream"], registry=r)
         self.active_streams = Gauge("glimpse_active_streams", "Streaming completions being relayed now.",
                                     registry=r)
-        self.streams = Counter("glimpse_streams", "Streaming completions started.", registry=r)
         self.stream_clock = StreamClock()
         r.register(self.stream_clock)
         self.tokens = Counter("glimpse_tokens", "Tokens reported by the upstream's usage.", ["model", "kind"],
