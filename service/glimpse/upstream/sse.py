@@ -181,7 +181,8 @@ class ResponsesSse(SseDialect):
             state.response_model = model
         if isinstance(response_id, str):
             state.response_id = response_id
-        finish = RESPONSES_FINISH_REASONS.get(response.get("status"))  # type: ignore[arg-type]
+        status = response.get("status")
+        finish = RESPONSES_FINISH_REASONS.get(status) if isinstance(status, str) else None
         if finish == "incomplete":  # why: max_output_tokens or content_filter
             details = response.get("incomplete_details")
             reason = details.get("reason") if isinstance(details, dict) else None
