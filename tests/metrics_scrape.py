@@ -23,5 +23,11 @@ async def scrape(http: aiohttp.ClientSession, proxy: Proxy) -> dict[tuple[str, t
     return samples
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+def value(samples: dict, name: str, *, absent: float | None = None, **labels: str) -> float:
+    """The sample's value. A series that is not there fails the test (it is not a 0: `rate()` cannot see a series
+    appear), unless the caller says what it stands for (`absent=`), for series that only appear on use (a model's)."""
+    key = (name, tuple(sorted(labels.items())))
+    if key not in samples:
+        assert absent is not None, f"no series {name}{labels} in the scrape"
+        return absent
+    return float(samples[key])

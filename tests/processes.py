@@ -73,20 +73,23 @@ def start_fake_upstream(chunk_delay: float = 0.0) -> tuple[Process, str]:
     return process, f"http://127.0.0.1:{port}/v1"
 
 
-def start_glimpse(workdir: Path, *, max_open_files: int | None = None, **settings: str) -> tuple[Process, str]:
-    """`glimpse serve` with these settings; `max_open_files`: its RLIMIT_NOFILE (soft and hard), set before exec."""
+def start_glimpse(workdir: Path, *, max_open_files: int | None = None, env: dict[str, str] | None = None,
+                  **settings: str) -> tuple[Process, str]:
+    """`glimpse serve` with these settings; `max_open_files`: its RLIMIT_NOFILE (soft and hard), set before exec;
+    `env`: other variables (OTEL_*), set as given."""
     port = free_port()
-    env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_SIGNING_SECRET="process-test-signing-secret-0123456789",
-                    # loopback callers, many sessions and streams: rate limits off unless a test sets them
-                    GLIMPSE_SESSION_RATE_PER_MINUTE="0", GLIMPSE_UPLOAD_RATE_PER_MINUTE="0",
-                    GLIMPSE_CHAT_RATE_PER_MINUTE="0")
-    env.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
+    environment = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_SIGNING_SECRET="process-test-signing-secret-0123456789",
+                            # loopback callers, many sessions and streams: rate limits off unless a test sets them
+                            GLIMPSE_SESSION_RATE_PER_MINUTE="0", GLIMPSE_UPLOAD_RATE_PER_MINUTE="0",
+                            GLIMPSE_CHAT_RATE_PER_MINUTE="0")
+    environment.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
+    environment.update(env or {})
     command = [sys.executable, "-m", "glimpse", "serve"]
     if max_open_files is not None:
         command = [sys.executable, "-c", "import os, resource, sys; n = int(sys.argv[1]); "
                    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); os.execv(sys.argv[2], sys.argv[2:])",
                    str(max_open_files), *command]
-    process = Process(command, env, workdir)
+    process = Process(command, environment, workdir)
     base = f"http://127.0.0.1:{port}"
     wait_for_http(base + "/healthz")
     return process, base

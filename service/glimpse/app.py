@@ -17,6 +17,7 @@ from .web.metrics_port import metrics_listener
 from .web.observe import observe_middleware
 from .web.rate_limit import rate_limit_middleware
 from .web.routes import chat, health, images, metrics, models, page, session
+from .web.series import initialise_series
 
 
 def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> web.Application:
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, tracing: Tracing | None = No
     else:
         app.router.add_routes(metrics.routes)
     page.add_page(app, _page_dir(settings), settings.elevenlabs_base_url)
+    app.on_startup.append(initialise_series)
     return app
 
 

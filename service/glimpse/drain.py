@@ -57,12 +57,16 @@ class Drain:
 
     @contextlib.contextmanager
     def live_stream(self) -> Iterator[None]:
-        """Counts one stream being relayed (the `glimpse_active_streams` gauge) while the block runs."""
-        self._metrics.active_streams.inc()
+        """Counts one stream being relayed while the block runs: the `glimpse_active_streams` gauge (the HPA's
+        signal) and the seconds of `glimpse_stream_seconds_total`."""
+        metrics = self._metrics
+        metrics.active_streams.inc()
+        started = metrics.stream_clock.started()
         try:
             yield
         finally:
-            self._metrics.active_streams.dec()
+            metrics.stream_clock.ended(started)
+            metrics.active_streams.dec()
 
     @contextlib.contextmanager
     def cut_before_answering(self) -> Iterator[None]:

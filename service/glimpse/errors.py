@@ -60,16 +60,27 @@ class ElevenLabsFailed(GlimpseError):
 class UpstreamError(GlimpseError):
     """The upstream LLM failed the request (unreachable, refused credentials, 5xx, a broken stream).
     `outcome` is the word metrics and spans record for it; `upstreams_fault`: another upstream may answer instead
-    (before the first token), and the upstream's circuit breaker counts it."""
+    (before the first token), and the upstream's circuit breaker counts it. `upstream_status`: the status the
+    upstream answered, if it did; `error_type`: what failed when it did not (the client library's exception class,
+    or `timeout`), for the span's `error.type`."""
 
     outcome = "error"
     upstreams_fault = True
+    error_type: str | None = None
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: str | None = None,
+                 upstream_status: int | None = None, error_type: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.upstream_status = upstream_status
+        if error_type is not None:
+            self.error_type = error_type
 
 
 class UpstreamTimedOut(UpstreamError):
     """The upstream sent nothing in time."""
 
     outcome = "timeout"
+    error_type = "timeout"
 
 
 class UpstreamRateLimited(UpstreamError):
@@ -90,9 +101,10 @@ class UpstreamRejectedRequest(UpstreamError):
     outcome = "rejected"
     upstreams_fault = False  # a refusal of the request itself is the caller's answer
 
+    upstream_status: int
+
     def __init__(self, message: str, *, upstream_status: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.upstream_status = upstream_status
+        super().__init__(message, code=code, upstream_status=upstream_status)
 
 
 class RateLimited(GlimpseError):

@@ -8,6 +8,7 @@ the same sum in its template (charts/glimpse/templates/proxy.yaml; tests/deliver
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 MiB = 1024 * 1024
 PROCESS_BASELINE_BYTES = 96 * MiB  # the proxy's RSS with nothing to do (measured: 82 MiB)
@@ -51,3 +52,16 @@ def memory_limit_mib(budget: DecodeBudget) -> int:
     """The container memory limit a proxy with this budget needs, in MiB rounded up: its baseline, the decodes'
     memory and headroom. The operator and the chart set it."""
     return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + MEMORY_HEADROOM_BYTES) // MiB)
+
+
+CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+
+
+def memory_limit_bytes(budget: DecodeBudget, cgroup_memory_max: Path = CGROUP_MEMORY_MAX) -> int:
+    """The memory this process may use: its cgroup (v2) limit when it has one, else what `memory_limit_mib` says the
+    budget needs (outside a container, or with no limit set)."""
+    try:
+        text = cgroup_memory_max.read_text().strip()
+    except OSError:
+        text = ""
+    return int(text) if text.isdigit() else memory_limit_mib(budget) * MiB

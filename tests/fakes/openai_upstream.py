@@ -46,6 +46,7 @@ class Behaviour:
 # A caller in another process picks a fault by model name (the soak test does).
 FAULT_MODELS = {
     "fault-500": Behaviour(status=500),
+    "fault-401": Behaviour(status=401),
     "fault-429": Behaviour(status=429, retry_after="0"),
     "fault-drop": Behaviour(drop_after=2),
     "fault-slow-first-byte": Behaviour(first_byte_delay=1.5),

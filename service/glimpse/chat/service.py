@@ -19,6 +19,7 @@ from typing import Any
 from ..conversation.injection import CHAT_MESSAGES, RESPONSES_INPUT, ImageInjector, InjectionResult
 from ..errors import UpstreamError, UpstreamTimedOut
 from ..observability.metrics import Metrics
+from ..observability.tracing import exception_type
 from ..upstream.client import Upstream
 from ..upstream.failover import Upstreams
 from ..upstream.providers import TurnContext
@@ -66,12 +67,13 @@ class ChatTurn:
             self._span.finish(None, outcome="timeout")
             raise UpstreamTimedOut(f"The upstream LLM sent nothing within {first_byte_timeout:g} s.") from None
         except UpstreamError as exc:
-            self._span.finish(None, outcome=exc.outcome)
+            self._span.finish(None, outcome=exc.outcome, error=exc)
             raise
         except Exception as exc:
             log.warning("upstream failed before its first token: %s", exc)
-            self._span.finish(None, outcome="dropped")
-            raise UpstreamError("The upstream LLM stream failed before its first token.") from None
+            self._span.finish(None, outcome="dropped", error=exc)
+            raise UpstreamError("The upstream LLM stream failed before its first token.",
+                                error_type=exception_type(exc)) from None
 
     async def read_body(self) -> bytes:
         """The whole JSON answer of a non-streamed turn, as the upstream sent it."""
@@ -79,7 +81,7 @@ class ChatTurn:
         try:
             body = await self._upstream.read_json()
         except UpstreamError as exc:
-            self._span.finish(self._upstream.state, outcome=exc.outcome)
+            self._span.finish(self._upstream.state, outcome=exc.outcome, error=exc)
             raise
         self._span.finish(self._upstream.state)
         return body
@@ -120,7 +122,7 @@ class ChatTurn:
         """The upstream failed after the first token: recorded, and told to the caller in-band."""
         assert self._upstream is not None
         log.warning("upstream stream broke after %d chunks: %s", self._upstream.state.chunks, exc)
-        self._span.finish(self._upstream.state, outcome=StreamInterrupted.outcome)
+        self._span.finish(self._upstream.state, outcome=StreamInterrupted.outcome, error=exc)
         return StreamInterrupted("The upstream LLM stream ended unexpectedly.", code="stream_interrupted")
 
     def ended(self) -> None:
@@ -186,8 +188,8 @@ class ChatService:
             request = await self._request_for(upstream, api, payload, injected, context)
             model = self._metrics.model_label(request["model"])
             turn = ChatTurn(request, upstream.name, model, injected.image_count,
-                            self._spans.start(request, model, injected.image_count, upstream), self._metrics,
-                            log_fields)
+                            self._spans.start(request, model, injected.image_count, upstream,
+                                              injected.conversation_id), self._metrics, log_fields)
             log_fields.update(model=model, stream=turn.stream, images=injected.image_count, upstream=upstream.name)
             left = max(0.0, deadline - time.monotonic())
             # only a stream's first token is worth waiting for; a whole non-streamed answer may take long
@@ -212,6 +214,13 @@ class ChatService:
             candidate.breaker.succeeded()
             return turn
         raise failure or UpstreamError("Every upstream LLM is failing; none was tried.")
+
+    async def models(self) -> bytes:
+        """The first upstream's model list, as it sent it (`GET /v1/models`), in a client span of its own."""
+        primary = self._upstreams.primary
+        with self._spans.http_call("GET", primary, "/models") as call:
+            call.status, body = await primary.models(call.headers)
+        return body
 
     async def _request_for(self, upstream: Upstream, api: str, payload: dict[str, Any], injected: InjectionResult,
                            context: TurnContext) -> dict[str, Any]:

@@ -3,6 +3,12 @@
 Configured by the standard `OTEL_*` variables. Spans are exported over OTLP only when
 `OTEL_EXPORTER_OTLP_ENDPOINT` (or the traces-specific variable) is set; otherwise tracing costs a
 no-op tracer. W3C trace context is propagated to the upstream in `traceparent`.
+
+The spans follow OpenTelemetry's semantic conventions: HTTP server and client spans as open-telemetry/
+semantic-conventions v1.44.0 `docs/http/http-spans.md` (Stable; the schema of opentelemetry-semantic-conventions
+0.66b2, `Schemas.V1_44_0`) says, and the GenAI inference span as open-telemetry/semantic-conventions-genai v0.1.0
+`docs/gen-ai/client-inference.md` (Development) says. `web/observe.py` makes the server span, `upstream/span.py`
+the client spans.
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ class Tracing:
         shutdown = getattr(self.provider, "shutdown", None)
         if shutdown is not None:
             shutdown()
+
+
+def exception_type(exc: BaseException) -> str:
+    """`error.type` for an exception: its fully-qualified class name (http-spans.md, `error.type` note)."""
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _resource() -> Resource:

@@ -28,7 +28,11 @@ class Upstream:
         self.name = target.name
         self.model = target.model
         self.provider: Provider = provider_for(target.provider, target.base_url)
-        self.server_address = urlsplit(target.base_url).hostname or ""
+        url = urlsplit(target.base_url)
+        self.server_address = url.hostname or ""
+        self.server_port = url.port or (443 if url.scheme == "https" else 80)
+        # without credentials a URL may carry (user:password@), for span attributes
+        self._public_base_url = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl().rstrip("/")
         self._target = target
         self._settings = settings
         self._max_retries = max_retries
@@ -69,8 +73,13 @@ class Upstream:
             raise
         return UpstreamStream(response, ResponsesSse(), self._max_event_bytes)
 
-    async def models(self) -> bytes:
-        """The upstream's model list, through the SDK (made on first use: no turn needs it)."""
+    def url(self, path: str) -> str:
+        """The URL of `path` under the base URL, without credentials."""
+        return self._public_base_url + path
+
+    async def models(self, extra_headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """The upstream's model list and the status it came with, through the SDK (made on first use: no turn
+        needs it)."""
         import openai
 
         if self._sdk is None:
@@ -79,9 +88,9 @@ class Upstream:
                 timeout=openai.Timeout(self._settings.upstream_read_timeout,
                                        connect=self._settings.upstream_connect_timeout))
         try:
-            async with self._sdk.models.with_streaming_response.list() as response:
+            async with self._sdk.models.with_streaming_response.list(extra_headers=extra_headers) as response:
                 body: bytes = await response.read()
-                return body
+                return response.status_code, body
         except openai.APIError as exc:
             raise upstream_error(exc) from None
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..errors import UpstreamError, UpstreamRateLimited, UpstreamRejectedRequest, UpstreamTimedOut
+from ..observability.tracing import exception_type
 from .retry import MAX_RETRY_AFTER_DELAY, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -45,8 +46,8 @@ def upstream_error(exc: openai.APIError) -> UpstreamError:
 
     if isinstance(exc, openai.APITimeoutError):
         return UpstreamTimedOut("The upstream LLM did not answer in time.")
-    if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError("Could not reach the upstream LLM.")
+    if isinstance(exc, openai.APIConnectionError):  # the SDK's wrapper of httpx's own error, which says what failed
+        return UpstreamError("Could not reach the upstream LLM.", error_type=exception_type(exc.__cause__ or exc))
     if not isinstance(exc, openai.APIStatusError):
         return UpstreamError(f"The upstream LLM answered unexpectedly: {exc.message}")
     error = exc.body if isinstance(exc.body, dict) else {}  # the SDK keeps the inner error object
@@ -62,12 +63,14 @@ def _for_status(status: int, message: str, code: str | None, headers: Mapping[st
         message = message[:MESSAGE_CHARS] + "…"
     if status in (401, 403):
         log.error("upstream rejected the proxy's credentials (%s): check GLIMPSE_UPSTREAM_API_KEY", status)
-        return UpstreamError("The upstream LLM rejected the proxy's credentials.", code="upstream_auth")
+        return UpstreamError("The upstream LLM rejected the proxy's credentials.", code="upstream_auth",
+                             upstream_status=status)
     if status == 429:
         delay = retry_after_seconds(headers)
         retry_after = str(max(1, math.ceil(delay))) if delay is not None and 0 < delay <= MAX_RETRY_AFTER_DELAY \
             else None
-        return UpstreamRateLimited(f"The upstream LLM is rate limiting: {message}", retry_after=retry_after)
+        return UpstreamRateLimited(f"The upstream LLM is rate limiting: {message}", retry_after=retry_after,
+                                   upstream_status=status)
     if status in REJECTED_REQUEST_STATUSES:
         return UpstreamRejectedRequest(message, upstream_status=status, code=code)
-    return UpstreamError(f"The upstream LLM failed ({status}): {message}")
+    return UpstreamError(f"The upstream LLM failed ({status}): {message}", upstream_status=status)

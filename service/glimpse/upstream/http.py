@@ -23,6 +23,7 @@ import yarl
 
 from .. import __version__
 from ..errors import UpstreamError, UpstreamTimedOut
+from ..observability.tracing import exception_type
 from .errors import status_error
 from .retry import retry_delay, should_retry
 
@@ -75,7 +76,8 @@ class UpstreamHttp:
                 retry_after = None
             except aiohttp.ClientError as exc:
                 log.debug("upstream connection failed: %s", exc)
-                failure, retry_after = UpstreamError("Could not reach the upstream LLM."), None
+                failure = UpstreamError("Could not reach the upstream LLM.", error_type=exception_type(exc))
+                retry_after = None
             else:
                 if response.status < 300:
                     return response

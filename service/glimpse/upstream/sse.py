@@ -32,6 +32,8 @@ class RelayState:
     """What the relay learned while streaming, for metrics and traces."""
 
     response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()  # one per choice, as the upstream ended it
     usage: Usage | None = None
     chunks: int = 0
     finished: bool = False  # the API's own end of stream was seen
@@ -66,16 +68,42 @@ class ChatCompletionsSse(SseDialect):
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self._hide_usage_chunk = hide_usage_chunk
+        # The last chunk with choices: the one that ends them, once [DONE] comes. Parsed then, once, rather than
+        # searching every chunk for a finish reason (its choices' earlier ends, when n > 1, go unrecorded).
+        self._last_choices = b""
 
     def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
         if payload == DONE:
             state.finished = True
+            self._record_finish(self._last_choices, state)
             return None
         if state.response_model is None and b'"model"' in payload:
-            state.response_model = _string_field(payload, "model")
-        if _may_carry_usage(payload) and self._record_usage(payload, state) and self._hide_usage_chunk:
-            return None  # the usage-only chunk asked for on the caller's behalf is not theirs to see
+            self._record_first(payload, state)
+        if _may_carry_usage(payload) and self._record_usage(payload, state):
+            # the usage-only chunk asked for on the caller's behalf is not theirs to see
+            return None if self._hide_usage_chunk else frame_data(payload)
+        self._last_choices = payload
         return frame_data(payload)
+
+    @staticmethod
+    def _record_first(payload: bytes, state: RelayState) -> None:
+        """The response's model and id, from the first chunk that names them (every chunk repeats them)."""
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(data, dict):
+            model, response_id = data.get("model"), data.get("id")
+            state.response_model = model if isinstance(model, str) else None
+            state.response_id = response_id if isinstance(response_id, str) else None
+
+    @staticmethod
+    def _record_finish(payload: bytes, state: RelayState) -> None:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        state.finish_reasons = _finish_reasons(data)
 
     @staticmethod
     def _record_usage(payload: bytes, state: RelayState) -> bool:
@@ -98,14 +126,20 @@ class ChatCompletionsSse(SseDialect):
         usage = data.get("usage")
         if isinstance(usage, dict):
             state.usage = Usage.of(usage)
-        model = data.get("model")
+        model, response_id = data.get("model"), data.get("id")
         state.response_model = model if isinstance(model, str) else None
+        state.response_id = response_id if isinstance(response_id, str) else None
+        state.finish_reasons = _finish_reasons(data)
 
 
 # The Responses API ends a stream with one of these; nothing follows them (no [DONE]).
 RESPONSES_TERMINAL_EVENTS = frozenset({b"response.completed", b"response.failed", b"response.incomplete", b"error"})
 # Lifecycle events that come before any output: the caller is answered only once output (or an end) arrives.
 RESPONSES_PREAMBLE_EVENTS = frozenset({b"response.created", b"response.in_progress", b"response.queued"})
+
+
+# A finished response's status as a GenAI finish reason (gen_ai.response.finish_reasons, in Chat Completions' words).
+RESPONSES_FINISH_REASONS = {"completed": "stop", "incomplete": "incomplete", "failed": "error", "cancelled": "error"}
 
 
 class ResponsesSse(SseDialect):
@@ -142,9 +176,19 @@ class ResponsesSse(SseDialect):
 
     @staticmethod
     def _take_response(response: dict[str, Any], state: RelayState) -> None:
-        model = response.get("model")
+        model, response_id = response.get("model"), response.get("id")
         if isinstance(model, str):
             state.response_model = model
+        if isinstance(response_id, str):
+            state.response_id = response_id
+        status = response.get("status")
+        finish = RESPONSES_FINISH_REASONS.get(status) if isinstance(status, str) else None
+        if finish == "incomplete":  # why: max_output_tokens or content_filter
+            details = response.get("incomplete_details")
+            reason = details.get("reason") if isinstance(details, dict) else None
+            finish = reason if isinstance(reason, str) else finish
+        if finish is not None:
+            state.finish_reasons = (finish,)
         usage = response.get("usage")
         if isinstance(usage, dict):
             state.usage = Usage.of(usage, "input_tokens", "output_tokens")
@@ -216,9 +260,10 @@ def _may_carry_usage(payload: bytes) -> bool:
     return b'"usage"' in payload and b'"usage":null' not in payload and b'"usage": null' not in payload
 
 
-def _string_field(payload: bytes, name: str) -> str | None:
-    try:
-        value = orjson.loads(payload).get(name)
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+def _finish_reasons(data: object) -> tuple[str, ...]:
+    """The finish reasons of a Chat Completions chunk or answer, one per choice that has one."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list):
+        return ()
+    return tuple(reason for choice in choices if isinstance(choice, dict)
+                 and isinstance(reason := choice.get("finish_reason"), str))

@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 
 from ..errors import UpstreamError, UpstreamTimedOut
+from ..observability.tracing import exception_type
 from .http import finish
 from .sse import RelayState, SseDialect, SseParser
 
@@ -55,8 +56,8 @@ class UpstreamStream:
             body: bytes = await self._response.read()
         except TimeoutError:
             raise UpstreamTimedOut("The upstream LLM stopped sending its answer.") from None
-        except aiohttp.ClientError:
-            raise UpstreamError("The upstream LLM's answer broke off.") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError("The upstream LLM's answer broke off.", error_type=exception_type(exc)) from None
         self._body_read = True
         try:
             data = orjson.loads(body)

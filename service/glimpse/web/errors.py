@@ -34,6 +34,7 @@ from ..errors import (
     UpstreamRejectedRequest,
     UpstreamTimedOut,
 )
+from ..observability.tracing import exception_type
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def response_for(error: GlimpseError) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What failed, for the server span's `error.type` (web/observe.py): the error's class, or what broke a stream.
+ERROR_TYPE = web.RequestKey("error_type", str)
 
 
 @web.middleware
@@ -143,6 +146,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except GlimpseError as exc:
+        request[ERROR_TYPE] = exception_type(exc)
         return response_for(exc)
     except web.HTTPRequestEntityTooLarge:  # aiohttp's own limit (client_max_size), met by request.post()
         return error_response(413, "Request body too large.")
@@ -155,6 +159,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                    405: f"Method {request.method} is not allowed on {request.path}."}.get(exc.status, exc.reason)
         allow = exc.headers.get("Allow")
         return error_response(exc.status, message, headers={"Allow": allow} if allow else None)
-    except Exception:
+    except Exception as exc:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        request[ERROR_TYPE] = exception_type(exc)
         return error_response(500, "Internal server error.", type="server_error", code="internal_error")

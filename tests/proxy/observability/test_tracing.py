@@ -10,7 +10,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from glimpse.observability.tracing import Tracing
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
-from tests.helpers import conversation, elevenlabs_body, new_session, upload
+from tests.helpers import conversation, elevenlabs_body, new_session, responses_body, upload
 
 
 async def traced_proxy(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path) -> tuple[Proxy, InMemorySpanExporter]:
@@ -65,5 +65,47 @@ async def test_upstream_error_marks_the_client_span(start_proxy: StartProxy, ups
         assert r.status == 502
     client = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT)
     assert client.status.status_code == StatusCode.ERROR
+    assert dict(client.attributes or {})["error.type"] == "500"
     server = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER)
     assert dict(server.attributes or {})["http.response.status_code"] == 502
+    assert server.status.status_code == StatusCode.ERROR  # a 5xx is the server's failure (http-spans.md, Status)
+    assert dict(server.attributes or {})["error.type"] == "glimpse.errors.UpstreamError"
+
+
+async def test_a_callers_mistake_and_a_probe_are_no_errors(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
+                                                           http: aiohttp.ClientSession) -> None:
+    proxy, exporter = await traced_proxy(start_proxy, upstream, tmp_path)
+    async with http.post(proxy.v1 + "/chat/completions", data=b"{not json") as r:
+        assert r.status == 400
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        async with http.get(proxy.url + probe) as r:
+            assert r.status == 200
+    (server,) = exporter.get_finished_spans()  # the probes made none
+    assert server.status.status_code == StatusCode.UNSET
+    assert "error.type" not in dict(server.attributes or {})
+
+
+async def test_a_responses_turn_records_its_id_and_finish(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
+                                                         http: aiohttp.ClientSession) -> None:
+    proxy, exporter = await traced_proxy(start_proxy, upstream, tmp_path)
+    for stream in (True, False):
+        async with http.post(proxy.v1 + "/responses", json=responses_body(None, "Hi", stream=stream)) as r:
+            assert r.status == 200
+            await r.read()
+    clients = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert [dict(s.attributes or {})["gen_ai.request.stream"] for s in clients] == [True, False]
+    for span in clients:
+        attributes = dict(span.attributes or {})
+        assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+        assert str(attributes["gen_ai.response.id"]).startswith("resp_")
+
+
+async def test_signatures_in_the_query_are_redacted(start_proxy: StartProxy, upstream: FakeOpenAI, tmp_path,
+                                                   http: aiohttp.ClientSession) -> None:
+    proxy, exporter = await traced_proxy(start_proxy, upstream, tmp_path)
+    async with http.get(proxy.url + "/serve_image/img_nope?expires=1&sig=s3cr3t") as r:
+        assert r.status >= 400
+    (server,) = exporter.get_finished_spans()
+    attributes = dict(server.attributes or {})
+    assert attributes["url.path"] == "/serve_image/img_nope" and attributes["http.route"] == "/serve_image/{image_id}"
+    assert attributes["url.query"] == "expires=1&sig=REDACTED"

@@ -1,4 +1,5 @@
-"""The SSE parser against the event-stream rules, fed in every way a network can split the bytes."""
+"""The SSE parser against the event-stream rules, fed in every way a network can split the bytes; what the dialects
+record of a response for its span (id, finish reasons)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glimpse.upstream.sse import EventTooLarge, SseParser, frame_data
+from glimpse.upstream.sse import ChatCompletionsSse, EventTooLarge, RelayState, ResponsesSse, SseParser, frame_data
 
 STREAM = (b": a comment\n"
           b"event: response.created\ndata: {\"a\": 1}\n\n"
@@ -53,3 +54,29 @@ def test_an_event_past_the_cap_is_an_error_even_without_line_ends() -> None:
 def test_framing_round_trips() -> None:
     for payload in (b'{"a": 1}', b'{"b":\n 2}', b"one\ntwo\nthree"):
         assert parse([frame_data(payload)]) == [(None, payload)]
+
+
+def test_a_chat_stream_records_its_id_and_how_each_choice_ended() -> None:
+    dialect, state = ChatCompletionsSse(hide_usage_chunk=True), RelayState()
+    base = '"id":"chatcmpl-9","object":"chat.completion.chunk","model":"gpt-4o-mini","usage":null'
+    for payload in (f'{{{base},"choices":[{{"index":0,"delta":{{"content":"Hi"}},"finish_reason":null}}]}}',
+                    f'{{{base},"choices":[{{"index":0,"delta":{{}},"finish_reason": "length"}}]}}',
+                    '{"id":"chatcmpl-9","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}'):
+        dialect.relay(None, payload.encode(), state)
+    assert state.finish_reasons == ()  # known once the stream ends
+    assert dialect.relay(None, b"[DONE]", state) is None
+    assert (state.response_id, state.response_model, state.finish_reasons) == ("chatcmpl-9", "gpt-4o-mini",
+                                                                               ("length",))
+
+
+@pytest.mark.parametrize(("response", "reasons"), [
+    ({"id": "resp_1", "status": "completed"}, ("stop",)),
+    ({"id": "resp_1", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}},
+     ("max_output_tokens",)),
+    ({"id": "resp_1", "status": "failed"}, ("error",)),
+    ({"id": "resp_1", "status": "in_progress"}, ()),
+])
+def test_a_response_status_is_a_finish_reason(response: dict, reasons: tuple[str, ...]) -> None:
+    state = RelayState()
+    ResponsesSse().record_body(response, state)
+    assert state.response_id == "resp_1" and state.finish_reasons == reasons

@@ -17,10 +17,11 @@ from aiohttp import web
 
 from ...auth import check_bearer
 from ...chat.service import ChatTurn
+from ...observability.tracing import exception_type
 from ...resources import CHAT, DRAIN, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
-from ..errors import TYPE_BY_STATUS, status_for
+from ..errors import ERROR_TYPE, TYPE_BY_STATUS, status_for
 from ..observe import OBSERVED
 
 routes = web.RouteTableDef()
@@ -90,12 +91,14 @@ async def _relay(request: web.Request, turn: ChatTurn, arrived: float) -> web.St
                 break
             except Exception as exc:  # the upstream's failure; the caller's is raised by the write below
                 interrupted = turn.interrupted(exc)
+                request[ERROR_TYPE] = exception_type(interrupted)  # the 200 is sent; the stream still failed
                 await response.write(turn.error_event(interrupted, TYPE_BY_STATUS[status_for(interrupted)]))
                 break
             await response.write(event)
     except asyncio.CancelledError:
         if not request.app[DRAIN].was_cut():
             raise
+        request[ERROR_TYPE] = "shutdown"
         await response.write(turn.cut_off_event(TYPE_BY_STATUS[503]))
     if turn.closing:
         await response.write(turn.closing)
