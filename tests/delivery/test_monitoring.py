@@ -10,6 +10,7 @@ import copy
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,15 @@ def test_rule_files_live_in_alerts_which_the_chart_links() -> None:
                              text=True, check=True).stdout.split()
     assert tracked and all(Path(path).parent == Path("alerts") for path in tracked), tracked
     assert [path.name for path in rule_files()] == sorted(Path(path).name for path in set(tracked))
+
+
+def test_the_packaged_chart_holds_the_rule_files_and_renders_the_same_rule(tmp_path: Path) -> None:
+    """`helm package` follows the folder link: a chart repository's or OCI registry's archive has the rule files."""
+    archive = Path(helm_python.package(str(CHART), destination=str(tmp_path)))
+    with tarfile.open(archive) as tar:
+        for path in rule_files():
+            extracted = tar.extractfile(f"glimpse/files/alerts/{path.name}")
+            assert extracted is not None and extracted.read() == path.read_bytes()
+    values = {"prometheusRule": ON}
+    assert [o for o in render_chart(values, source=archive) if o["kind"] == "PrometheusRule"] == \
+        rendered("PrometheusRule", values)
