@@ -13,6 +13,9 @@ FRONTEND_DEPS := frontend/node_modules/.glimpse-installed
 # the Gateway API's schemas (npm: @kubernetes-models/gateway-api), which the delivery tests hold every HTTPRoute to
 GATEWAY_API_DIR := tests/delivery/gateway_api
 GATEWAY_API_DEPS := $(GATEWAY_API_DIR)/node_modules/.glimpse-installed
+# the Prometheus Operator's schemas (npm: @kubernetes-models/prometheus-operator): the monitors and PrometheusRule
+PROMETHEUS_OPERATOR_DIR := tests/delivery/prometheus_operator
+PROMETHEUS_OPERATOR_DEPS := $(PROMETHEUS_OPERATOR_DIR)/node_modules/.glimpse-installed
 FRONTEND_BUILD := frontend/dist/index.html
 # React's development build, where StrictMode really mounts twice: the browser test runs the loop on it too
 FRONTEND_DEV_BUILD := frontend/dist-dev/index.html
@@ -70,6 +73,10 @@ $(GATEWAY_API_DEPS): $(GATEWAY_API_DIR)/package.json $(GATEWAY_API_DIR)/package-
 	cd $(GATEWAY_API_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(PROMETHEUS_OPERATOR_DEPS): $(PROMETHEUS_OPERATOR_DIR)/package.json $(PROMETHEUS_OPERATOR_DIR)/package-lock.json
+	cd $(PROMETHEUS_OPERATOR_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(FRONTEND_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
 	cd frontend && npm run build
 
@@ -90,7 +97,7 @@ run-operator: $(OPERATOR_STAMP)
 	$(BIN)/glimpse-operator $(if $(NAMESPACE),--namespace=$(NAMESPACE))
 
 ## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
-test: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
+test: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(PROMETHEUS_OPERATOR_DEPS) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -139,9 +146,9 @@ test-proxy: $(TEST_STAMP)
 test-operator: $(TEST_STAMP) $(GATEWAY_API_DEPS)
 	$(BIN)/python -m pytest tests/operator
 
-test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS)
+test-delivery: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(PROMETHEUS_OPERATOR_DEPS)
 	$(BIN)/python -m pytest tests/delivery
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info .pytest_cache .ruff_cache frontend/node_modules frontend/dist frontend/dist-dev \
-		$(GATEWAY_API_DIR)/node_modules
+		$(GATEWAY_API_DIR)/node_modules $(PROMETHEUS_OPERATOR_DIR)/node_modules

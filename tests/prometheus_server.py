@@ -1,6 +1,7 @@
 """A real Prometheus (Debian's `prometheus` package) on a free loopback port, scraping the targets a test names
-every second, with the labels the chart's ServiceMonitor relabelings give them (namespace, voiceagent); and
-promtool, for alert rules."""
+every second, with the labels the chart's ServiceMonitor relabelings give them (namespace, voiceagent): given as
+they are, or made by the chart's own relabelings from the Kubernetes discovery labels a test gives; and promtool,
+for alert rules."""
 
 from __future__ import annotations
 
@@ -31,19 +32,23 @@ def require(tool: str) -> str:
 
 
 class PrometheusServer:
-    def __init__(self, directory: Path, targets: dict[str, dict[str, str]]) -> None:
-        """`targets`: host:port → the labels its series get."""
+    def __init__(self, directory: Path, targets: dict[str, dict[str, str]],
+                 relabel_configs: list[dict[str, Any]] | None = None) -> None:
+        """`targets`: host:port → the labels its series get, or (with `relabel_configs`, Prometheus' own form of
+        a monitor's relabelings) the labels they are made from, e.g. `__meta_kubernetes_namespace`."""
         self.binary = require("prometheus")
         self.directory = directory
         self.targets = targets
+        self.relabel_configs = relabel_configs or []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PrometheusServer:
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": [{"job_name": "glimpse", "static_configs": [
-                      {"targets": [target], "labels": labels} for target, labels in self.targets.items()]}]}
+                  "scrape_configs": [{"job_name": "glimpse", "relabel_configs": self.relabel_configs,
+                                      "static_configs": [{"targets": [target], "labels": labels}
+                                                         for target, labels in self.targets.items()]}]}
         (self.directory / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.directory / 'prometheus.yml'}",
@@ -55,14 +60,24 @@ class PrometheusServer:
                    "Prometheus did not scrape every target")
         return self
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The instant vector `expr` evaluates to now (`/api/v1/query`)."""
-        body = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The instant vector `expr` evaluates to now, or at the Unix time `at` (`/api/v1/query`)."""
+        body = self._get("/api/v1/query?" + urllib.parse.urlencode(
+            {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}))
         assert body is not None, f"query failed: {expr}"
         answer = json.loads(body)
         assert answer["status"] == "success", answer
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
+
+    def label_values(self, label: str, selector: str) -> list[str]:
+        """What Grafana's `label_values(selector, label)` gives a dashboard variable (`/api/v1/label/…/values`)."""
+        body = self._get(f"/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": selector}))
+        assert body is not None, f"label values failed: {label} {selector}"
+        answer = json.loads(body)
+        assert answer["status"] == "success", answer
+        values: list[str] = answer["data"]
+        return values
 
     def value(self, expr: str) -> float | None:
         """The one value `expr` gives, or None when it gives no series."""

@@ -27,6 +27,8 @@ from tests import restricted_v2
 from tests.gateway_api import route_errors
 from tests.operator.support import FITTED_POD
 from tests.paths import ROOT
+from tests.prometheus_operator import KINDS as MONITORING_KINDS
+from tests.prometheus_operator import monitoring_errors
 from tools.render_install import CHART, TARGET, install_yaml, render_chart
 
 K8S_VERSION = "1.30.0"
@@ -70,6 +72,10 @@ VALUES: dict[str, dict[str, Any]] = {
     "defaults": {},
     "standalone-proxy": STANDALONE,
     "service-monitor": {"serviceMonitor": {"enabled": True, "assumeCrdInstalled": True, "labels": {"release": "kps"}}},
+    # the Prometheus Operator's kinds (their own schemas: tests/prometheus_operator.py; more in test_monitoring.py)
+    "pod-monitor-and-rule": {"serviceMonitor": {"enabled": True, "assumeCrdInstalled": True, "kind": "PodMonitor"},
+                             "prometheusRule": {"enabled": True, "assumeCrdInstalled": True},
+                             "operator": {"watchNamespaces": ["voice"]}},
     "ingress-tls-autoscaled": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "ingress": {
         "enabled": True, "className": "nginx", "host": "voice.example.com", "tlsSecretName": "voice-tls",
         "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"}},
@@ -105,8 +111,8 @@ def test_rendered_objects_are_valid(case: str) -> None:
     assert sorted(crd_schemas(objects)) == ["ClusterKopfPeering", "KopfPeering", "VoiceAgent"]
     assert kinds.count("CustomResourceDefinition") == 3
     for obj in objects:
-        if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
-            assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "metrics"
+        if obj["kind"] in MONITORING_KINDS:  # the Prometheus Operator's kinds: its own schemas, not Kubernetes'
+            assert monitoring_errors([obj]) == [[]]
             continue
         if obj["kind"] == "HTTPRoute":  # the Gateway API's kind: its own schema, not the Kubernetes schemas
             assert route_errors([obj]) == [[]]
@@ -127,6 +133,7 @@ def test_rendered_objects_are_valid(case: str) -> None:
     expected = {"defaults": {"Role", "RoleBinding", "KopfPeering", "NetworkPolicy"},
                 "standalone-proxy": {"Service", "PodDisruptionBudget", "NetworkPolicy"},
                 "service-monitor": {"ServiceMonitor"},
+                "pod-monitor-and-rule": {"PodMonitor", "PrometheusRule"},
                 "ingress-tls-autoscaled": {"Ingress", "HorizontalPodAutoscaler", "NetworkPolicy"},
                 "watched-namespaces-standby": {"Role", "RoleBinding", "KopfPeering"},
                 "fitted-pods": {"ServiceAccount", "Service", "NetworkPolicy"},
@@ -175,6 +182,11 @@ def test_values_schema_rejects_wrong_types() -> None:
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
     for bad in ({"proxy": {"replicas": "two"}}, {"operator": {"enabled": "yes"}}, {"proxy": {"store": "mongodb://x"}},
                 {"serviceMonitor": {"interval": 30}}, {"proxy": {"env": {"PATH": "/evil"}}},
+                {"serviceMonitor": {"kind": "Probe"}}, {"prometheusRule": {"thresholds": {"apiErrorRatio": "5%"}}},
+                {"prometheusRule": {"thresholds": {"apiErrorRatio": -1}}},
+                {"prometheusRule": {"thresholds": {"errorRatio": 0.1}}},
+                {"prometheusRule": {"runbookBaseUrl": "docs/runbooks.md#x"}},
+                {"prometheusRule": {"alertLabels": {"team-name": "voice"}}},
                 {"operator": {"watchNamespaces": "voice"}}, {"operator": {"watchNamespaces": ["Voice.Prod"]}},
                 {"operator": {"watchNamespaces": ["voice", "voice"]}}, {"operator": {"watchAllNamespaces": "yes"}},
                 # every namespace, or the listed ones: not both
@@ -439,10 +451,11 @@ UNREPEATABLE = re.compile(r"(\.Capabilities\.APIVersions\b|\b(?:rand[A-Za-z]*|uu
 # (template, what it calls): why its output is still the same for the same values
 UNREPEATABLE_ALLOWED = {
     ("observability.yaml", ".Capabilities.APIVersions"):
-        "the ServiceMonitor is rendered where its CRD is visible, or always with serviceMonitor.assumeCrdInstalled, "
-        "which GitOps sets (helm template sees no CRDs; README: GitOps)",
+        "the ServiceMonitor (or PodMonitor) and the PrometheusRule are rendered where their CRDs are visible, or "
+        "always with serviceMonitor.assumeCrdInstalled and prometheusRule.assumeCrdInstalled, which GitOps sets "
+        "(helm template sees no CRDs; README: GitOps)",
     ("NOTES.txt", ".Capabilities.APIVersions"):
-        "a note that no ServiceMonitor was made; NOTES.txt is printed by helm install, never applied",
+        "a note that no monitor or PrometheusRule was made; NOTES.txt is printed by helm install, never applied",
 }
 
 

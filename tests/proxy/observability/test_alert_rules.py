@@ -1,5 +1,6 @@
-"""The proxy's alert rules (alerts/glimpse-proxy.rules.yaml) as Prometheus evaluates them: `promtool check rules`,
-then `promtool test rules` with synthetic series, one case where each alert fires and one where it must not."""
+"""The proxy's alert rules (alerts/glimpse-proxy.rules.yaml, which the chart ships) as Prometheus evaluates them:
+`promtool check rules`, then `promtool test rules` with synthetic series, one case where each alert fires and one
+where it must not."""
 
 from __future__ import annotations
 
@@ -87,8 +88,10 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]], boo
 }
 
 
-def rules() -> dict[str, dict[str, Any]]:
-    return {rule["alert"]: rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+def rules(text: str | None = None) -> dict[str, dict[str, Any]]:
+    """The alerts of a rule file (by default the proxy's, as written) by name."""
+    return {rule["alert"]: rule for group in yaml.safe_load(text if text is not None else RULES.read_text())["groups"]
+            for rule in group["rules"]}
 
 
 def test_every_alert_has_a_runbook_and_a_case_either_way() -> None:
@@ -101,27 +104,34 @@ def test_every_alert_has_a_runbook_and_a_case_either_way() -> None:
         assert {fires for _, _, fires in CASES[name][1]} == {True, False}
 
 
-def test_promtool_checks_and_tests_the_rules(tmp_path: Path) -> None:
+def promtool_checks_and_tests(text: str, directory: Path) -> str:
+    """`promtool check rules` then `promtool test rules` (every case of CASES) on the rule file `text`, which holds
+    the proxy's alerts: the source file, or the chart's PrometheusRule groups (tests/delivery/test_monitoring.py).
+    Returns what `promtool test rules` printed."""
     promtool = require("promtool")
-    (tmp_path / "rules.yaml").write_text(RULES.read_text())
-    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True,
+    (directory / "rules.yaml").write_text(text)
+    checked = subprocess.run([promtool, "check", "rules", str(directory / "rules.yaml")], capture_output=True,
                              text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(CASES)} rules found" in checked.stdout
 
-    by_name = rules()
+    by_name = rules(text)
     tests = []
     for name, (labels, cases) in CASES.items():
         rule = by_name[name]
         for when, inputs, fires in cases:
-            expected = [{"exp_labels": {"severity": rule["labels"]["severity"], "namespace": "voice",
-                                        "voiceagent": "alpha", **labels},
+            expected = [{"exp_labels": {**rule["labels"], "namespace": "voice", "voiceagent": "alpha", **labels},
                          "exp_annotations": rule["annotations"]}] if fires else []
             tests.append({"interval": "1m", "input_series": inputs,
                           "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected}]})
-    (tmp_path / "rules_test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-                                                          "tests": tests}))
-    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "rules_test.yaml")], capture_output=True,
+    (directory / "rules_test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                            "tests": tests}))
+    tested = subprocess.run([promtool, "test", "rules", str(directory / "rules_test.yaml")], capture_output=True,
                             text=True, check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+    return checked.stdout + tested.stdout
+
+
+def test_promtool_checks_and_tests_the_rules(tmp_path: Path) -> None:
+    promtool_checks_and_tests(RULES.read_text(), tmp_path)
