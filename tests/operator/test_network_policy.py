@@ -77,6 +77,29 @@ def test_egress_is_dns_and_the_ports_the_proxys_urls_name(changes: dict[str, Any
     kubernetes_validate.validate(rendered, "1.30.0", strict=True)
 
 
+CREDENTIALS = {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}},
+                      {"ipBlock": {"cidr": "169.254.170.23/32"}}],
+               "ports": [{"port": 80, "protocol": "TCP"}, {"port": 988, "protocol": "TCP"}]}
+MINIO_KEYS = {"name": "minio-keys"}
+
+
+@pytest.mark.parametrize(("changes", "credentials"), [
+    ({"images__storage": "gs://bucket/glimpse"}, True),  # Workload Identity or the node's account: metadata server
+    ({"images__storage": "s3://glimpse"}, True),  # IRSA (STS on 443), EKS Pod Identity, an instance profile
+    ({"images__storage": "s3://glimpse", "images__s3EndpointUrl": "http://minio:9000",
+      "images__s3CredentialsSecretRef": MINIO_KEYS}, False),  # a key of its own: no cloud identity
+    ({}, False),  # each pod's own disk
+])
+def test_storage_on_the_pods_own_identity_reaches_the_credential_endpoints(changes: dict[str, Any],
+                                                                           credentials: bool) -> None:
+    """The metadata server (and GKE Dataplane V2's), the EKS Pod Identity agent: on their ports only, and only when
+    the proxy's storage authenticates as the pod. The extra egress still comes last."""
+    rendered = policy({"extraEgress": [OTLP]}, **changes)
+    assert rendered is not None
+    assert rendered["spec"]["egress"][2:] == ([CREDENTIALS] if credentials else []) + [OTLP]
+    kubernetes_validate.validate(rendered, "1.30.0", strict=True)
+
+
 def test_by_default_it_selects_the_proxy_pods_and_opens_their_ports_to_anyone() -> None:
     rendered = policy()
     assert rendered is not None
