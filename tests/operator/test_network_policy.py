@@ -18,6 +18,7 @@ from glimpse_operator.spec import with_defaults
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes, network_policy_problem
 from tests.operator.support import (
+    DEPLOYMENT,
     conditions,
     current,
     event_reasons,
@@ -205,6 +206,22 @@ async def test_a_policy_the_api_server_refuses_is_an_apply_failure(cluster: Fake
     assert found["reason"] == "ApplyFailed" and "NetworkPolicy voice/glimpse-museum-guide" in found["message"]
     assert "may not specify both ipBlock and another peer" in found["message"]
     assert POLICY not in cluster.objects
+    assert DEPLOYMENT not in cluster.objects  # no pods run without their policy
+
+
+async def test_the_policy_is_in_place_before_the_pods_and_stays_when_a_later_apply_is_refused(
+        cluster: FakeKubernetes, memo: kopf.Memo) -> None:
+    """The NetworkPolicy is applied before the Deployment: an Ingress an admission webhook refuses (ingress-nginx's
+    snippet check, a duplicate host) stops the reconcile after the pods exist, and they are restricted all along."""
+    cluster.refuse_apply["Ingress"] = (400, 'admission webhook "validate.nginx.ingress.kubernetes.io" denied the '
+                                            'request: host "museum.example.com" and path "/" is already defined')
+    patch, error = await run_reconcile(voice_agent(), memo, cluster)
+    assert isinstance(error, kopf.TemporaryError)
+    found = conditions(patch)["ProxyAvailable"]
+    assert found["reason"] == "ApplyFailed" and "Ingress voice/glimpse-museum-guide" in found["message"]
+    assert POLICY in cluster.objects and DEPLOYMENT in cluster.objects
+    kinds = [a.body["kind"] for a in cluster.applies]
+    assert kinds.index("NetworkPolicy") < kinds.index("Deployment")
 
 
 async def test_a_policy_someone_else_made_under_the_name_is_never_taken_over(cluster: FakeKubernetes,
