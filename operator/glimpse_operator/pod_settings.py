@@ -9,9 +9,9 @@ and the restricted Pod Security Standard would not give them: no host namespaces
 privileged container, privilege escalation or added capability, no root user; no label the operator's selectors use,
 no annotation of the operator's, no environment variable the operator sets, no volume or mount of its own; the
 ServiceAccount is one the operator makes for this VoiceAgent alone (never an existing one, whose identity the cloud
-may trust for something else), and its token is never mounted. The CRD refuses the same at admission
-(manifests/crd/voiceagent.yaml; tests/delivery/test_crd_validation.py holds both to the same cases); these checks
-also cover what no API server saw: the operator's defaults and `glimpse-operator render`'s files.
+may trust for something else), and its token is never mounted (nor projected into a volume). The CRD refuses the
+same at admission (manifests/crd/voiceagent.yaml; tests/delivery/test_crd_validation.py holds both to the same cases);
+these checks also cover what no API server saw: the operator's defaults and `glimpse-operator render`'s files.
 """
 
 from __future__ import annotations
@@ -64,12 +64,31 @@ class EnvVar(_Fields):
         return name
 
 
+class _Open(BaseModel):
+    """A volume source the API server checks, but for the one field refused here."""
+    model_config = ConfigDict(extra="allow", strict=True, alias_generator=to_camel, frozen=True)
+
+
+class ProjectedSource(_Open):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "serviceAccountToken" in data:
+            raise ValueError("a serviceAccountToken source is not allowed: the proxy's pods mount no API token (IRSA "
+                             "and Workload Identity bring their own)")
+        return data
+
+
+class Projected(_Open):
+    sources: Annotated[list[ProjectedSource], Field(max_length=16)] | None = None
+
+
 class Volume(_Fields):
     name: VolumeName
     config_map: Object | None = None
     secret: Object | None = None
     empty_dir: Object | None = None
-    projected: Object | None = None
+    projected: Projected | None = None
     persistent_volume_claim: Object | None = None
     csi: Object | None = None
     downward_api: Object | None = Field(None, alias="downwardAPI")

@@ -217,6 +217,9 @@ def test_values_schema_rejects_wrong_types() -> None:
                     {"securityContext": {"seccompProfile": {"type": "Unconfined"}}},
                     {"volumes": [{"name": "node", "hostPath": {"path": "/"}}]},
                     {"volumes": [{"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+                    {"volumes": [{"name": "token", "projected": {"sources": [
+                        {"configMap": {"name": "ca"}}, {"serviceAccountToken": {"audience": "sts.amazonaws.com",
+                                                                                 "path": "token"}}]}}]},
                     {"serviceAccount": {"create": True, "name": "cluster-admin-bound"}}))):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)

@@ -117,6 +117,25 @@ def test_the_service_account_is_the_voice_agents_own_and_mounts_no_token() -> No
                                                                              "annotations": {"a": "b"}}))
 
 
+TOKEN_SOURCE = {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 3600, "path": "t"}}
+
+
+@pytest.mark.parametrize("where", ["spec", "defaults"])
+def test_no_volume_projects_a_service_account_token(where: str) -> None:
+    """A projected token (any audience: the API's, or STS with AWS_ROLE_ARN in spec.pod.env) would give code the
+    VoiceAgent's author runs what the pods' account is trusted for; IRSA and Workload Identity inject their own. A
+    projected volume of a ConfigMap, a Secret or the downward API stays allowed."""
+    volume = {"name": "token", "projected": {"sources": [{"configMap": {"name": "ca"}}, TOKEN_SOURCE]}}
+    spec = with_defaults(voice_agent(**({"pod__volumes": [volume]} if where == "spec" else {}))["spec"])
+    message = (r"^spec\.pod\.volumes\[0\]\.projected\.sources\[1\]: a serviceAccountToken source is not allowed"
+               if where == "spec" else r"volumes\[0\]\.projected\.sources\[1\]: a serviceAccountToken source")
+    with pytest.raises(InvalidSpec, match=message):
+        with_pod_defaults(spec, {"volumes": [volume]} if where == "defaults" else {})
+    allowed = {"name": "bundle", "projected": {"sources": [{"configMap": {"name": "ca"}}, {"secret": {"name": "c"}}]}}
+    spec = with_defaults(voice_agent(pod__volumes=[allowed])["spec"])
+    assert with_pod_defaults(spec, {})["pod"]["volumes"] == [allowed]
+
+
 def test_a_security_context_is_merged_over_the_safe_defaults_key_by_key() -> None:
     """IDs pinned, as a cluster without OpenShift's ranges may want: the safe defaults stay beside them (runAsNonRoot,
     seccomp, no escalation, every capability dropped); restricted-v2 then refuses the pinned IDs alone, which is why
