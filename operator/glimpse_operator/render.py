@@ -205,7 +205,9 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                     "args": ["serve"],
                     "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
                               {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                    "envFrom": [{"configMapRef": {"name": generated}}, *pod.get("envFrom", [])],
+                    # the operator's ConfigMap last: of two envFrom sources with a key, the later wins, so none of
+                    # spec.pod's may replace a setting the operator derives from the spec (env still beats both)
+                    "envFrom": [*pod.get("envFrom", []), {"configMapRef": {"name": generated}}],
                     "env": [
                         _secret_env(PRIMARY_KEY_ENV, llm_ref["name"], llm_ref["key"]),
                         *(_secret_env(fallback_key_env(i), f["apiKeySecretRef"]["name"], f["apiKeySecretRef"]["key"])

@@ -278,7 +278,10 @@ def test_every_pod_knob_reaches_its_pod() -> None:
         assert template["metadata"]["labels"]["app.kubernetes.io/component"] == component
         assert template["metadata"]["annotations"].items() >= knobs["podAnnotations"].items()
         assert container["env"][-len(knobs["extraEnv"]):] == knobs["extraEnv"]
-        assert container["envFrom"][-len(knobs["extraEnvFrom"]):] == knobs["extraEnvFrom"]
+        if component == "proxy":  # before the chart's ConfigMap, whose keys win: none replaces its configuration
+            assert container["envFrom"] == [*knobs["extraEnvFrom"], {"configMapRef": {"name": "glimpse-proxy"}}]
+        else:
+            assert container["envFrom"][-len(knobs["extraEnvFrom"]):] == knobs["extraEnvFrom"]
         assert pod["volumes"][-1] == knobs["extraVolumes"][0]
         assert container["volumeMounts"][-1] == knobs["extraVolumeMounts"][0]
         assert pod["volumes"][0]["name"] == "tmp" and container["volumeMounts"][0]["mountPath"] == "/tmp"

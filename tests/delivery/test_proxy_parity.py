@@ -244,7 +244,7 @@ def pod_template(deployment: dict[str, Any], objects: dict[str, dict[str, Any]])
     for container in pod["containers"]:
         mask(container, "image", "image")
         mask(container, "imagePullPolicy", "imagePullPolicy")
-        own = container["envFrom"][0]  # first: the settings' sources come after it, compared as they are
+        own = container["envFrom"][-1]  # last, so its keys win: the settings' sources come before it, as they are
         assert own["configMapRef"]["name"] == objects["ConfigMap"]["metadata"]["name"]
         mask(own["configMapRef"], "name", "configmap-name")
         for env in container.get("env", []):

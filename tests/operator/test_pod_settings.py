@@ -86,11 +86,12 @@ def test_every_field_reaches_the_pod() -> None:
     assert template["metadata"]["labels"] == {**FITTED_POD["labels"], **labels("museum-guide")}
     annotations = template["metadata"]["annotations"]
     assert annotations.items() >= FITTED_POD["annotations"].items() and "glimpse.dev/config-hash" in annotations
-    # the operator's own variables, then the spec's; its ConfigMap, then the spec's sources; its volumes, then spec's
+    # the operator's own variables, then the spec's; the spec's sources, then its ConfigMap (the later envFrom source
+    # wins a shared key: none of the spec's replaces the operator's settings); its volumes, then spec's
     names = [e["name"] for e in container["env"]]
     assert names[-len(FITTED_POD["env"]):] == [e["name"] for e in FITTED_POD["env"]]
     assert set(names[:-len(FITTED_POD["env"])]) <= OPERATOR_ENV
-    assert container["envFrom"][1:] == FITTED_POD["envFrom"]
+    assert container["envFrom"] == [*FITTED_POD["envFrom"], {"configMapRef": {"name": "glimpse-museum-guide"}}]
     assert pod["volumes"][-1] == FITTED_POD["volumes"][0] and container["volumeMounts"][-1] == \
         FITTED_POD["volumeMounts"][0]
     assert pod["securityContext"] == {**POD_SECURITY_CONTEXT, **FITTED_POD["securityContext"]}
