@@ -220,6 +220,8 @@ def test_values_schema_rejects_wrong_types() -> None:
                     {"volumes": [{"name": "token", "projected": {"sources": [
                         {"configMap": {"name": "ca"}}, {"serviceAccountToken": {"audience": "sts.amazonaws.com",
                                                                                  "path": "token"}}]}}]},
+                    {"annotations": {"container.apparmor.security.beta.kubernetes.io/proxy": "unconfined"}},
+                    {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
                     {"serviceAccount": {"create": True, "name": "cluster-admin-bound"}}))):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)

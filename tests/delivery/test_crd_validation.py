@@ -210,6 +210,15 @@ ACCEPTED = {
 POD_REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "operator-annotation": ({"pod__annotations": {"glimpse.dev/config-hash": "0"}},
                             [".spec.pod.annotations: glimpse.dev/ annotations are the operator's own"]),
+    # what the restricted Pod Security Standard refuses, where no namespace enforces it
+    "apparmor-unconfined": ({"pod__annotations": {
+        "container.apparmor.security.beta.kubernetes.io/proxy": "unconfined"}},
+        [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
+    "legacy-seccomp-pod": ({"pod__annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
+                           [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
+    "legacy-seccomp-container": ({"pod__annotations": {
+        "container.seccomp.security.alpha.kubernetes.io/proxy": "unconfined"}},
+        [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
     "selector-label": ({"pod__labels": {"team": "voice", "app.kubernetes.io/instance": "other-agent"}},
                        [".spec.pod.labels: app.kubernetes.io/name, component, instance and managed-by"]),
     "operator-label-prefix": ({"pod__labels": {"glimpse.dev/x": "1"}}, [".spec.pod.labels: app.kubernetes.io/name"]),
@@ -558,6 +567,9 @@ def test_the_rules_name_what_the_operator_sets() -> None:
     [env_rule] = pod_node(".env[]")["x-kubernetes-validations"]
     assert set(re.findall(r"'([A-Z][A-Z0-9_]+)'", env_rule["rule"])) == OPERATOR_ENV
     assert re.findall(r"matches\('([^']+)'\)", env_rule["rule"]) == [FALLBACK_KEY_ENV]
+    _, confinement_rule = pod_node(".annotations")["x-kubernetes-validations"]
+    assert tuple(re.findall(r"startsWith\('([^']+)'\)", confinement_rule["rule"])) == \
+        pod_settings.CONFINEMENT_PREFIXES
     [label_rule] = pod_node(".labels")["x-kubernetes-validations"]
     assert set(re.findall(r"'(app\.kubernetes\.io/[a-z-]+)'", label_rule["rule"])) == set(labels("x"))
     source_rule, name_rule = pod_node(".volumes[]")["x-kubernetes-validations"]

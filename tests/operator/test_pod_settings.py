@@ -137,6 +137,21 @@ def test_no_volume_projects_a_service_account_token(where: str) -> None:
     assert with_pod_defaults(spec, {})["pod"]["volumes"] == [allowed]
 
 
+@pytest.mark.parametrize("key", ["container.apparmor.security.beta.kubernetes.io/proxy",
+                                 "seccomp.security.alpha.kubernetes.io/pod",
+                                 "container.seccomp.security.alpha.kubernetes.io/proxy"])
+def test_no_annotation_loosens_apparmor_or_seccomp(key: str) -> None:
+    """The restricted Pod Security Standard refuses these only where a namespace enforces it; the operator always
+    does, in a VoiceAgent and in its defaults. Other annotations (a mesh's, a scraper's) stay the author's."""
+    spec = with_defaults(voice_agent(pod__annotations={key: "unconfined", "team": "voice"})["spec"])
+    with pytest.raises(InvalidSpec, match=rf"^spec\.pod\.annotations: {re.escape(key)}: AppArmor and legacy seccomp"):
+        with_pod_defaults(spec, {})
+    with pytest.raises(InvalidSpec, match=r"AppArmor and legacy seccomp annotations are not allowed"):
+        with_pod_defaults(with_defaults(voice_agent()["spec"]), {"annotations": {key: "unconfined"}})
+    spec = with_defaults(voice_agent(pod__annotations={"sidecar.istio.io/inject": "true"})["spec"])
+    assert with_pod_defaults(spec, {})["pod"]["annotations"] == {"sidecar.istio.io/inject": "true"}
+
+
 def test_a_security_context_is_merged_over_the_safe_defaults_key_by_key() -> None:
     """IDs pinned, as a cluster without OpenShift's ranges may want: the safe defaults stay beside them (runAsNonRoot,
     seccomp, no escalation, every capability dropped); restricted-v2 then refuses the pinned IDs alone, which is why
