@@ -1,6 +1,7 @@
 """Pure: the NetworkPolicy of one VoiceAgent's proxy pods. In: the API port from the ingress controller's peers, the
 metrics port from Prometheus' peers. Out: DNS, and TCP to the ports the proxy's own settings name (HTTPS, the LLM
-endpoints, Redis, an S3-compatible endpoint), plus extra rules (OTLP, an HTTP proxy). The chart's standalone proxy
+endpoints, Redis, an S3-compatible endpoint), the cloud's credential endpoints when the storage uses the pod's own
+identity, plus extra rules (OTLP, an HTTP proxy). The chart's standalone proxy
 renders the same policy for the same settings (tests/delivery/test_proxy_parity.py)."""
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ DNS_PORT = 53
 HTTPS_PORT = 443  # always: ElevenLabs (signed URLs), GCS, AWS S3, the providers' endpoints
 # A URL without a port uses its scheme's (redis-py: 6379 for redis:// and rediss:// alike)
 SCHEME_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
+# Where gs:// and keyless s3:// storage get the pod's own credentials: the metadata server on 169.254.169.254:80 and,
+# with GKE Dataplane V2, 169.254.169.252:988 (cloud.google.com/kubernetes-engine/docs/how-to/workload-identity);
+# the EKS Pod Identity agent on 169.254.170.23:80 (docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html).
+CREDENTIAL_CIDRS = ("169.254.169.254/32", "169.254.169.252/32", "169.254.170.23/32")
+CREDENTIAL_PORTS = (80, 988)
 
 
 def url_port(url: str) -> int | None:
@@ -41,6 +47,21 @@ def egress_ports(spec: dict[str, Any]) -> list[int]:
     if spec["proxy"]["store"].startswith(("redis://", "rediss://")):
         urls.append(spec["proxy"]["store"])
     return sorted({HTTPS_PORT} | {port for url in urls if url and (port := url_port(url)) is not None})
+
+
+def uses_pod_identity(spec: dict[str, Any]) -> bool:
+    """Whether the proxy's storage authenticates as the pod (GKE Workload Identity or the node's account, EKS Pod
+    Identity, an EC2 instance profile): gs://, or s3:// without spec.images.s3CredentialsSecretRef. IRSA needs only
+    STS on 443, but the SDK cannot tell in advance which one the pod has."""
+    storage = spec["images"]["storage"]
+    keyless_s3 = storage.startswith("s3://") and not spec["images"]["s3CredentialsSecretRef"]["name"]
+    return storage.startswith("gs://") or keyless_s3
+
+
+def credential_egress() -> dict[str, Any]:
+    """Egress to the link-local credential endpoints, on their ports only."""
+    return {"to": [{"ipBlock": {"cidr": cidr}} for cidr in CREDENTIAL_CIDRS],
+            "ports": [{"port": port, "protocol": "TCP"} for port in CREDENTIAL_PORTS]}
 
 
 def policy_settings(spec: dict[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -71,6 +92,7 @@ def network_policy_spec(pod_selector: dict[str, str], spec: dict[str, Any], port
         "egress": [
             {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, {"port": DNS_PORT, "protocol": "TCP"}]},
             {"ports": [{"port": p, "protocol": "TCP"} for p in egress_ports(spec)]},
+            *([credential_egress()] if uses_pod_identity(spec) else []),
             *settings["extraEgress"],
         ],
     }

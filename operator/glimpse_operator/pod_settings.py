@@ -6,12 +6,13 @@ spec.pod's shape; a VoiceAgent's own fields override them (`merged`). render.py 
 
 What a VoiceAgent may ask for is bounded, so that its author gains through the operator nothing the namespace's RBAC
 and the restricted Pod Security Standard would not give them: no host namespaces, host paths or node volumes, no
-privileged container, privilege escalation or added capability, no root user; no label the operator's selectors use,
-no annotation of the operator's, no environment variable the operator sets, no volume or mount of its own; the
-ServiceAccount is one the operator makes for this VoiceAgent alone (never an existing one, whose identity the cloud
-may trust for something else), and its token is never mounted. The CRD refuses the same at admission
-(manifests/crd/voiceagent.yaml; tests/delivery/test_crd_validation.py holds both to the same cases); these checks
-also cover what no API server saw: the operator's defaults and `glimpse-operator render`'s files.
+privileged container, privilege escalation or added capability, no root user, no AppArmor or legacy seccomp
+annotation; no label the operator's selectors use, no annotation of the operator's, no environment variable the
+operator sets, no volume or mount of its own; the ServiceAccount is one the operator makes for this VoiceAgent alone
+(never an existing one, whose identity the cloud may trust for something else), and its token is never mounted (nor
+projected into a volume). The CRD refuses the same at admission (manifests/crd/voiceagent.yaml;
+tests/delivery/test_crd_validation.py holds both to the same cases); these checks also cover what no API server
+saw: the operator's defaults and `glimpse-operator render`'s files.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ VOLUME_SOURCES = ("configMap", "secret", "emptyDir", "projected", "persistentVol
 # Labels the operator's selectors, its Deployment watch and the ServiceMonitor rely on; and its own prefix.
 OPERATOR_LABELS = frozenset(labels(""))
 OPERATOR_PREFIX = "glimpse.dev/"
+# Pod annotations that would loosen the proxy's confinement (AppArmor's `unconfined`, the legacy seccomp ones): the
+# restricted Pod Security Standard refuses them, but only where a namespace enforces it.
+CONFINEMENT_PREFIXES = ("container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/",
+                        "container.seccomp.security.alpha.kubernetes.io/")
 # Lists merged item by item (the VoiceAgent's item replaces the default's of the same key); other lists are replaced.
 KEYED_LISTS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
 
@@ -64,12 +69,31 @@ class EnvVar(_Fields):
         return name
 
 
+class _Open(BaseModel):
+    """A volume source the API server checks, but for the one field refused here."""
+    model_config = ConfigDict(extra="allow", strict=True, alias_generator=to_camel, frozen=True)
+
+
+class ProjectedSource(_Open):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "serviceAccountToken" in data:
+            raise ValueError("a serviceAccountToken source is not allowed: the proxy's pods mount no API token (IRSA "
+                             "and Workload Identity bring their own)")
+        return data
+
+
+class Projected(_Open):
+    sources: Annotated[list[ProjectedSource], Field(max_length=16)] | None = None
+
+
 class Volume(_Fields):
     name: VolumeName
     config_map: Object | None = None
     secret: Object | None = None
     empty_dir: Object | None = None
-    projected: Object | None = None
+    projected: Projected | None = None
     persistent_volume_claim: Object | None = None
     csi: Object | None = None
     downward_api: Object | None = Field(None, alias="downwardAPI")
@@ -203,6 +227,10 @@ class PodFields(_Fields):
     def _not_the_operators_annotations(cls, value: dict[str, str]) -> dict[str, str]:
         if taken := sorted(key for key in value if key.startswith(OPERATOR_PREFIX)):
             raise ValueError(f"{taken[0]} is the operator's own annotation")
+        if loosening := sorted(key for key in value if key.startswith(CONFINEMENT_PREFIXES)):
+            raise ValueError(f"{loosening[0]}: AppArmor and legacy seccomp annotations are not allowed: the proxy "
+                             "keeps the runtime's default confinement (spec.pod.securityContext.seccompProfile sets "
+                             "seccomp)")
         return value
 
     @field_validator("env", "volumes", "volume_mounts")

@@ -205,7 +205,9 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                     "args": ["serve"],
                     "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"},
                               {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                    "envFrom": [{"configMapRef": {"name": generated}}, *pod.get("envFrom", [])],
+                    # the operator's ConfigMap last: of two envFrom sources with a key, the later wins, so none of
+                    # spec.pod's may replace a setting the operator derives from the spec (env still beats both)
+                    "envFrom": [*pod.get("envFrom", []), {"configMapRef": {"name": generated}}],
                     "env": [
                         _secret_env(PRIMARY_KEY_ENV, llm_ref["name"], llm_ref["key"]),
                         *(_secret_env(fallback_key_env(i), f["apiKeySecretRef"]["name"], f["apiKeySecretRef"]["key"])
@@ -394,13 +396,15 @@ def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secr
     `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
     is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
     spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. Without
-    spec.pod.serviceAccount.create no ServiceAccount (one an earlier spec made is left, unused). The HTTPRoute comes
-    last: where the Gateway API's CRDs are missing, everything else is in place when its apply fails."""
+    spec.pod.serviceAccount.create no ServiceAccount (one an earlier spec made is left, unused). The NetworkPolicy
+    comes before the Deployment: its pods never start unrestricted, nor run so when a later apply (the Ingress, the
+    PDB) is refused. The HTTPRoute comes last: where the Gateway API's CRDs are missing, everything else is in place
+    when its apply fails."""
     account = render_service_account(body, spec)  # before the Deployment whose pods run as it
-    optional = (render_ingress(body, spec), render_pdb(body), render_network_policy(body, spec, network_defaults),
-                render_hpa(body, spec), render_httproute(body, spec))
+    policy = render_network_policy(body, spec, network_defaults)  # before the pods it restricts
+    optional = (render_ingress(body, spec), render_pdb(body), render_hpa(body, spec), render_httproute(body, spec))
     return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
-            *([account] if account else []),
+            *(o for o in (account, policy) if o is not None),
             render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
             *(o for o in optional if o is not None)]
 

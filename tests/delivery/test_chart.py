@@ -229,6 +229,11 @@ def test_values_schema_rejects_wrong_types() -> None:
                     {"securityContext": {"seccompProfile": {"type": "Unconfined"}}},
                     {"volumes": [{"name": "node", "hostPath": {"path": "/"}}]},
                     {"volumes": [{"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+                    {"volumes": [{"name": "token", "projected": {"sources": [
+                        {"configMap": {"name": "ca"}}, {"serviceAccountToken": {"audience": "sts.amazonaws.com",
+                                                                                 "path": "token"}}]}}]},
+                    {"annotations": {"container.apparmor.security.beta.kubernetes.io/proxy": "unconfined"}},
+                    {"annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
                     {"serviceAccount": {"create": True, "name": "cluster-admin-bound"}}))):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
@@ -287,7 +292,10 @@ def test_every_pod_knob_reaches_its_pod() -> None:
         assert template["metadata"]["labels"]["app.kubernetes.io/component"] == component
         assert template["metadata"]["annotations"].items() >= knobs["podAnnotations"].items()
         assert container["env"][-len(knobs["extraEnv"]):] == knobs["extraEnv"]
-        assert container["envFrom"][-len(knobs["extraEnvFrom"]):] == knobs["extraEnvFrom"]
+        if component == "proxy":  # before the chart's ConfigMap, whose keys win: none replaces its configuration
+            assert container["envFrom"] == [*knobs["extraEnvFrom"], {"configMapRef": {"name": "glimpse-proxy"}}]
+        else:
+            assert container["envFrom"][-len(knobs["extraEnvFrom"]):] == knobs["extraEnvFrom"]
         assert pod["volumes"][-1] == knobs["extraVolumes"][0]
         assert container["volumeMounts"][-1] == knobs["extraVolumeMounts"][0]
         assert pod["volumes"][0]["name"] == "tmp" and container["volumeMounts"][0]["mountPath"] == "/tmp"
@@ -564,7 +572,8 @@ def test_standalone_proxy_replicas_need_a_shared_store_and_storage(change: dict[
     ("https://minio.storage.svc.cluster.local:443", {53, 443, 6379}),
 ])
 def test_the_network_policy_lets_the_proxy_reach_its_s3_endpoint(endpoint: str, ports: set[int]) -> None:
-    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint}
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), "storage": "s3://glimpse/voice", "s3EndpointUrl": endpoint,
+             "s3CredentialsSecret": {"name": "s3-keys"}}  # a key of its own: no credential endpoint (below)
     policy = proxy_policy({"proxy": proxy})
     assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == ports
 
@@ -626,7 +635,7 @@ def test_the_proxy_policy_opens_the_ports_of_its_own_urls(change: dict[str, Any]
     """DNS, then TCP to 443 and the ports of the upstream's base URL, a redis:// store and the S3 endpoint: what the
     operator's proxies get for the same settings (tests/delivery/test_proxy_parity.py)."""
     policy = proxy_policy({"proxy": {**copy.deepcopy(STANDALONE["proxy"]), **change}})
-    dns, tcp = policy["spec"]["egress"]
+    dns, tcp = policy["spec"]["egress"][:2]
     assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
     assert tcp == {"ports": [{"port": port, "protocol": "TCP"} for port in ports]}
 
@@ -635,9 +644,29 @@ OTLP = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.na
         "ports": [{"port": 4317, "protocol": "TCP"}]}
 
 
+CREDENTIALS = {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}},
+                      {"ipBlock": {"cidr": "169.254.170.23/32"}}],
+               "ports": [{"port": 80, "protocol": "TCP"}, {"port": 988, "protocol": "TCP"}]}
+
+
+@pytest.mark.parametrize(("change", "credentials"), [
+    ({}, True),  # gs://: GKE Workload Identity or the node's account, through the metadata server
+    ({"storage": "s3://glimpse/voice"}, True),  # IRSA, EKS Pod Identity, an instance profile
+    ({"storage": "s3://glimpse/voice", "s3CredentialsSecret": {"name": "s3-keys"}}, False),
+    ({"store": "memory://", "storage": ""}, False),
+])
+def test_the_proxy_policy_reaches_the_credential_endpoints_for_the_pods_own_identity(change: dict[str, Any],
+                                                                                    credentials: bool) -> None:
+    """As the operator's (network_policy.credential_egress): after the ports of its URLs, before extraEgress."""
+    proxy = {**copy.deepcopy(STANDALONE["proxy"]), **change, "networkPolicy": {"extraEgress": [OTLP]}}
+    policy = proxy_policy({"proxy": proxy})
+    assert policy["spec"]["egress"][2:] == ([CREDENTIALS] if credentials else []) + [OTLP]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+
+
 def test_the_proxy_policy_adds_extra_egress() -> None:
     proxy = {**copy.deepcopy(STANDALONE["proxy"]), "networkPolicy": {"extraEgress": [OTLP]}}
-    assert proxy_policy({"proxy": proxy})["spec"]["egress"][2:] == [OTLP]
+    assert proxy_policy({"proxy": proxy})["spec"]["egress"][-1:] == [OTLP]
 
 
 def operator_policy(values: dict[str, Any]) -> dict[str, Any] | None:

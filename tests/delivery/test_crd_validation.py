@@ -195,6 +195,11 @@ ACCEPTED = {
     "every-allowed-volume": voice_agent(
         pod__volumes=[{"name": f"v-{source.lower()}", source: {}} for source in pod_settings.VOLUME_SOURCES],
         pod__volumeMounts=[{"name": "v-emptydir", "mountPath": "/tmp-scratch"}]),
+    # a projected volume of what the pod may read anyway: a ConfigMap, a Secret, the downward API (no token)
+    "projected-without-token": voice_agent(pod__volumes=[{"name": "bundle", "projected": {"defaultMode": 0o440,
+                                                                                          "sources": [
+        {"configMap": {"name": "ca"}}, {"secret": {"name": "client-cert"}},
+        {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}}]),
     "own-topology-selector": voice_agent(pod__topologySpreadConstraints=[{
         "maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
         "labelSelector": {"matchLabels": {"team": "voice"}}}]),
@@ -205,6 +210,15 @@ ACCEPTED = {
 POD_REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "operator-annotation": ({"pod__annotations": {"glimpse.dev/config-hash": "0"}},
                             [".spec.pod.annotations: glimpse.dev/ annotations are the operator's own"]),
+    # what the restricted Pod Security Standard refuses, where no namespace enforces it
+    "apparmor-unconfined": ({"pod__annotations": {
+        "container.apparmor.security.beta.kubernetes.io/proxy": "unconfined"}},
+        [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
+    "legacy-seccomp-pod": ({"pod__annotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
+                           [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
+    "legacy-seccomp-container": ({"pod__annotations": {
+        "container.seccomp.security.alpha.kubernetes.io/proxy": "unconfined"}},
+        [".spec.pod.annotations: AppArmor and legacy seccomp annotations are not allowed"]),
     "selector-label": ({"pod__labels": {"team": "voice", "app.kubernetes.io/instance": "other-agent"}},
                        [".spec.pod.labels: app.kubernetes.io/name, component, instance and managed-by"]),
     "operator-label-prefix": ({"pod__labels": {"glimpse.dev/x": "1"}}, [".spec.pod.labels: app.kubernetes.io/name"]),
@@ -220,6 +234,10 @@ POD_REFUSED_BY_RULES: dict[str, tuple[dict[str, Any], list[str]]] = {
                               [".spec.pod.volumes[]: a volume needs exactly one of configMap"]),
     "volume-of-two-sources": ({"pod__volumes": [{"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}]},
                               [".spec.pod.volumes[]: a volume needs exactly one of configMap"]),
+    # a token for the pods' account with any audience (STS: any role trusting it), against "mounts no API token"
+    "projected-service-account-token": ({"pod__volumes": [{"name": "token", "projected": {"sources": [
+        {"configMap": {"name": "ca"}}, {"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "token"}}]}}]},
+        [".spec.pod.volumes[].projected.sources[]: a serviceAccountToken source is not allowed"]),
     "the-operators-volume": ({"pod__volumes": [{"name": "tmp", "emptyDir": {}}]},
                              [".spec.pod.volumes[].name: tmp is the operator's own volume"]),
     "mount-over-the-operators": ({"pod__volumes": [{"name": "x", "emptyDir": {}}],
@@ -549,6 +567,9 @@ def test_the_rules_name_what_the_operator_sets() -> None:
     [env_rule] = pod_node(".env[]")["x-kubernetes-validations"]
     assert set(re.findall(r"'([A-Z][A-Z0-9_]+)'", env_rule["rule"])) == OPERATOR_ENV
     assert re.findall(r"matches\('([^']+)'\)", env_rule["rule"]) == [FALLBACK_KEY_ENV]
+    _, confinement_rule = pod_node(".annotations")["x-kubernetes-validations"]
+    assert tuple(re.findall(r"startsWith\('([^']+)'\)", confinement_rule["rule"])) == \
+        pod_settings.CONFINEMENT_PREFIXES
     [label_rule] = pod_node(".labels")["x-kubernetes-validations"]
     assert set(re.findall(r"'(app\.kubernetes\.io/[a-z-]+)'", label_rule["rule"])) == set(labels("x"))
     source_rule, name_rule = pod_node(".volumes[]")["x-kubernetes-validations"]
@@ -573,7 +594,8 @@ def test_the_operator_refuses_what_the_crd_refuses(case: str) -> None:
         pod_settings.with_pod_defaults(spec, {})
 
 
-@pytest.mark.parametrize("case", ["fitted-pods", "pinned-ids", "every-allowed-volume", "own-topology-selector"])
+@pytest.mark.parametrize("case", ["fitted-pods", "pinned-ids", "every-allowed-volume", "own-topology-selector",
+                                  "projected-without-token"])
 def test_the_operator_accepts_what_the_crd_accepts(case: str) -> None:
     spec = with_defaults(ACCEPTED[case]["spec"])
     assert pod_settings.with_pod_defaults(spec, {})["pod"] == ACCEPTED[case]["spec"]["pod"]

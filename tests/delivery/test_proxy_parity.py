@@ -95,6 +95,8 @@ CASES: dict[str, dict[str, Any]] = {
                                                 "secretAccessKeyKey": "rootPassword"},
                              "network_policy": {"ingressFrom": [INGRESS_NGINX], "metricsFrom": [PROMETHEUS],
                                                 "extraEgress": [OTLP]}},
+    # AWS S3 on the pod's own identity (IRSA, EKS Pod Identity): the credential endpoints, as for gs://
+    "replicas-redis-s3-keyless": {**BASE, "storage": "s3://glimpse-images/voice"},
     # an upstream on a port of its own, the store on another, the NetworkPolicy off on both sides (the VoiceAgent's
     # own spec.networkPolicy, not the operator's defaults)
     "vllm-rediss-no-policy": {**BASE, "base_url": "http://vllm.models:8000/v1", "store": "rediss://redis:6380/0",
@@ -242,7 +244,7 @@ def pod_template(deployment: dict[str, Any], objects: dict[str, dict[str, Any]])
     for container in pod["containers"]:
         mask(container, "image", "image")
         mask(container, "imagePullPolicy", "imagePullPolicy")
-        own = container["envFrom"][0]  # first: the settings' sources come after it, compared as they are
+        own = container["envFrom"][-1]  # last, so its keys win: the settings' sources come before it, as they are
         assert own["configMapRef"]["name"] == objects["ConfigMap"]["metadata"]["name"]
         mask(own["configMapRef"], "name", "configmap-name")
         for env in container.get("env", []):
@@ -403,6 +405,12 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert egress["one-replica-defaults"] == [443] and egress["replicas-redis-minio"] == [443, 6379, 9000]
     assert "NetworkPolicy" not in rendered["vllm-rediss-no-policy"]
     assert rendered["replicas-redis-minio"]["NetworkPolicy"]["spec"]["egress"][2:] == [OTLP]
+    credentials = {case for case, objects in rendered.items() if "NetworkPolicy" in objects
+                   and any("to" in rule and rule["to"][0].get("ipBlock", {}).get("cidr") == "169.254.169.254/32"
+                           for rule in objects["NetworkPolicy"]["spec"]["egress"])}
+    assert credentials == {case for case, s in CASES.items() if s["storage"].startswith(("gs://", "s3://"))
+                           and not s.get("s3_credentials") and s["network_policy"] != {"enabled": False}}
+    assert "replicas-redis-s3-keyless" in credentials and "replicas-redis-minio" not in credentials
     pods = {case: objects["Deployment"]["spec"]["template"] for case, objects in rendered.items()}
     assert pods["fitted-pods"]["spec"]["nodeSelector"] == FITTED_POD["nodeSelector"]
     assert pods["fitted-pods"]["metadata"]["labels"]["team"] == "voice"

@@ -28,7 +28,7 @@ from tests.paths import ROOT
 MUSEUM_GUIDE = ROOT / "manifests" / "examples" / "museum-guide.yaml"
 GEMINI_DEV = ROOT / "manifests" / "examples" / "gemini-dev.yaml"
 PROXY_IMAGE = "registry.test/glimpse/proxy:9.9.9"
-KUBERNETES_KINDS = ["Secret", "ConfigMap", "Deployment", "Service", "Ingress", "PodDisruptionBudget", "NetworkPolicy"]
+KUBERNETES_KINDS = ["Secret", "ConfigMap", "NetworkPolicy", "Deployment", "Service", "Ingress", "PodDisruptionBudget"]
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +68,8 @@ def test_render_prints_every_object_and_the_agent_body_without_a_cluster_or_netw
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     rendered = documents(result.stdout)
-    # the example's spec.pod asks for a ServiceAccount (Workload Identity): applied before the Deployment
+    # the example's spec.pod asks for a ServiceAccount (Workload Identity): applied before the Deployment, as the
+    # NetworkPolicy is
     assert [d["kind"] for d in rendered] == [*KUBERNETES_KINDS[:2], "ServiceAccount", *KUBERNETES_KINDS[2:],
                                              AGENT_KIND]
     assert result.stdout.splitlines().count("---") == len(rendered) and result.stdout.startswith("# ")

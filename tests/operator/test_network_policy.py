@@ -18,6 +18,7 @@ from glimpse_operator.spec import with_defaults
 from tests.fakes.elevenlabs_api import FakeElevenLabs
 from tests.fakes.kubernetes_api import FakeKubernetes, network_policy_problem
 from tests.operator.support import (
+    DEPLOYMENT,
     conditions,
     current,
     event_reasons,
@@ -74,6 +75,29 @@ def test_egress_is_dns_and_the_ports_the_proxys_urls_name(changes: dict[str, Any
     assert rendered is not None and tcp_ports(rendered) == ports
     dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
     assert rendered["spec"]["egress"][0] == dns
+    kubernetes_validate.validate(rendered, "1.30.0", strict=True)
+
+
+CREDENTIALS = {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}},
+                      {"ipBlock": {"cidr": "169.254.170.23/32"}}],
+               "ports": [{"port": 80, "protocol": "TCP"}, {"port": 988, "protocol": "TCP"}]}
+MINIO_KEYS = {"name": "minio-keys"}
+
+
+@pytest.mark.parametrize(("changes", "credentials"), [
+    ({"images__storage": "gs://bucket/glimpse"}, True),  # Workload Identity or the node's account: metadata server
+    ({"images__storage": "s3://glimpse"}, True),  # IRSA (STS on 443), EKS Pod Identity, an instance profile
+    ({"images__storage": "s3://glimpse", "images__s3EndpointUrl": "http://minio:9000",
+      "images__s3CredentialsSecretRef": MINIO_KEYS}, False),  # a key of its own: no cloud identity
+    ({}, False),  # each pod's own disk
+])
+def test_storage_on_the_pods_own_identity_reaches_the_credential_endpoints(changes: dict[str, Any],
+                                                                           credentials: bool) -> None:
+    """The metadata server (and GKE Dataplane V2's), the EKS Pod Identity agent: on their ports only, and only when
+    the proxy's storage authenticates as the pod. The extra egress still comes last."""
+    rendered = policy({"extraEgress": [OTLP]}, **changes)
+    assert rendered is not None
+    assert rendered["spec"]["egress"][2:] == ([CREDENTIALS] if credentials else []) + [OTLP]
     kubernetes_validate.validate(rendered, "1.30.0", strict=True)
 
 
@@ -182,6 +206,22 @@ async def test_a_policy_the_api_server_refuses_is_an_apply_failure(cluster: Fake
     assert found["reason"] == "ApplyFailed" and "NetworkPolicy voice/glimpse-museum-guide" in found["message"]
     assert "may not specify both ipBlock and another peer" in found["message"]
     assert POLICY not in cluster.objects
+    assert DEPLOYMENT not in cluster.objects  # no pods run without their policy
+
+
+async def test_the_policy_is_in_place_before_the_pods_and_stays_when_a_later_apply_is_refused(
+        cluster: FakeKubernetes, memo: kopf.Memo) -> None:
+    """The NetworkPolicy is applied before the Deployment: an Ingress an admission webhook refuses (ingress-nginx's
+    snippet check, a duplicate host) stops the reconcile after the pods exist, and they are restricted all along."""
+    cluster.refuse_apply["Ingress"] = (400, 'admission webhook "validate.nginx.ingress.kubernetes.io" denied the '
+                                            'request: host "museum.example.com" and path "/" is already defined')
+    patch, error = await run_reconcile(voice_agent(), memo, cluster)
+    assert isinstance(error, kopf.TemporaryError)
+    found = conditions(patch)["ProxyAvailable"]
+    assert found["reason"] == "ApplyFailed" and "Ingress voice/glimpse-museum-guide" in found["message"]
+    assert POLICY in cluster.objects and DEPLOYMENT in cluster.objects
+    kinds = [a.body["kind"] for a in cluster.applies]
+    assert kinds.index("NetworkPolicy") < kinds.index("Deployment")
 
 
 async def test_a_policy_someone_else_made_under_the_name_is_never_taken_over(cluster: FakeKubernetes,

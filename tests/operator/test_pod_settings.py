@@ -86,11 +86,12 @@ def test_every_field_reaches_the_pod() -> None:
     assert template["metadata"]["labels"] == {**FITTED_POD["labels"], **labels("museum-guide")}
     annotations = template["metadata"]["annotations"]
     assert annotations.items() >= FITTED_POD["annotations"].items() and "glimpse.dev/config-hash" in annotations
-    # the operator's own variables, then the spec's; its ConfigMap, then the spec's sources; its volumes, then spec's
+    # the operator's own variables, then the spec's; the spec's sources, then its ConfigMap (the later envFrom source
+    # wins a shared key: none of the spec's replaces the operator's settings); its volumes, then spec's
     names = [e["name"] for e in container["env"]]
     assert names[-len(FITTED_POD["env"]):] == [e["name"] for e in FITTED_POD["env"]]
     assert set(names[:-len(FITTED_POD["env"])]) <= OPERATOR_ENV
-    assert container["envFrom"][1:] == FITTED_POD["envFrom"]
+    assert container["envFrom"] == [*FITTED_POD["envFrom"], {"configMapRef": {"name": "glimpse-museum-guide"}}]
     assert pod["volumes"][-1] == FITTED_POD["volumes"][0] and container["volumeMounts"][-1] == \
         FITTED_POD["volumeMounts"][0]
     assert pod["securityContext"] == {**POD_SECURITY_CONTEXT, **FITTED_POD["securityContext"]}
@@ -115,6 +116,40 @@ def test_the_service_account_is_the_voice_agents_own_and_mounts_no_token() -> No
     assert "annotations" not in plain["metadata"]
     assert "ServiceAccount" not in rendered(voice_agent(pod__serviceAccount={"create": False,
                                                                              "annotations": {"a": "b"}}))
+
+
+TOKEN_SOURCE = {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 3600, "path": "t"}}
+
+
+@pytest.mark.parametrize("where", ["spec", "defaults"])
+def test_no_volume_projects_a_service_account_token(where: str) -> None:
+    """A projected token (any audience: the API's, or STS with AWS_ROLE_ARN in spec.pod.env) would give code the
+    VoiceAgent's author runs what the pods' account is trusted for; IRSA and Workload Identity inject their own. A
+    projected volume of a ConfigMap, a Secret or the downward API stays allowed."""
+    volume = {"name": "token", "projected": {"sources": [{"configMap": {"name": "ca"}}, TOKEN_SOURCE]}}
+    spec = with_defaults(voice_agent(**({"pod__volumes": [volume]} if where == "spec" else {}))["spec"])
+    message = (r"^spec\.pod\.volumes\[0\]\.projected\.sources\[1\]: a serviceAccountToken source is not allowed"
+               if where == "spec" else r"volumes\[0\]\.projected\.sources\[1\]: a serviceAccountToken source")
+    with pytest.raises(InvalidSpec, match=message):
+        with_pod_defaults(spec, {"volumes": [volume]} if where == "defaults" else {})
+    allowed = {"name": "bundle", "projected": {"sources": [{"configMap": {"name": "ca"}}, {"secret": {"name": "c"}}]}}
+    spec = with_defaults(voice_agent(pod__volumes=[allowed])["spec"])
+    assert with_pod_defaults(spec, {})["pod"]["volumes"] == [allowed]
+
+
+@pytest.mark.parametrize("key", ["container.apparmor.security.beta.kubernetes.io/proxy",
+                                 "seccomp.security.alpha.kubernetes.io/pod",
+                                 "container.seccomp.security.alpha.kubernetes.io/proxy"])
+def test_no_annotation_loosens_apparmor_or_seccomp(key: str) -> None:
+    """The restricted Pod Security Standard refuses these only where a namespace enforces it; the operator always
+    does, in a VoiceAgent and in its defaults. Other annotations (a mesh's, a scraper's) stay the author's."""
+    spec = with_defaults(voice_agent(pod__annotations={key: "unconfined", "team": "voice"})["spec"])
+    with pytest.raises(InvalidSpec, match=rf"^spec\.pod\.annotations: {re.escape(key)}: AppArmor and legacy seccomp"):
+        with_pod_defaults(spec, {})
+    with pytest.raises(InvalidSpec, match=r"AppArmor and legacy seccomp annotations are not allowed"):
+        with_pod_defaults(with_defaults(voice_agent()["spec"]), {"annotations": {key: "unconfined"}})
+    spec = with_defaults(voice_agent(pod__annotations={"sidecar.istio.io/inject": "true"})["spec"])
+    assert with_pod_defaults(spec, {})["pod"]["annotations"] == {"sidecar.istio.io/inject": "true"}
 
 
 def test_a_security_context_is_merged_over_the_safe_defaults_key_by_key() -> None:

@@ -60,8 +60,8 @@ def test_rendered_objects_are_valid_kubernetes(case: str) -> None:
     objects = render_proxy(body, with_defaults(body["spec"]), "agent_123", SECRETS, PROXY_IMAGE, "0123456789abcdef")
     kinds = [o["kind"] for o in objects]
     optional = ("Ingress", "HTTPRoute", "ServiceAccount")
-    assert [k for k in kinds if k not in optional][:5] == [
-        "Secret", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    assert [k for k in kinds if k not in optional][:6] == [
+        "Secret", "ConfigMap", "NetworkPolicy", "Deployment", "Service", "PodDisruptionBudget"]
     assert ("HorizontalPodAutoscaler" in kinds) == (case == "gemini-autoscaled")
     assert ("Ingress" in kinds) == ("ingress" in body["spec"])
     assert ("HTTPRoute" in kinds) == (case in GATEWAY_CASES)
@@ -160,11 +160,17 @@ def test_metrics_beside_the_api_not_through_the_ingress_the_drain_inside_the_gra
     assert "10.0.0.0/8" in settings.trusted_proxies  # the in-cluster ingress controller's X-Forwarded-For
 
 
+def deployment_of(body: dict[str, Any]) -> dict[str, Any]:
+    [deployment] = [o for o in render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)
+                    if o["kind"] == "Deployment"]
+    return deployment
+
+
 def test_config_change_rolls_the_pods() -> None:
     body = voice_agent()
-    first = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
+    first = deployment_of(body)
     changed = voice_agent(images__policy="once")
-    second = render_proxy(changed, with_defaults(changed["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
+    second = deployment_of(changed)
     key = "glimpse.dev/config-hash"
     assert first["spec"]["template"]["metadata"]["annotations"][key] != \
         second["spec"]["template"]["metadata"]["annotations"][key]
@@ -172,7 +178,7 @@ def test_config_change_rolls_the_pods() -> None:
 
 def test_proxy_image_is_the_operators_unless_the_spec_names_one() -> None:
     def image(body: dict[str, Any]) -> str:
-        deployment = render_proxy(body, with_defaults(body["spec"]), "agent_1", SECRETS, PROXY_IMAGE)[2]
+        deployment = deployment_of(body)
         return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
     assert image(voice_agent()) == PROXY_IMAGE
