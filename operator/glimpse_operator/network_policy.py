@@ -23,6 +23,19 @@ HTTPS_PORT = 443  # always: ElevenLabs (signed URLs), GCS, AWS S3, the providers
 SCHEME_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}
 
 
+def otlp_egress(tracing: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The egress rule to the proxies' OTLP collector (tracing.py): TCP to its endpoint's port, to the egressTo peers
+    (none: any address); none without an endpoint."""
+    endpoint = str((tracing or {}).get("otlpEndpoint") or "")
+    port = url_port(endpoint) if endpoint else None
+    if tracing is None or port is None:
+        return []
+    rule: dict[str, Any] = {"ports": [{"port": port, "protocol": "TCP"}]}
+    if peers := list(tracing.get("egressTo") or []):
+        rule["to"] = peers
+    return [rule]
+
+
 def url_port(url: str) -> int | None:
     """The TCP port a URL connects to: its own, else its scheme's; None for a URL with neither."""
     parts = urlsplit(url)
@@ -59,8 +72,10 @@ def _port_rule(port: int, peers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def network_policy_spec(pod_selector: dict[str, str], spec: dict[str, Any], port: int, metrics_port: int,
-                        defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The policy's spec for the pods `pod_selector` selects; None when it is turned off."""
+                        defaults: Mapping[str, Any] | None = None,
+                        tracing: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The policy's spec for the pods `pod_selector` selects, out to the `tracing` settings' collector too; None when
+    it is turned off."""
     settings = policy_settings(spec, defaults)
     if not settings["enabled"]:
         return None
@@ -71,6 +86,7 @@ def network_policy_spec(pod_selector: dict[str, str], spec: dict[str, Any], port
         "egress": [
             {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, {"port": DNS_PORT, "protocol": "TCP"}]},
             {"ports": [{"port": p, "protocol": "TCP"} for p in egress_ports(spec)]},
+            *otlp_egress(tracing),
             *settings["extraEgress"],
         ],
     }

@@ -56,6 +56,7 @@ class Reconciler:
         self.cluster = cluster
         self.proxy_image = settings.proxy_image
         self.network_defaults = settings.proxy_network_policy.as_spec()
+        self.tracing = settings.proxy_tracing.as_spec()
         self.pod_defaults = settings.proxy_pod_defaults
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
@@ -145,7 +146,7 @@ class Reconciler:
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
-                                           digest, self.network_defaults) if o["kind"] != "Secret"]
+                                           digest, self.network_defaults, self.tracing) if o["kind"] != "Secret"]
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         # the unwanted go first: an Ingress replaced by an HTTPRoute is gone even where the route cannot be made yet
         for kind in delete_unwanted(self.cluster, existing, objects, namespace, name):

@@ -14,7 +14,7 @@ from glimpse_operator.reconcile import Reconciler
 from glimpse_operator.settings import ConfigError, OperatorSettings, load_settings
 
 VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
-             "GLIMPSE_PROXY_POD_DEFAULTS")
+             "GLIMPSE_PROXY_POD_DEFAULTS", "GLIMPSE_PROXY_TRACING", "GLIMPSE_METRICS_PORT")
 
 
 @pytest.fixture(autouse=True)
