@@ -110,6 +110,8 @@ class OperatorSettings(BaseSettings):
     # every proxy's spec.pod defaults (JSON in spec.pod's shape; the chart's operator.proxyDefaults.pod), which a
     # VoiceAgent's own fields override (pod_settings.merged)
     proxy_pod_defaults: dict[str, Any] = {}
+    # the operator's own Prometheus metrics (metrics.py) on this port, all interfaces; 0: not served
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
 
     @field_validator("proxy_image")
     @classmethod

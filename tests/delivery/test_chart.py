@@ -22,7 +22,7 @@ import yaml
 
 from glimpse_operator import pod_settings
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
-from glimpse_operator.settings import ProxyNetworkPolicy, ProxyTracing
+from glimpse_operator.settings import OperatorSettings, ProxyNetworkPolicy, ProxyTracing
 from tests import restricted_v2
 from tests.gateway_api import route_errors
 from tests.operator.support import FITTED_POD
@@ -62,6 +62,8 @@ OPERATOR_KNOBS: dict[str, Any] = {
     "podSecurityContext": {"supplementalGroups": [4242]},
     "containerSecurityContext": {"runAsNonRoot": True},
 }
+PROMETHEUS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "openai"}},
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
                         "secrets": {"existingSecret": "glimpse-proxy-secrets"},
@@ -94,6 +96,9 @@ VALUES: dict[str, dict[str, Any]] = {
         "otlpEndpoint": "http://otel-collector.observability:4318", "headersSecret": {"name": "otel-auth"},
         "sampler": "parentbased_traceidratio", "samplerArg": "0.1"}},
         "operator": {"proxyDefaults": {"tracing": {"otlpEndpoint": "https://otlp.example.com"}}}},
+    # the operator's own metrics scraped by a PodMonitor, from Prometheus' namespace only
+    "operator-metrics": {"operator": {"metrics": {"scrapeFrom": [PROMETHEUS_PEER], "podMonitor": {
+        "enabled": True, "assumeCrdInstalled": True, "labels": {"release": "kps"}}}}},
 }
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
 
@@ -112,6 +117,10 @@ def test_rendered_objects_are_valid(case: str) -> None:
     for obj in objects:
         if obj["kind"] == "ServiceMonitor":  # a Prometheus Operator kind: not in the Kubernetes schemas
             assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["endpoints"][0]["port"] == "metrics"
+            continue
+        if obj["kind"] == "PodMonitor":  # the same
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+            assert obj["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
             continue
         if obj["kind"] == "HTTPRoute":  # the Gateway API's kind: its own schema, not the Kubernetes schemas
             assert route_errors([obj]) == [[]]
@@ -138,7 +147,8 @@ def test_rendered_objects_are_valid(case: str) -> None:
                 "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
                 "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"},
                 "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"},
-                "traced": {"NetworkPolicy"}}[case]
+                "traced": {"NetworkPolicy"},
+                "operator-metrics": {"PodMonitor", "NetworkPolicy"}}[case]
     assert expected <= set(kinds)
     assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
@@ -213,6 +223,10 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"proxy": {"extraVolumes": [{"emptyDir": {}}]}}, {"proxy": {"extraVolumeMounts": [{"name": "x"}]}},
                 {"proxy": {"podSecurityContext": {"runAsUser": "10001"}}},
                 {"operator": {"containerSecurityContext": {"readOnlyRootFilesystem": "no"}}},
+                # the operator's metrics: a port (not kopf's liveness port 8080), Prometheus' peers
+                {"operator": {"metrics": {"port": 8080}}}, {"operator": {"metrics": {"port": "9090"}}},
+                {"operator": {"metrics": {"scrapeFrom": ["monitoring"]}}},
+                {"operator": {"metrics": {"podMonitor": {"interval": 30}}}},
                 # tracing: an http(s) URL, the SDK's samplers, attributes OTEL_RESOURCE_ATTRIBUTES can hold
                 {"proxy": {"tracing": {"otlpEndpoint": "otel-collector:4318"}}},
                 {"proxy": {"tracing": {"sampler": "ratio"}}}, {"proxy": {"tracing": {"protocol": "grpc"}}},
@@ -455,6 +469,9 @@ UNREPEATABLE_ALLOWED = {
         "which GitOps sets (helm template sees no CRDs; README: GitOps)",
     ("NOTES.txt", ".Capabilities.APIVersions"):
         "a note that no ServiceMonitor was made; NOTES.txt is printed by helm install, never applied",
+    ("operator.yaml", ".Capabilities.APIVersions"):
+        "the operator's PodMonitor, as the ServiceMonitor: where its CRD is visible, or always with "
+        "operator.metrics.podMonitor.assumeCrdInstalled",
 }
 
 
@@ -700,6 +717,51 @@ def test_the_operator_gets_the_proxies_tracing_defaults_as_it_reads_them() -> No
         assert len(operator_policy(values)["spec"]["egress"]) == 3  # type: ignore[index]
     with pytest.raises(helm_python.HelmError, match=r"operator\.extraEnv: GLIMPSE_PROXY_TRACING is the chart's"):
         render_chart({"operator": {"extraEnv": [{"name": "GLIMPSE_PROXY_TRACING", "value": "{}"}]}})
+
+
+def test_the_operator_serves_its_metrics_to_prometheus_alone() -> None:
+    """The operator's metrics port (GLIMPSE_METRICS_PORT, as its settings read it), open in its NetworkPolicy only to
+    operator.metrics.scrapeFrom; a PodMonitor when asked, which needs those peers while the policy is on."""
+    objects = operator_objects({})
+    container = operator_container(objects)
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GLIMPSE_METRICS_PORT"] == "9090"
+    assert operator_policy({})["spec"]["ingress"] == []  # type: ignore[index]  # no one, until scrapeFrom says who
+    assert not [o for o in objects if o["kind"] == "PodMonitor"]
+
+    values = VALUES["operator-metrics"]
+    assert operator_policy(values)["spec"]["ingress"] == [  # type: ignore[index]
+        {"ports": [{"port": 9090, "protocol": "TCP"}], "from": [PROMETHEUS_PEER]}]
+    [monitor] = [o for o in operator_objects(values) if o["kind"] == "PodMonitor"]
+    deployment = next(o for o in operator_objects(values) if o["kind"] == "Deployment")
+    assert monitor["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    unseen = {"operator": {"metrics": {**values["operator"]["metrics"], "podMonitor": {"enabled": True}}}}
+    assert not [o for o in operator_objects(unseen) if o["kind"] == "PodMonitor"]  # no CRD, no assumption
+
+    needs_peers = r"operator\.metrics\.podMonitor needs operator\.metrics\.scrapeFrom"
+    with pytest.raises(helm_python.HelmError, match=needs_peers):
+        render_chart({"operator": {"metrics": {"podMonitor": {"enabled": True, "assumeCrdInstalled": True}}}})
+    unguarded = {"operator": {"networkPolicy": {"enabled": False}, "metrics": {"podMonitor": {
+        "enabled": True, "assumeCrdInstalled": True}}}}
+    assert [o for o in operator_objects(unguarded) if o["kind"] == "PodMonitor"]
+
+    off = operator_objects({"operator": {"metrics": {"port": 0, "scrapeFrom": [PROMETHEUS_PEER]}}})
+    assert [p["name"] for p in operator_container(off)["ports"]] == ["health"]
+    assert {e["name"]: e.get("value") for e in operator_container(off)["env"]}["GLIMPSE_METRICS_PORT"] == "0"
+    assert next(o for o in off if o["kind"] == "NetworkPolicy")["spec"]["ingress"] == []
+    with pytest.raises(helm_python.HelmError, match=r"operator\.extraEnv: GLIMPSE_METRICS_PORT is the chart's"):
+        render_chart({"operator": {"extraEnv": [{"name": "GLIMPSE_METRICS_PORT", "value": "1"}]}})
+
+
+def test_the_operator_reads_the_metrics_port_the_chart_gives_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for port in ("9091", "0"):
+        env = {e["name"]: e.get("value") for e in operator_container(operator_objects(
+            {"operator": {"metrics": {"port": int(port)}}}))["env"]}
+        monkeypatch.setenv("GLIMPSE_METRICS_PORT", env["GLIMPSE_METRICS_PORT"])
+        assert OperatorSettings.from_environment().metrics_port == int(port)
 
 
 def operator_policy(values: dict[str, Any]) -> dict[str, Any] | None:
