@@ -19,6 +19,9 @@ HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"  # e.g. "authorization=Bearer …" (W3C b
 # What every proxy's traces say about where they come from, beside the user's resource attributes
 NAMESPACE_ATTRIBUTE = "k8s.namespace.name"
 VOICE_AGENT_ATTRIBUTE = "glimpse.voiceagent"  # the label the ServiceMonitor gives the same proxy's series
+# Every variable set here: the operator's, yet not in render.OPERATOR_ENV, so a VoiceAgent's spec.pod.env may set each
+VARIABLES = (ENDPOINT, "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
+             "OTEL_TRACES_SAMPLER_ARG", HEADERS)
 SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
             "parentbased_traceidratio")
 

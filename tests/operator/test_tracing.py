@@ -12,9 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased
 
 from glimpse.observability.tracing import Tracing
-from glimpse_operator.render import render_proxy
+from glimpse_operator import pod_settings
+from glimpse_operator.render import OPERATOR_ENV, render_proxy
 from glimpse_operator.settings import ConfigError, OperatorSettings, ProxyTracing, load_settings
 from glimpse_operator.spec import with_defaults
+from glimpse_operator.tracing import VARIABLES
 from tests.operator.support import voice_agent
 
 SECRETS = {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}
@@ -73,6 +75,16 @@ def test_a_voice_agents_own_otel_variables_win() -> None:
            {"name": "OTEL_SERVICE_NAME", "value": "museum"}]
     env = container_env(objects(TRACING, pod={"env": own}))
     assert [e for e in env if e["name"].startswith("OTEL_")] == own
+
+
+def test_a_voice_agent_may_set_every_variable_tracing_sets() -> None:
+    """The tracing variables are the only ones the operator sets that spec.pod.env (and the CRD) lets a VoiceAgent
+    set too: OPERATOR_ENV, which it may not, holds every other."""
+    rendered = objects(TRACING)
+    names = set(rendered["ConfigMap"]["data"]) | {e["name"] for e in container_env(rendered)}
+    assert names - OPERATOR_ENV == set(VARIABLES)
+    own = [{"name": name, "value": "x"} for name in VARIABLES]
+    assert pod_settings.check({"env": own}, "spec.pod") == {"env": own}
 
 
 def test_the_proxy_reads_what_the_operator_writes(monkeypatch: pytest.MonkeyPatch) -> None:
