@@ -84,7 +84,7 @@ def render(args: list[str], settings: OperatorSettings) -> int:
             with open(source, encoding="utf-8") as file:
                 text = file.read()
         documents = render_file(text, settings.proxy_image, settings.proxy_network_policy.as_spec(),
-                                settings.proxy_pod_defaults)
+                                settings.proxy_pod_defaults, settings.proxy_tracing.as_spec())
     except OSError as exc:
         return _fail(source, exc.strerror or type(exc).__name__)
     except UnicodeDecodeError:

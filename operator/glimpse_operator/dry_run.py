@@ -72,9 +72,11 @@ def _check_document(document: Any, number: int) -> None:
 
 def render_voice_agent(document: dict[str, Any], proxy_image: str,
                        network_defaults: Mapping[str, Any] | None = None,
-                       pod_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                       pod_defaults: dict[str, Any] | None = None,
+                       tracing: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every Kubernetes object the operator would apply for one VoiceAgent, in apply order, then the agent body;
-    `network_defaults`: the operator's GLIMPSE_PROXY_NETWORK_POLICY; `pod_defaults`: its GLIMPSE_PROXY_POD_DEFAULTS."""
+    `network_defaults`: the operator's GLIMPSE_PROXY_NETWORK_POLICY; `pod_defaults`: its GLIMPSE_PROXY_POD_DEFAULTS;
+    `tracing`: its GLIMPSE_PROXY_TRACING."""
     metadata = document["metadata"]
     name = metadata["name"]
     namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
@@ -85,7 +87,7 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str,
         spec = with_pod_defaults(with_defaults(document["spec"]), pod_defaults or {})
         adopted = spec["elevenlabs"]["agentId"]
         objects = render_proxy(body, spec, adopted or NEW_AGENT_ID, GENERATED_SECRETS, proxy_image,
-                               "<digest of the keys the pods read from Secrets>", network_defaults)
+                               "<digest of the keys the pods read from Secrets>", network_defaults, tracing)
         agent_body = desired_agent(spec, workspace_secret_placeholder(namespace, name),
                                    None if adopted else body["metadata"]["uid"])
     except InvalidSpec as exc:
@@ -101,9 +103,10 @@ def render_voice_agent(document: dict[str, Any], proxy_image: str,
 
 
 def render_file(text: str, proxy_image: str, network_defaults: Mapping[str, Any] | None = None,
-                pod_defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                pod_defaults: dict[str, Any] | None = None,
+                tracing: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     return [obj for document in load_voice_agents(text)
-            for obj in render_voice_agent(document, proxy_image, network_defaults, pod_defaults)]
+            for obj in render_voice_agent(document, proxy_image, network_defaults, pod_defaults, tracing)]
 
 
 class _Dumper(yaml.SafeDumper):

@@ -42,6 +42,7 @@ def reconciler(memo: kopf.Memo) -> Reconciler:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's settings; the Reconciler with the operator's settings; the operator's /metrics served (kopf has none)."""
     settings.persistence.finalizer = "glimpse.dev/cleanup"
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
@@ -56,6 +57,18 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     memo.reconciler = Reconciler(Cluster(), operator_settings)
+    if operator_settings.metrics_port:
+        try:
+            memo.stop_metrics = memo.reconciler.metrics.serve(operator_settings.metrics_port)
+        except OSError as exc:  # the port is taken: say which, and stop (kopf would retry a plain error forever)
+            raise kopf.PermanentError(f"cannot serve metrics on port {operator_settings.metrics_port}: {exc}") from None
+
+
+@kopf.on.cleanup()
+def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+    stop = getattr(memo, "stop_metrics", None)
+    if stop is not None:
+        stop()
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
@@ -63,6 +76,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 def reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf.Memo, retry: int = 0,
               old: kopf.BodyEssence | dict[str, Any] | None = None, **_: Any) -> None:
+    with reconciler(memo).metrics.handling("reconcile"):
+        _reconcile(body, patch, memo, retry, old)
+
+
+def _reconcile(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf.Memo, retry: int,
+               old: kopf.BodyEssence | dict[str, Any] | None) -> None:
     try:
         outcome = reconciler(memo).reconcile(dict(body))
         if outcome is not None:
@@ -95,7 +114,9 @@ def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf
 
     kopf runs timers beside the change handlers, not after them: when a handler is reconciling this object right
     now, this tick does nothing (the handler does the same work)."""
-    outcome = reconciler(memo).reconcile(dict(body), wait=False, repair=True)
+    with reconciler(memo).metrics.handling("repair") as run:
+        outcome = reconciler(memo).reconcile(dict(body), wait=False, repair=True)
+        run.failed(outcome.retry_reason if outcome else None)
     if outcome is not None:
         patch.status.update(outcome.status)
 
@@ -104,6 +125,11 @@ def repair_drift(body: kopf.Body | dict[str, Any], patch: kopf.Patch, memo: kopf
 def clean_up(body: kopf.Body | dict[str, Any], memo: kopf.Memo, retry: int = 0,
              runtime: dt.timedelta = dt.timedelta(0), **_: Any) -> None:
     """Delete what the VoiceAgent made in ElevenLabs, within the bounds above; 401/403 is final at once."""
+    with reconciler(memo).metrics.handling("cleanup"):
+        _clean_up(body, memo, retry, runtime)
+
+
+def _clean_up(body: kopf.Body | dict[str, Any], memo: kopf.Memo, retry: int, runtime: dt.timedelta) -> None:
     delay = backoff(retry)
     # kopf's own look-ahead: the attempt after this one would exceed the retries or the timeout
     final = retry + 1 >= CLEANUP_ATTEMPTS or runtime.total_seconds() + delay >= CLEANUP_TIMEOUT_SECONDS
@@ -163,6 +189,8 @@ def key_secret_changed(namespace: str | None, name: str, type: str | None, memo:
 
 def reconcile_dependent(reconciler: Reconciler, namespace: str, name: str, uid: str) -> None:
     """Reconcile a VoiceAgent from an event of something it depends on, writing its status as its handlers do."""
-    outcome = reconciler.reconcile({"metadata": {"namespace": namespace, "name": name, "uid": uid}})
+    with reconciler.metrics.handling("dependent") as run:
+        outcome = reconciler.reconcile({"metadata": {"namespace": namespace, "name": name, "uid": uid}})
+        run.failed(outcome.retry_reason if outcome else None)
     if outcome is not None:
         reconciler.cluster.patch_status(namespace, name, outcome.status)

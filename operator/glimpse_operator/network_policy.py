@@ -29,6 +29,19 @@ CREDENTIAL_CIDRS = ("169.254.169.254/32", "169.254.169.252/32", "169.254.170.23/
 CREDENTIAL_PORTS = (80, 988)
 
 
+def otlp_egress(tracing: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The egress rule to the proxies' OTLP collector (tracing.py): TCP to its endpoint's port, to the egressTo peers
+    (none: any address); none without an endpoint."""
+    endpoint = str((tracing or {}).get("otlpEndpoint") or "")
+    port = url_port(endpoint) if endpoint else None
+    if tracing is None or port is None:
+        return []
+    rule: dict[str, Any] = {"ports": [{"port": port, "protocol": "TCP"}]}
+    if peers := list(tracing.get("egressTo") or []):
+        rule["to"] = peers
+    return [rule]
+
+
 def url_port(url: str) -> int | None:
     """The TCP port a URL connects to: its own, else its scheme's; None for a URL with neither."""
     parts = urlsplit(url)
@@ -80,8 +93,10 @@ def _port_rule(port: int, peers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def network_policy_spec(pod_selector: dict[str, str], spec: dict[str, Any], port: int, metrics_port: int,
-                        defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The policy's spec for the pods `pod_selector` selects; None when it is turned off."""
+                        defaults: Mapping[str, Any] | None = None,
+                        tracing: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The policy's spec for the pods `pod_selector` selects, out to the `tracing` settings' collector too; None when
+    it is turned off."""
     settings = policy_settings(spec, defaults)
     if not settings["enabled"]:
         return None
@@ -93,6 +108,7 @@ def network_policy_spec(pod_selector: dict[str, str], spec: dict[str, Any], port
             {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, {"port": DNS_PORT, "protocol": "TCP"}]},
             {"ports": [{"port": p, "protocol": "TCP"} for p in egress_ports(spec)]},
             *([credential_egress()] if uses_pod_identity(spec) else []),
+            *otlp_egress(tracing),
             *settings["extraEgress"],
         ],
     }

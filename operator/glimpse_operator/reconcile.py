@@ -33,6 +33,7 @@ from .elevenlabs_api import ElevenLabsClient, ElevenLabsError
 from .events import Events
 from .keys import Keys, MissingSecret, protect_key_secret, read_keys
 from .locks import ObjectLocks
+from .metrics import OperatorMetrics
 from .pod_settings import with_pod_defaults
 from .proxy_objects import (
     ApplyFailed,
@@ -52,14 +53,20 @@ class Reconciler:
     """One per operator (kopf's `memo.reconciler`), built at startup from the settings."""
 
     def __init__(self, cluster: Cluster, settings: OperatorSettings,
-                 agents: Callable[[str], ElevenLabsClient] | None = None) -> None:
+                 agents: Callable[[str], ElevenLabsClient] | None = None,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.cluster = cluster
+        # the operator's metrics: the handlers count their runs in them, the ElevenLabs client its calls, the
+        # VoiceAgents' conditions are tracked here
+        self.metrics = metrics or OperatorMetrics()
         self.proxy_image = settings.proxy_image
         self.network_defaults = settings.proxy_network_policy.as_spec()
+        self.tracing = settings.proxy_tracing.as_spec()
         self.pod_defaults = settings.proxy_pod_defaults
         base_url = settings.elevenlabs_base_url
         # an ElevenLabs API client for a key (each VoiceAgent names its own)
-        self.agents: Callable[[str], ElevenLabsClient] = agents or (lambda key: ElevenLabsClient(key, base_url))
+        self.agents: Callable[[str], ElevenLabsClient] = agents or (
+            lambda key: ElevenLabsClient(key, base_url, metrics=self.metrics))
         self.locks = ObjectLocks()
 
     def reconcile(self, body: dict[str, Any], *, wait: bool = True, repair: bool = False) -> Outcome | None:
@@ -71,8 +78,11 @@ class Reconciler:
                 return None
             current = self._current(body)
             if current is None or current["metadata"].get("deletionTimestamp"):
+                self.metrics.forget(body["metadata"]["uid"])
                 return None
-            return self._reconcile(current, repair=repair)
+            outcome = self._reconcile(current, repair=repair)
+            self.metrics.track(body["metadata"]["uid"], outcome.status["conditions"])
+            return outcome
 
     def _current(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The object as the API server has it now (with the ids an earlier run recorded), or None if it is gone
@@ -145,7 +155,7 @@ class Reconciler:
         digest = secrets_hash({"llm": keys.llm, "elevenlabs": keys.elevenlabs, "fallbacks": "\n".join(keys.fallbacks),
                                **generated})
         objects = [o for o in render_proxy(body, spec, draft.status.get("agentId", ""), generated, self.proxy_image,
-                                           digest, self.network_defaults) if o["kind"] != "Secret"]
+                                           digest, self.network_defaults, self.tracing) if o["kind"] != "Secret"]
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         # the unwanted go first: an Ingress replaced by an HTTPRoute is gone even where the route cannot be made yet
         for kind in delete_unwanted(self.cluster, existing, objects, namespace, name):
@@ -174,6 +184,7 @@ class Reconciler:
             conditions = set_condition(conditions, "ProxyAvailable", ok, reason, message, generation)
             conditions = with_ready(conditions, message, generation)
             self.cluster.patch_status(namespace, name, {"conditions": conditions})
+            self.metrics.track(uid, conditions)
 
     def clean_up(self, body: dict[str, Any], *, final_attempt: bool = False, attempt: int = 1,
                  attempts: int = 1) -> None:
@@ -184,6 +195,7 @@ class Reconciler:
             cleanup.clean_up(self.cluster, self.agents, self._current(body) or body, final_attempt=final_attempt,
                              attempt=attempt, attempts=attempts)
         self.locks.forget(uid)
+        self.metrics.forget(uid)
 
 
 # The Normal event for each kind deleted because the spec no longer asks for it: (reason, message).

@@ -15,6 +15,7 @@ from glimpse.sizing import DecodeBudget, memory_limit_mib
 from . import GROUP, KIND, VERSION
 from .network_policy import network_policy_spec
 from .spec import custom_llm_api_type, fallback_base_urls, public_url, upstream_base_url
+from .tracing import headers_env, tracing_environment
 
 PORT = 8080
 METRICS_PORT = 9090  # /metrics alone: the Service exposes it, the Ingress routes only to PORT
@@ -153,9 +154,17 @@ def proxy_environment(spec: dict[str, Any], agent_id: str) -> dict[str, str]:
     }
 
 
-def render_configmap(body: dict[str, Any], spec: dict[str, Any], agent_id: str) -> dict[str, Any]:
+def proxy_configuration(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
+                        tracing: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The ConfigMap's data: `proxy_environment`, and the OTEL_* variables of the operator's tracing settings."""
+    meta = body["metadata"]
+    return {**proxy_environment(spec, agent_id), **tracing_environment(tracing, meta["namespace"], meta["name"])}
+
+
+def render_configmap(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
+                     tracing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(body),
-            "data": proxy_environment(spec, agent_id)}
+            "data": proxy_configuration(body, spec, agent_id, tracing)}
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -170,9 +179,10 @@ def secrets_hash(values: dict[str, str]) -> str:
 
 
 def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str, proxy_image: str,
-                      secrets_digest: str = "") -> dict[str, Any]:
+                      secrets_digest: str = "", tracing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The proxy's pods; `proxy_image` (the operator's GLIMPSE_PROXY_IMAGE) unless the spec names an image;
-    `secrets_digest` is `secrets_hash` of what the pods read from Secrets."""
+    `secrets_digest` is `secrets_hash` of what the pods read from Secrets; `tracing` the operator's
+    GLIMPSE_PROXY_TRACING (a variable spec.pod.env sets itself wins over the operator's)."""
     name = body["metadata"]["name"]
     generated = object_name(name)
     llm_ref, el_ref = spec["llm"]["apiKeySecretRef"], spec["elevenlabs"]["apiKeySecretRef"]
@@ -184,13 +194,14 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
         mounts.append({"name": "images", "mountPath": OWN_VOLUMES["images"]})
     replicas = spec["proxy"]["replicas"]
     pod = spec["pod"]
+    own_env = {item.get("name") for item in pod.get("env", [])}
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
             "metadata": {"labels": {**pod.get("labels", {}), **labels(name)}, "annotations": {
                 **pod.get("annotations", {}),
-                "glimpse.dev/config-hash": _digest(proxy_environment(spec, agent_id), 16),
+                "glimpse.dev/config-hash": _digest(proxy_configuration(body, spec, agent_id, tracing), 16),
                 "glimpse.dev/secrets-hash": secrets_digest}},
             "spec": {
                 "automountServiceAccountToken": False,
@@ -216,6 +227,7 @@ def render_deployment(body: dict[str, Any], spec: dict[str, Any], agent_id: str,
                         _secret_env("GLIMPSE_CUSTOM_LLM_KEY", generated, "customLlmKey"),
                         _secret_env("GLIMPSE_SIGNING_SECRET", generated, "signingSecret"),
                         *s3_credentials_env(spec),
+                        *(item for item in headers_env(tracing) if item["name"] not in own_env),
                         *pod.get("env", []),
                     ],
                     "livenessProbe": probe,
@@ -378,11 +390,11 @@ def hpa_metric(scaling: dict[str, Any]) -> dict[str, Any]:
         "type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]}}}
 
 
-def render_network_policy(body: dict[str, Any], spec: dict[str, Any],
-                          defaults: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The proxy pods' NetworkPolicy (`network_policy.py`), spec.networkPolicy over the operator's `defaults`; None
-    when turned off."""
-    policy = network_policy_spec(selector(body["metadata"]["name"]), spec, PORT, METRICS_PORT, defaults)
+def render_network_policy(body: dict[str, Any], spec: dict[str, Any], defaults: Mapping[str, Any] | None = None,
+                          tracing: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The proxy pods' NetworkPolicy (`network_policy.py`), spec.networkPolicy over the operator's `defaults`, out to
+    the `tracing` collector too; None when turned off."""
+    policy = network_policy_spec(selector(body["metadata"]["name"]), spec, PORT, METRICS_PORT, defaults, tracing)
     if policy is None:
         return None
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(body),
@@ -390,10 +402,11 @@ def render_network_policy(body: dict[str, Any], spec: dict[str, Any],
 
 
 def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secret_values: dict[str, str],
-                 proxy_image: str, secrets_digest: str = "",
-                 network_defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                 proxy_image: str, secrets_digest: str = "", network_defaults: Mapping[str, Any] | None = None,
+                 tracing: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every namespaced object of one VoiceAgent, in apply order; `proxy_image` is the default proxy image,
-    `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY). Without autoscaling there
+    `network_defaults` the operator's NetworkPolicy settings (GLIMPSE_PROXY_NETWORK_POLICY), `tracing` its tracing
+    settings (GLIMPSE_PROXY_TRACING). Without autoscaling there
     is no HPA, with spec.networkPolicy.enabled false no NetworkPolicy, without spec.ingress no Ingress, without
     spec.httpRoute no HTTPRoute: the reconcile deletes one an earlier spec made. Without
     spec.pod.serviceAccount.create no ServiceAccount (one an earlier spec made is left, unused). The NetworkPolicy
@@ -401,11 +414,11 @@ def render_proxy(body: dict[str, Any], spec: dict[str, Any], agent_id: str, secr
     PDB) is refused. The HTTPRoute comes last: where the Gateway API's CRDs are missing, everything else is in place
     when its apply fails."""
     account = render_service_account(body, spec)  # before the Deployment whose pods run as it
-    policy = render_network_policy(body, spec, network_defaults)  # before the pods it restricts
+    policy = render_network_policy(body, spec, network_defaults, tracing)  # before the pods it restricts
     optional = (render_ingress(body, spec), render_pdb(body), render_hpa(body, spec), render_httproute(body, spec))
-    return [render_secret(body, secret_values), render_configmap(body, spec, agent_id),
+    return [render_secret(body, secret_values), render_configmap(body, spec, agent_id, tracing),
             *(o for o in (account, policy) if o is not None),
-            render_deployment(body, spec, agent_id, proxy_image, secrets_digest), render_service(body),
+            render_deployment(body, spec, agent_id, proxy_image, secrets_digest, tracing), render_service(body),
             *(o for o in optional if o is not None)]
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from glimpse_operator import pod_settings
 from glimpse_operator.cluster import DELETED, RESOURCES, WATCHED
-from glimpse_operator.settings import ProxyNetworkPolicy
+from glimpse_operator.settings import OperatorSettings, ProxyNetworkPolicy, ProxyTracing
 from tests import restricted_v2
 from tests.gateway_api import route_errors
 from tests.operator.support import FITTED_POD
@@ -64,6 +64,8 @@ OPERATOR_KNOBS: dict[str, Any] = {
     "podSecurityContext": {"supplementalGroups": [4242]},
     "containerSecurityContext": {"runAsNonRoot": True},
 }
+PROMETHEUS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 STANDALONE = {"proxy": {"enabled": True, "upstream": {"apiKeySecret": {"name": "openai"}},
                         "elevenlabs": {"agentId": "agent_1", "apiKeySecret": {"name": "elevenlabs"}},
                         "secrets": {"existingSecret": "glimpse-proxy-secrets"},
@@ -95,6 +97,14 @@ VALUES: dict[str, dict[str, Any]] = {
         "enabled": True, "parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
         "hostnames": ["voice.example.com"], "labels": {"team": "voice"},
         "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}}},
+    # traces to a collector, from the standalone proxy and from the operator's proxies
+    "traced": {"proxy": {**copy.deepcopy(STANDALONE["proxy"]), "tracing": {
+        "otlpEndpoint": "http://otel-collector.observability:4318", "headersSecret": {"name": "otel-auth"},
+        "sampler": "parentbased_traceidratio", "samplerArg": "0.1"}},
+        "operator": {"proxyDefaults": {"tracing": {"otlpEndpoint": "https://otlp.example.com"}}}},
+    # the operator's own metrics scraped by a PodMonitor, from Prometheus' namespace only
+    "operator-metrics": {"operator": {"metrics": {"scrapeFrom": [PROMETHEUS_PEER], "podMonitor": {
+        "enabled": True, "assumeCrdInstalled": True, "labels": {"release": "kps"}}}}},
 }
 PEERING_KINDS = {"ClusterKopfPeering", "KopfPeering"}  # kopf's custom resources: checked against their CRDs
 
@@ -113,6 +123,10 @@ def test_rendered_objects_are_valid(case: str) -> None:
     for obj in objects:
         if obj["kind"] in MONITORING_KINDS:  # the Prometheus Operator's kinds: its own schemas, not Kubernetes'
             assert monitoring_errors([obj]) == [[]]
+            continue
+        if obj["kind"] == "PodMonitor":  # the same
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+            assert obj["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
             continue
         if obj["kind"] == "HTTPRoute":  # the Gateway API's kind: its own schema, not the Kubernetes schemas
             assert route_errors([obj]) == [[]]
@@ -139,7 +153,9 @@ def test_rendered_objects_are_valid(case: str) -> None:
                 "fitted-pods": {"ServiceAccount", "Service", "NetworkPolicy"},
                 "every-namespace": {"ClusterRole", "ClusterKopfPeering"},
                 "autoscaled-on-active-streams": {"HorizontalPodAutoscaler"},
-                "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"}}[case]
+                "gateway-route": {"HTTPRoute", "Service", "NetworkPolicy"},
+                "traced": {"NetworkPolicy"},
+                "operator-metrics": {"PodMonitor", "NetworkPolicy"}}[case]
     assert expected <= set(kinds)
     assert "Secret" not in kinds  # the chart never makes one: the proxy's keys are proxy.secrets.existingSecret's
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
@@ -219,6 +235,16 @@ def test_values_schema_rejects_wrong_types() -> None:
                 {"proxy": {"extraVolumes": [{"emptyDir": {}}]}}, {"proxy": {"extraVolumeMounts": [{"name": "x"}]}},
                 {"proxy": {"podSecurityContext": {"runAsUser": "10001"}}},
                 {"operator": {"containerSecurityContext": {"readOnlyRootFilesystem": "no"}}},
+                # the operator's metrics: a port (not kopf's liveness port 8080), Prometheus' peers
+                {"operator": {"metrics": {"port": 8080}}}, {"operator": {"metrics": {"port": "9090"}}},
+                {"operator": {"metrics": {"scrapeFrom": ["monitoring"]}}},
+                {"operator": {"metrics": {"podMonitor": {"interval": 30}}}},
+                # tracing: an http(s) URL, the SDK's samplers, attributes OTEL_RESOURCE_ATTRIBUTES can hold
+                {"proxy": {"tracing": {"otlpEndpoint": "otel-collector:4318"}}},
+                {"proxy": {"tracing": {"sampler": "ratio"}}}, {"proxy": {"tracing": {"protocol": "grpc"}}},
+                {"proxy": {"tracing": {"resourceAttributes": {"team": "voice,ops"}}}},
+                {"operator": {"proxyDefaults": {"tracing": {"headersSecret": {"name": "Otel_Auth"}}}}},
+                {"operator": {"proxyDefaults": {"tracing": {"egressTo": ["observability"]}}}},
                 # the operator's proxies' defaults: what a VoiceAgent may not ask for either
                 *({"operator": {"proxyDefaults": {"pod": pod}}} for pod in (
                     {"hostNetwork": True}, {"containerSecurityContext": {"privileged": True}},
@@ -464,6 +490,9 @@ UNREPEATABLE_ALLOWED = {
         "(helm template sees no CRDs; README: GitOps)",
     ("NOTES.txt", ".Capabilities.APIVersions"):
         "a note that no monitor or PrometheusRule was made; NOTES.txt is printed by helm install, never applied",
+    ("operator.yaml", ".Capabilities.APIVersions"):
+        "the operator's PodMonitor, as the ServiceMonitor: where its CRD is visible, or always with "
+        "operator.metrics.podMonitor.assumeCrdInstalled",
 }
 
 
@@ -667,6 +696,116 @@ def test_the_proxy_policy_reaches_the_credential_endpoints_for_the_pods_own_iden
 def test_the_proxy_policy_adds_extra_egress() -> None:
     proxy = {**copy.deepcopy(STANDALONE["proxy"]), "networkPolicy": {"extraEgress": [OTLP]}}
     assert proxy_policy({"proxy": proxy})["spec"]["egress"][-1:] == [OTLP]
+
+
+TRACED = {**copy.deepcopy(STANDALONE["proxy"]), "tracing": {
+    "otlpEndpoint": "http://otel-collector.observability:4318", "headersSecret": {"name": "otel-auth", "key": "h"},
+    "serviceName": "voice", "resourceAttributes": {"deployment.environment": "prod"},
+    "sampler": "parentbased_traceidratio", "samplerArg": "0.1", "egressTo": OTLP["to"]}}
+
+
+def test_proxy_tracing_sets_the_otel_variables_its_header_secret_and_the_collectors_egress() -> None:
+    """proxy.tracing: the standard OTEL_* variables in the ConfigMap (the pods roll when they change), the headers
+    from a Secret the kubelet reads (optional: a missing one does not keep the proxy from starting), and the
+    endpoint's port out, to the collector's peers, before extraEgress."""
+    objects = render_chart({"proxy": TRACED})
+    [configmap] = [o for o in objects if o["kind"] == "ConfigMap" and "GLIMPSE_PORT" in o["data"]]
+    assert {key: value for key, value in configmap["data"].items() if key.startswith("OTEL_")} == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318", "OTEL_SERVICE_NAME": "voice",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,glimpse.voiceagent=glimpse,"
+                                    "k8s.namespace.name=glimpse-system",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    assert {"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {
+        "name": "otel-auth", "key": "h", "optional": True}}} in proxy_pod(TRACED)["spec"]["containers"][0]["env"]
+    egress = proxy_policy({"proxy": {**TRACED, "networkPolicy": {"extraEgress": [OTLP]}}})["spec"]["egress"]
+    # after the credential endpoints (TRACED's gs:// storage relies on the pod's own identity), before extraEgress
+    assert egress[-2:] == [{"ports": [{"port": 4318, "protocol": "TCP"}], "to": OTLP["to"]}, OTLP]
+    hashes = {pod_template_hash({**TRACED, "tracing": {**TRACED["tracing"], "samplerArg": arg}})
+              for arg in ("0.1", "1")}
+    assert len(hashes) == 2
+
+    untraced = render_chart({"proxy": STANDALONE["proxy"]})
+    assert not [key for o in untraced if o["kind"] == "ConfigMap" for key in o["data"] if key.startswith("OTEL_")]
+    assert not [rule for rule in proxy_policy({"proxy": STANDALONE["proxy"]})["spec"]["egress"]
+                if 4318 in [p["port"] for p in rule["ports"]]]
+    assert "OTEL_EXPORTER_OTLP_HEADERS" not in str(proxy_pod(STANDALONE["proxy"]))
+
+
+def pod_template_hash(proxy: dict[str, Any]) -> str:
+    deployment = next(o for o in render_chart({"proxy": proxy}) if o["kind"] == "Deployment"
+                      and o["metadata"]["labels"]["app.kubernetes.io/component"] == "proxy")
+    return str(deployment["spec"]["template"]["metadata"]["annotations"]["glimpse.dev/config-hash"])
+
+
+def test_other_otel_variables_go_in_extra_env_but_not_those_tracing_sets() -> None:
+    """proxy.env holds GLIMPSE_* settings only; any other OTEL_* variable is a proxy.extraEnv EnvVar (a Secret's
+    too). One tracing sets is refused there with a message naming it, instead of a second env entry."""
+    batch = {"name": "OTEL_BSP_SCHEDULE_DELAY", "value": "1000"}
+    assert batch in proxy_pod({**TRACED, "extraEnv": [batch]})["spec"]["containers"][0]["env"]
+    endpoint = {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://elsewhere:4318"}
+    assert endpoint in proxy_pod({**STANDALONE["proxy"], "extraEnv": [endpoint]})["spec"]["containers"][0]["env"]
+    for taken in (endpoint, {"name": "OTEL_EXPORTER_OTLP_HEADERS", "value": "a=b"}):
+        problem = f"proxy.extraEnv: {taken['name']} is the chart's own name"
+        with pytest.raises(helm_python.HelmError, match=re.escape(problem)):
+            render_chart({"proxy": {**TRACED, "extraEnv": [taken]}})
+
+
+def test_the_operator_gets_the_proxies_tracing_defaults_as_it_reads_them() -> None:
+    """operator.proxyDefaults.tracing reaches the operator as GLIMPSE_PROXY_TRACING, which its settings read back
+    to the same values; the operator's own policy is not opened to the collector (it sends no traces)."""
+    for values, expected in (({}, ProxyTracing().as_spec()),
+                             ({"operator": {"proxyDefaults": {"tracing": TRACED["tracing"]}}},
+                              {**ProxyTracing().as_spec(), **TRACED["tracing"]})):
+        env = {e["name"]: e.get("value") for e in operator_container(operator_objects(values))["env"]}
+        assert ProxyTracing.model_validate_json(env["GLIMPSE_PROXY_TRACING"]).as_spec() == expected
+        assert len(operator_policy(values)["spec"]["egress"]) == 3  # type: ignore[index]
+    with pytest.raises(helm_python.HelmError, match=r"operator\.extraEnv: GLIMPSE_PROXY_TRACING is the chart's"):
+        render_chart({"operator": {"extraEnv": [{"name": "GLIMPSE_PROXY_TRACING", "value": "{}"}]}})
+
+
+def test_the_operator_serves_its_metrics_to_prometheus_alone() -> None:
+    """The operator's metrics port (GLIMPSE_METRICS_PORT, as its settings read it), open in its NetworkPolicy only to
+    operator.metrics.scrapeFrom; a PodMonitor when asked, which needs those peers while the policy is on."""
+    objects = operator_objects({})
+    container = operator_container(objects)
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GLIMPSE_METRICS_PORT"] == "9090"
+    assert operator_policy({})["spec"]["ingress"] == []  # type: ignore[index]  # no one, until scrapeFrom says who
+    assert not [o for o in objects if o["kind"] == "PodMonitor"]
+
+    values = VALUES["operator-metrics"]
+    assert operator_policy(values)["spec"]["ingress"] == [  # type: ignore[index]
+        {"ports": [{"port": 9090, "protocol": "TCP"}], "from": [PROMETHEUS_PEER]}]
+    [monitor] = [o for o in operator_objects(values) if o["kind"] == "PodMonitor"]
+    deployment = next(o for o in operator_objects(values) if o["kind"] == "Deployment")
+    assert monitor["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    unseen = {"operator": {"metrics": {**values["operator"]["metrics"], "podMonitor": {"enabled": True}}}}
+    assert not [o for o in operator_objects(unseen) if o["kind"] == "PodMonitor"]  # no CRD, no assumption
+
+    needs_peers = r"operator\.metrics\.podMonitor needs operator\.metrics\.scrapeFrom"
+    with pytest.raises(helm_python.HelmError, match=needs_peers):
+        render_chart({"operator": {"metrics": {"podMonitor": {"enabled": True, "assumeCrdInstalled": True}}}})
+    unguarded = {"operator": {"networkPolicy": {"enabled": False}, "metrics": {"podMonitor": {
+        "enabled": True, "assumeCrdInstalled": True}}}}
+    assert [o for o in operator_objects(unguarded) if o["kind"] == "PodMonitor"]
+
+    off = operator_objects({"operator": {"metrics": {"port": 0, "scrapeFrom": [PROMETHEUS_PEER]}}})
+    assert [p["name"] for p in operator_container(off)["ports"]] == ["health"]
+    assert {e["name"]: e.get("value") for e in operator_container(off)["env"]}["GLIMPSE_METRICS_PORT"] == "0"
+    assert next(o for o in off if o["kind"] == "NetworkPolicy")["spec"]["ingress"] == []
+    with pytest.raises(helm_python.HelmError, match=r"operator\.extraEnv: GLIMPSE_METRICS_PORT is the chart's"):
+        render_chart({"operator": {"extraEnv": [{"name": "GLIMPSE_METRICS_PORT", "value": "1"}]}})
+
+
+def test_the_operator_reads_the_metrics_port_the_chart_gives_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for port in ("9091", "0"):
+        env = {e["name"]: e.get("value") for e in operator_container(operator_objects(
+            {"operator": {"metrics": {"port": int(port)}}}))["env"]}
+        monkeypatch.setenv("GLIMPSE_METRICS_PORT", env["GLIMPSE_METRICS_PORT"])
+        assert OperatorSettings.from_environment().metrics_port == int(port)
 
 
 def operator_policy(values: dict[str, Any]) -> dict[str, Any] | None:

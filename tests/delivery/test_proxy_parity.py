@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from glimpse_operator.render import SECRET_KEYS, render_proxy
-from glimpse_operator.settings import ProxyNetworkPolicy
+from glimpse_operator.settings import ProxyNetworkPolicy, ProxyTracing
 from glimpse_operator.spec import with_defaults
+from glimpse_operator.tracing import VOICE_AGENT_ATTRIBUTE
 from tests.delivery.test_chart import chart_pod_values
 from tests.operator.support import FITTED_POD
 from tools.render_install import render_chart
@@ -49,6 +50,8 @@ ALLOWED = {
                              "glimpse-<VoiceAgent>",
     "backend-name": "the Ingress and the HTTPRoute route to each side's own Service",
     "scale-target-name": "the HPA scales each side's own Deployment",
+    "voiceagent-attribute": "the traces' glimpse.voiceagent resource attribute names each side's proxy: the release vs "
+                            "the VoiceAgent (as the ServiceMonitor's voiceagent label does)",
 }
 # Objects only one side makes, and why.
 CHART_ONLY_KINDS: dict[str, str] = {}
@@ -58,6 +61,7 @@ OPERATOR_ONLY_KINDS = {
               "the user's proxy.secrets.existingSecret",
 }
 EXISTING_SECRET = "parity-proxy-keys"
+RELEASE = "glimpse"  # render_chart's release name
 # The labels the chart's ServiceMonitor selects every proxy's Service by (templates/observability.yaml)
 SERVICE_MONITOR_LABELS = {"app.kubernetes.io/name": "glimpse", "app.kubernetes.io/component": "proxy"}
 OWN_LABELS = ("app.kubernetes.io/", "helm.sh/")  # each side's own labels' prefixes (the settings add none of them)
@@ -77,6 +81,11 @@ INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.n
 PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 OTLP = {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}
+TRACING = {"otlpEndpoint": "http://otel-collector.observability:4318",
+           "headersSecret": {"name": "otel-auth", "key": "h"},
+           "serviceName": "voice-proxy", "resourceAttributes": {"deployment.environment": "prod"},
+           "sampler": "parentbased_traceidratio", "samplerArg": "0.25",
+           "egressTo": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]}
 ROUTE = {"parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system", "sectionName": "https"}],
          "hostnames": ["voice.gateway.example.com", "voice.example.org"],
          "annotations": {"external-dns.alpha.kubernetes.io/ttl": "60"}}
@@ -112,6 +121,10 @@ CASES: dict[str, dict[str, Any]] = {
     # the pods fitted to a cluster: scheduling, labels, annotations, a ServiceAccount for Workload Identity, extra env,
     # envFrom and volumes, security contexts (the chart's proxy.* knobs; a VoiceAgent's spec.pod)
     "fitted-pods": {**BASE, "pod": FITTED_POD},
+    # traces to a collector (the chart's proxy.tracing, the operator's operator.proxyDefaults.tracing), with a header
+    # Secret, a sampler, resource attributes and the collector's port (https: 443, already open) among peers of its own
+    "traced": {**BASE, "tracing": TRACING, "network_policy": {"metricsFrom": [PROMETHEUS]}},
+    "traced-https-defaults": {**BASE, "tracing": {"otlpEndpoint": "https://otlp.example.com"}},
     # the security contexts merged over the same safe defaults, key by key, with IDs pinned
     "pinned-ids": {**BASE, "pod": {"securityContext": {"runAsUser": 10001, "fsGroup": 10001},
                                    "containerSecurityContext": {"readOnlyRootFilesystem": False, "runAsGroup": 0}}},
@@ -132,6 +145,8 @@ def chart_values(s: dict[str, Any]) -> dict[str, Any]:
         proxy["httpRoute"] = {"enabled": True, **s["route"]}
     if s["network_policy"] is not None:
         proxy["networkPolicy"] = s["network_policy"]
+    if s.get("tracing"):
+        proxy["tracing"] = s["tracing"]
     for key in ("images", "resources", "autoscaling"):
         if s[key] is not None:
             proxy[key] = s[key]
@@ -187,7 +202,8 @@ def operator_objects(s: dict[str, Any]) -> dict[str, dict[str, Any]]:
     defaults = {**ProxyNetworkPolicy().as_spec(), **given}
     objects = render_proxy(body, with_defaults(body["spec"]), s["agent_id"],
                            {"customLlmKey": "k" * 43, "signingSecret": "s" * 43}, "registry.test/glimpse/proxy:1.2.3",
-                           network_defaults=defaults)
+                           network_defaults=defaults,
+                           tracing=ProxyTracing.model_validate(s.get("tracing") or {}).as_spec())
     by_kind = {o["kind"]: o for o in objects}
     assert len(by_kind) == len(objects), "one object of each kind"
     return by_kind
@@ -336,9 +352,21 @@ def test_the_same_deployment_and_pod(both: tuple[dict[str, Any], dict[str, Any]]
                 pod_template(operator["Deployment"], operator))
 
 
+def configuration(configmap: dict[str, Any], agent: str) -> dict[str, str]:
+    """The ConfigMap's data, the traces' glimpse.voiceagent attribute masked after checking it names `agent`."""
+    data = dict(configmap["data"])
+    if "OTEL_RESOURCE_ATTRIBUTES" in data:
+        pairs = dict(pair.split("=", 1) for pair in data["OTEL_RESOURCE_ATTRIBUTES"].split(","))
+        assert pairs[VOICE_AGENT_ATTRIBUTE] == agent
+        mask(pairs, VOICE_AGENT_ATTRIBUTE, "voiceagent-attribute")
+        data["OTEL_RESOURCE_ATTRIBUTES"] = pairs  # type: ignore[assignment]
+    return data
+
+
 def test_the_same_configuration(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
     chart, operator = both
-    assert_same("ConfigMap.data", chart["ConfigMap"]["data"], operator["ConfigMap"]["data"])
+    assert_same("ConfigMap.data", configuration(chart["ConfigMap"], RELEASE),
+                configuration(operator["ConfigMap"], operator["ConfigMap"]["metadata"]["ownerReferences"][0]["name"]))
     assert sorted(operator["Secret"]["stringData"]) == sorted(SECRET_KEYS)
     assert generated_keys_read(chart["Deployment"], chart) == generated_keys_read(operator["Deployment"], operator) \
         == sorted(SECRET_KEYS)
@@ -418,3 +446,16 @@ def test_the_cases_cover_what_differs_between_them() -> None:
     assert pods["pinned-ids"]["spec"]["securityContext"]["runAsUser"] == 10001
     assert pods["pinned-ids"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
     assert "nodeSelector" not in pods["one-replica-defaults"]["spec"]
+    traced = data["traced"]
+    assert traced["OTEL_EXPORTER_OTLP_ENDPOINT"] == TRACING["otlpEndpoint"]
+    assert traced["OTEL_TRACES_SAMPLER_ARG"] == "0.25" and traced["OTEL_SERVICE_NAME"] == "voice-proxy"
+    assert data["traced-https-defaults"]["OTEL_SERVICE_NAME"] == "glimpse"
+    assert {case for case, values in data.items() if "OTEL_EXPORTER_OTLP_ENDPOINT" in values} == {
+        "traced", "traced-https-defaults"}
+    assert rendered["traced"]["NetworkPolicy"]["spec"]["egress"][-1:] == [
+        {"ports": [{"port": 4318, "protocol": "TCP"}], "to": TRACING["egressTo"]}]
+    assert rendered["traced-https-defaults"]["NetworkPolicy"]["spec"]["egress"][-1:] == [
+        {"ports": [{"port": 443, "protocol": "TCP"}]}]
+    headers = [e for e in pods["traced"]["spec"]["containers"][0]["env"] if e["name"] == "OTEL_EXPORTER_OTLP_HEADERS"]
+    assert headers == [{"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {
+        "name": "otel-auth", "key": "h", "optional": True}}}]

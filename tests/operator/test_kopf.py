@@ -32,6 +32,7 @@ from tests.operator.support import (
     voice_agent,
     voice_agent_path,
 )
+from tests.processes import free_port
 from tools.render_install import render_chart
 
 KOPF_RUN = ["run", "-m", "glimpse_operator.handlers", "--standalone", "--namespace", "voice"]
@@ -57,6 +58,7 @@ current-context: fake
     monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", elevenlabs.base_url)
     monkeypatch.delenv("GLIMPSE_PROXY_IMAGE", raising=False)
     monkeypatch.delenv("GLIMPSE_PROXY_NETWORK_POLICY", raising=False)
+    monkeypatch.setenv("GLIMPSE_METRICS_PORT", str(free_port()))  # the operator's /metrics, on a port of its own
     load_settings.cache_clear()
     monkeypatch.setattr(handlers, "RETRY_DELAY_SECONDS", 0.05)  # 0.05 s, 0.1 s, 0.2 s …: the same steps, faster
     yield

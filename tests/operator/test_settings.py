@@ -14,7 +14,7 @@ from glimpse_operator.reconcile import Reconciler
 from glimpse_operator.settings import ConfigError, OperatorSettings, load_settings
 
 VARIABLES = ("GLIMPSE_PROXY_IMAGE", "GLIMPSE_ELEVENLABS_BASE_URL", "GLIMPSE_PROXY_NETWORK_POLICY",
-             "GLIMPSE_PROXY_POD_DEFAULTS")
+             "GLIMPSE_PROXY_POD_DEFAULTS", "GLIMPSE_PROXY_TRACING", "GLIMPSE_METRICS_PORT")
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +98,7 @@ def test_cli_prints_a_configuration_error_and_exits_2(monkeypatch: pytest.Monkey
 def test_startup_puts_one_reconciler_with_the_settings_into_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLIMPSE_PROXY_IMAGE", "registry.example.com/glimpse/proxy:1.2.3")
     monkeypatch.setenv("GLIMPSE_ELEVENLABS_BASE_URL", "http://127.0.0.1:8999/")
+    monkeypatch.setenv("GLIMPSE_METRICS_PORT", "0")  # served: tests/operator/test_metrics.py
     monkeypatch.setattr("kubernetes.config.load_incluster_config", lambda: None)  # as if in a pod
     memo = kopf.Memo()
     handlers.configure(settings=kopf.OperatorSettings(), memo=memo)

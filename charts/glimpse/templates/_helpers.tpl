@@ -263,3 +263,24 @@ skipped). As glimpse_operator.network_policy.egress_ports. */ -}}
 {{- end -}}
 {{- join "," $ports -}}
 {{- end -}}
+
+{{- /* A proxy's OTEL_* configuration from tracing values (proxy.tracing), as JSON: the endpoint, the service name,
+the resource attributes (k8s.namespace.name and glimpse.voiceagent, then the values', which win, sorted by key), the
+sampler when given; nothing without otlpEndpoint. As glimpse_operator.tracing.tracing_environment renders
+operator.proxyDefaults.tracing. Arguments: the tracing values, the namespace, the VoiceAgent's (here the release's)
+name. */ -}}
+{{- define "glimpse.tracingConfig" -}}
+{{- $t := index . 0 | default dict }}{{- $namespace := index . 1 }}{{- $agent := index . 2 }}
+{{- $config := dict }}
+{{- if $t.otlpEndpoint }}
+{{- $attributes := merge (deepCopy ($t.resourceAttributes | default dict)) (dict "k8s.namespace.name" $namespace "glimpse.voiceagent" $agent) }}
+{{- $pairs := list }}
+{{- range $key := keys $attributes | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $attributes $key)) }}
+{{- end }}
+{{- $config = dict "OTEL_EXPORTER_OTLP_ENDPOINT" $t.otlpEndpoint "OTEL_SERVICE_NAME" ($t.serviceName | default "glimpse") "OTEL_RESOURCE_ATTRIBUTES" (join "," $pairs) }}
+{{- with $t.sampler }}{{ $_ := set $config "OTEL_TRACES_SAMPLER" . }}{{ end }}
+{{- with $t.samplerArg }}{{ $_ := set $config "OTEL_TRACES_SAMPLER_ARG" (toString .) }}{{ end }}
+{{- end }}
+{{- toJson $config }}
+{{- end -}}
