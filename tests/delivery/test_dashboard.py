@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from glimpse.observability.metrics import ERROR_STATUSES
+from glimpse.web.errors import ANSWERED_STATUSES
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
@@ -37,7 +37,7 @@ SELECTOR = re.compile(r"\b(glimpse_[a-z_]+)(\{[^}]*\})?")
 AGENT_MATCHERS = ('namespace=~"$namespace"', 'voiceagent=~"$voiceagent"')
 PROBES = ("/healthz", "/readyz", "/metrics")
 RATE_WINDOW = "5m"  # what $__rate_interval stands for here: longer than the whole drive
-COUNTED_FROM_START = ("200", *ERROR_STATUSES)  # the statuses whose series exist at 0 before their first request
+COUNTED_FROM_START = tuple(map(str, ANSWERED_STATUSES))  # the statuses whose series exist at 0 before first use
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ MAX_MODEL_LABELS = 32
 UPSTREAM_OUTCOMES = ("ok", "cancelled", "dropped", "shutdown", "timeout", "rate_limited", "rejected",
                      "unsupported", "error")
 FAILOVER_OUTCOMES = ("error", "timeout", "rate_limited", "unsupported")  # the outcomes that are the upstream's fault
-ERROR_STATUSES = ("500", "502", "503", "504")  # what an error ratio counts; other statuses appear on first use
 UPLOAD_OUTCOMES = ("stored", "rejected", "failed")
 STORE_OPS = ("add_image", "mark_ready", "remove_image", "take_turn", "rate_limit")
 QUOTA_SCOPES = ("session", "global")
@@ -103,16 +102,18 @@ class Metrics:
 
         self._models: set[str] = set()
 
-    def initialise(self, *, routes: Iterable[str], upstreams: Mapping[str, Callable[[], float]],
-                   models: Iterable[tuple[str, str]], policy: str, rate_limited_routes: Iterable[str],
-                   memory_limit_bytes: int) -> None:
-        """Make every series whose label values are known at start, at 0. `upstreams`: each upstream's name and
-        a function saying whether its breaker is open now (1) or not (0); `models`: (upstream, model) for the
-        upstreams with a fixed model (the models callers name appear on use)."""
+    def initialise(self, *, routes: Iterable[str], statuses: Iterable[int],
+                   upstreams: Mapping[str, Callable[[], float]], models: Iterable[tuple[str, str]], policy: str,
+                   rate_limited_routes: Iterable[str], memory_limit_bytes: int) -> None:
+        """Make every series whose label values are known at start, at 0. `statuses`: every status a route
+        answers; `upstreams`: each upstream's name and a function saying whether its breaker is open now (1) or not
+        (0); `models`: (upstream, model) for the upstreams with a fixed model (the models callers name appear on
+        use)."""
+        answered = sorted(statuses)
         for route in routes:
             self.request_duration.labels(route)
-            for status in ("200", *ERROR_STATUSES):
-                self.requests.labels(route, status)
+            for status in answered:
+                self.requests.labels(route, str(status))
         for name, is_open in upstreams.items():
             self.breaker_open.labels(name).set_function(is_open)
             for outcome in UPSTREAM_OUTCOMES:

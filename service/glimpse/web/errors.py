@@ -75,6 +75,9 @@ TYPE_BY_STATUS = {
     504: "upstream_timeout",
     507: "insufficient_storage",
 }
+# Every status a route answers (success, the caller gone before the answer, each error's): the metrics make their
+# series at 0 on start, so that rate() counts the first of each (web/series.py).
+ANSWERED_STATUSES = frozenset({200, 201, 204, 499, *TYPE_BY_STATUS})
 # Where the status alone does not say it: OpenAI's word for an allowance used up, which waiting does not restore.
 TYPE_BY_ERROR: tuple[tuple[type[GlimpseError], str], ...] = ((SessionQuotaExceeded, "insufficient_quota"),)
 

@@ -1,4 +1,5 @@
-"""The metrics' series whose label values are known once the app is assembled, made at 0 on start-up: the routes,
+"""The metrics' series whose label values are known once the app is assembled, made at 0 on start-up: the routes
+(by every status they answer),
 the upstreams (with their breakers), the upstreams' fixed models, the rate-limited routes, the memory limit."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from aiohttp import web
 from ..resources import METRICS, RATE_LIMITS, SETTINGS, UPSTREAMS
 from ..sizing import memory_limit_bytes
 from ..upstream.breaker import CircuitBreaker
+from .errors import ANSWERED_STATUSES
 from .observe import QUIET_ROUTES
 from .rate_limit import KIND_BY_ROUTE
 
@@ -20,6 +22,7 @@ async def initialise_series(app: web.Application) -> None:
     routes = {resource.canonical for resource in app.router.resources()} - QUIET_ROUTES
     app[METRICS].initialise(
         routes=sorted(routes),
+        statuses=ANSWERED_STATUSES,
         upstreams={candidate.upstream.name: functools.partial(_is_open, candidate.breaker)
                    for candidate in upstreams.all},
         models=[(candidate.upstream.name, candidate.upstream.model) for candidate in upstreams.all

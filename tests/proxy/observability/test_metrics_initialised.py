@@ -15,7 +15,6 @@ from glimpse.chat.service import StreamInterrupted
 from glimpse.observability.metrics import (
     CONNECTION_REFUSALS,
     DECODE_REFUSALS,
-    ERROR_STATUSES,
     FAILOVER_OUTCOMES,
     STORE_OPS,
     UPLOAD_OUTCOMES,
@@ -23,6 +22,7 @@ from glimpse.observability.metrics import (
     StreamClock,
 )
 from glimpse.sizing import DecodeBudget, MiB, memory_limit_bytes, memory_limit_mib
+from glimpse.web.errors import ANSWERED_STATUSES
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body
@@ -51,7 +51,7 @@ async def test_a_fresh_proxy_shows_every_known_series_at_zero(start_proxy: Start
     samples = await scrape(http, proxy)
 
     for route in API_ROUTES:
-        for status in ("200", *ERROR_STATUSES):
+        for status in map(str, ANSWERED_STATUSES):
             assert value(samples, "glimpse_requests_total", route=route, status=status) == 0
         assert value(samples, "glimpse_request_duration_seconds_count", route=route) == 0
     for probe in ("/healthz", "/readyz"):  # not in any ratio: they appear when first called
