@@ -78,8 +78,9 @@ async def test_prometheus_sees_the_first_errors_and_the_alerts_find_them(
         failing = await query(alerts["GlimpseUpstreamErrorRatioHigh"])  # primary: 3 calls of 4 failed, backup: 2 of 3
         assert {r["metric"]["upstream"]: round(float(r["value"][1]), 2) for r in failing} == {"primary": 0.75,
                                                                                              "backup": 0.67}
-        for quiet in ("GlimpseStoreErrors", "GlimpsePicturesRefusedForCapacity", "GlimpseAllUpstreamsDown",
-                      "GlimpseMemoryNearLimit"):
+        # not GlimpseMemoryNearLimit: this proxy runs inside the test process, whose resident memory (the whole
+        # suite's) it reports; promtool's unit tests hold that rule (tests/proxy/observability/test_alert_rules.py)
+        for quiet in ("GlimpseStoreErrors", "GlimpsePicturesRefusedForCapacity", "GlimpseAllUpstreamsDown"):
             assert await query(alerts[quiet]) == [], quiet
         # with every threshold at ">= 0", each alert expression gives the agent's series: all it reads is there,
         # those at 0 included (a sum with a family never incremented gave nothing before they were made at start)
