@@ -12,28 +12,17 @@ Glimpse never renders.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from typing import Any
 
+from tests.npm_schemas import validate
 from tests.paths import ROOT
 
 DIRECTORY = ROOT / "tests" / "delivery" / "gateway_api"
-INSTALLED = DIRECTORY / "node_modules" / ".glimpse-installed"
 
 
 def schema_errors(routes: list[dict[str, Any]]) -> list[list[str]]:
     """For each route, what the Gateway API's schema refuses in it ("<path> <message>"; empty: valid)."""
-    assert INSTALLED.is_file(), f"make {INSTALLED.relative_to(ROOT)} installs the Gateway API's schemas (npm ci)"
-    node = shutil.which("node")
-    assert node, "Node.js runs the Gateway API's schemas (the page's build needs it too)"
-    result = subprocess.run([node, "validate.mjs"], input=json.dumps(routes), capture_output=True, text=True,
-                            cwd=DIRECTORY, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    verdicts: list[list[str]] = json.loads(result.stdout)
-    assert len(verdicts) == len(routes)
-    return verdicts
+    return validate(DIRECTORY, routes, "the Gateway API's schemas")
 
 
 def _parent(ref: dict[str, Any], namespace: str) -> tuple[str, str, str, str]:

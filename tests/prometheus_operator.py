@@ -8,26 +8,15 @@ What it does not check: the PromQL in a PrometheusRule (the operator's admission
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from typing import Any
 
+from tests.npm_schemas import validate
 from tests.paths import ROOT
 
 DIRECTORY = ROOT / "tests" / "delivery" / "prometheus_operator"
-INSTALLED = DIRECTORY / "node_modules" / ".glimpse-installed"
 KINDS = frozenset({"ServiceMonitor", "PodMonitor", "PrometheusRule"})
 
 
 def monitoring_errors(objects: list[dict[str, Any]]) -> list[list[str]]:
     """For each object, what the Prometheus Operator's schema refuses in it ("<path> <message>"; empty: valid)."""
-    assert INSTALLED.is_file(), f"make {INSTALLED.relative_to(ROOT)} installs the Prometheus Operator's schemas"
-    node = shutil.which("node")
-    assert node, "Node.js runs the Prometheus Operator's schemas (the page's build needs it too)"
-    result = subprocess.run([node, "validate.mjs"], input=json.dumps(objects), capture_output=True, text=True,
-                            cwd=DIRECTORY, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    verdicts: list[list[str]] = json.loads(result.stdout)
-    assert len(verdicts) == len(objects)
-    return verdicts
+    return validate(DIRECTORY, objects, "the Prometheus Operator's schemas")

@@ -118,3 +118,37 @@ class PrometheusServer:
                 return
             time.sleep(0.2)
         raise AssertionError(message)
+
+
+# An alert's cases for promtool: (eval_time, input_series, whether it fires) under its name, with the labels a firing
+# alert carries besides its rule's and the group's.
+AlertCases = dict[str, tuple[dict[str, str], list[tuple[str, list[dict[str, str]], bool]]]]
+
+
+def promtool_check_and_test(directory: Path, text: str, rules_by_name: dict[str, dict[str, Any]], cases: AlertCases,
+                            labels: dict[str, str]) -> str:
+    """`promtool check rules` then `promtool test rules` (one test per case) on the rule file `text`, whose alerts
+    are `rules_by_name`; `labels`: what every firing alert carries from its series (namespace, VoiceAgent). Returns
+    what `promtool test rules` printed."""
+    promtool = require("promtool")
+    (directory / "rules.yaml").write_text(text)
+    checked = subprocess.run([promtool, "check", "rules", str(directory / "rules.yaml")], capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(cases)} rules found" in checked.stdout
+
+    tests = []
+    for name, (extra, alert_cases) in cases.items():
+        rule = rules_by_name[name]
+        for when, inputs, fires in alert_cases:
+            expected = [{"exp_labels": {**rule["labels"], **labels, **extra},
+                         "exp_annotations": rule["annotations"]}] if fires else []
+            tests.append({"interval": "1m", "input_series": inputs,
+                          "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected}]})
+    (directory / "rules_test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                            "tests": tests}))
+    tested = subprocess.run([promtool, "test", "rules", str(directory / "rules_test.yaml")], capture_output=True,
+                            text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
+    return checked.stdout + tested.stdout

@@ -4,8 +4,6 @@ and one where it must not; each alert with its runbook."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import yaml
 
 from glimpse_operator.metrics import STATUSES
 from tests.paths import ROOT
-from tests.prometheus_server import require
+from tests.prometheus_server import promtool_check_and_test
 
 RULES = ROOT / "alerts" / "glimpse-operator.rules.yaml"
 OPERATOR = 'namespace="glimpse-system",pod="glimpse-operator-7d9f-x2k4q"'
@@ -82,26 +80,4 @@ def test_every_alert_has_a_runbook_and_a_case_either_way() -> None:
 
 
 def test_promtool_checks_and_tests_the_rules(tmp_path: Path) -> None:
-    promtool = require("promtool")
-    (tmp_path / "rules.yaml").write_text(RULES.read_text())
-    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True,
-                             text=True, check=False)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(CASES)} rules found" in checked.stdout
-
-    by_name = rules()
-    tests = []
-    for name, (labels, cases) in CASES.items():
-        rule = by_name[name]
-        for when, inputs, fires in cases:
-            expected = [{"exp_labels": {"severity": rule["labels"]["severity"], "namespace": "glimpse-system",
-                                        **labels},
-                         "exp_annotations": rule["annotations"]}] if fires else []
-            tests.append({"interval": "1m", "input_series": inputs,
-                          "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected}]})
-    (tmp_path / "rules_test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-                                                          "tests": tests}))
-    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "rules_test.yaml")], capture_output=True,
-                            text=True, check=False)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "SUCCESS" in tested.stdout
+    promtool_check_and_test(tmp_path, RULES.read_text(), rules(), CASES, {"namespace": "glimpse-system"})

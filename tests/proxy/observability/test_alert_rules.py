@@ -4,15 +4,13 @@ where it must not."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.paths import ROOT
-from tests.prometheus_server import require
+from tests.prometheus_server import promtool_check_and_test
 
 RULES = ROOT / "alerts" / "glimpse-proxy.rules.yaml"
 AGENT = 'namespace="voice",voiceagent="alpha"'
@@ -107,30 +105,8 @@ def test_every_alert_has_a_runbook_and_a_case_either_way() -> None:
 def promtool_checks_and_tests(text: str, directory: Path) -> str:
     """`promtool check rules` then `promtool test rules` (every case of CASES) on the rule file `text`, which holds
     the proxy's alerts: the source file, or the chart's PrometheusRule groups (tests/delivery/test_monitoring.py).
-    Returns what `promtool test rules` printed."""
-    promtool = require("promtool")
-    (directory / "rules.yaml").write_text(text)
-    checked = subprocess.run([promtool, "check", "rules", str(directory / "rules.yaml")], capture_output=True,
-                             text=True, check=False)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(CASES)} rules found" in checked.stdout
-
-    by_name = rules(text)
-    tests = []
-    for name, (labels, cases) in CASES.items():
-        rule = by_name[name]
-        for when, inputs, fires in cases:
-            expected = [{"exp_labels": {**rule["labels"], "namespace": "voice", "voiceagent": "alpha", **labels},
-                         "exp_annotations": rule["annotations"]}] if fires else []
-            tests.append({"interval": "1m", "input_series": inputs,
-                          "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected}]})
-    (directory / "rules_test.yaml").write_text(json.dumps({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-                                                            "tests": tests}))
-    tested = subprocess.run([promtool, "test", "rules", str(directory / "rules_test.yaml")], capture_output=True,
-                            text=True, check=False)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "SUCCESS" in tested.stdout
-    return checked.stdout + tested.stdout
+    Returns what promtool printed."""
+    return promtool_check_and_test(directory, text, rules(text), CASES, {"namespace": "voice", "voiceagent": "alpha"})
 
 
 def test_promtool_checks_and_tests_the_rules(tmp_path: Path) -> None:
