@@ -1,5 +1,6 @@
 """Connection hygiene against a real `glimpse serve` with 256 file descriptors: slowloris heads, idle sockets past
-the connection cap, a stalled upload, and a long SSE stream that none of these timeouts may cut."""
+the connection cap, a stalled upload, and a long SSE stream that none of these timeouts may cut; and, with 4,096,
+one address holding thousands of idle sockets while another is served (the cap per address)."""
 
 from __future__ import annotations
 
