@@ -132,9 +132,10 @@ def start_targets(upstream_url: str, upstream_pid: int, workdir: Path, want: set
             "GLIMPSE_PORT": str(port), "GLIMPSE_UPSTREAM_BASE_URL": upstream_url, "GLIMPSE_UPSTREAM_API_KEY": "sk-b",
             "GLIMPSE_LOG_LEVEL": "WARNING", "GLIMPSE_SIGNING_SECRET": "bench-signing-secret-0123456789abcdef",
             "GLIMPSE_CUSTOM_LLM_KEY": CALLER_KEY, "GLIMPSE_IMAGE_MAX_BYTES": str(64 * 1024 * 1024),
-            # every caller here is 127.0.0.1, standing for ElevenLabs' few addresses and many people: no rate limits
+            # every caller here is 127.0.0.1, standing for ElevenLabs' few addresses and many people, and every turn
+            # is in one page session: no rate limits
             "GLIMPSE_CHAT_RATE_PER_MINUTE": "0", "GLIMPSE_SESSION_RATE_PER_MINUTE": "0",
-            "GLIMPSE_UPLOAD_RATE_PER_MINUTE": "0"})
+            "GLIMPSE_UPLOAD_RATE_PER_MINUTE": "0", "GLIMPSE_CONVERSATION_RATE_PER_MINUTE": "0"})
         wait_for_port(port)
         # a real page session, so every turn looks its conversation up as ElevenLabs' turns do
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/session?voice=false") as answer:

@@ -36,12 +36,17 @@ def _expiry(text: str | None) -> int | None:
     return int(text)
 
 
+def presents_key(authorization: str | None, expected_key: str) -> bool:
+    """Whether `Authorization` is `Bearer <expected_key>` (compared in constant time); never with no key set."""
+    if not expected_key:
+        return False
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(_bytes(presented.strip()), expected_key.encode())
+
+
 def check_bearer(authorization: str | None, expected_key: str) -> None:
     """NotAuthenticated unless `Authorization: Bearer <expected_key>`; no key configured means open."""
-    if not expected_key:
-        return
-    scheme, _, presented = (authorization or "").partition(" ")
-    if not (scheme.lower() == "bearer" and hmac.compare_digest(_bytes(presented.strip()), expected_key.encode())):
+    if expected_key and not presents_key(authorization, expected_key):
         raise NotAuthenticated("Missing or invalid bearer token for the custom LLM endpoint.", challenge="Bearer")
 
 

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
     # ElevenLabs calls chat for all of an agent's users from a few addresses: this is per ElevenLabs address.
     chat_rate_per_minute: int = Field(600, ge=0)
     chat_rate_burst: Positive = 100
+    # -- Turns with the custom-LLM key (issue 30): never limited per address (ElevenLabs calls for every user of an
+    # agent from a few addresses), but per conversation (a person speaks a turn every few seconds; tool calls and
+    # ElevenLabs' retries add a few), and all turns in flight are capped (past it: 503 with Retry-After).
+    conversation_rate_per_minute: int = Field(60, ge=0)
+    conversation_rate_burst: Positive = 20
+    chat_max_turns_in_flight: Positive = 1000
+    # -- end of the turn limits
     session_storage_quota_bytes: int = Field(40 * 1024 * 1024, ge=0)  # one conversation's images
     storage_quota_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=0)  # all stored images (this replica's count)
 
@@ -200,6 +207,10 @@ class Settings(BaseSettings):
     # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
     # open client connections; 0: half of what RLIMIT_NOFILE leaves, at most 10,000; always kept below the limit
     max_connections: int = Field(0, ge=0)
+    # -- Per client address (issue 30): connections one peer may hold open; 0: a quarter of the connection cap. Not
+    # applied to a trusted proxy's connections (GLIMPSE_TRUSTED_PROXIES): the ingress limits its callers in front.
+    max_connections_per_address: int = Field(0, ge=0)
+    # -- end of the per-address connection cap
     listen_backlog: Positive = 2048  # connections the kernel queues before accept (it caps this at somaxconn)
     keepalive_timeout_seconds: Seconds = 75.0  # between requests; keep above the ingress's (ingress-nginx: 60 s)
     header_timeout_seconds: Seconds = 10.0  # for a request head: from the connection's opening, or its first byte

@@ -31,6 +31,7 @@ from .images.storage import ImageStorage
 from .images.sweeper import sweep_forever
 from .images.uploads import ImageUploads
 from .images.urls import ImageUrls
+from .limits.in_flight import TurnsInFlight
 from .limits.policy import RateLimits
 from .limits.quota import Quotas
 from .limits.rate import MemoryRateLimiter, RateLimiter
@@ -48,6 +49,7 @@ METRICS = web.AppKey("metrics", Metrics)
 TRACING = web.AppKey("tracing", Tracing)
 SIGNER = web.AppKey("signer", Signer)
 DRAIN = web.AppKey("drain", Drain)
+TURNS_IN_FLIGHT = web.AppKey("turns_in_flight", TurnsInFlight)  # the cap on chat turns in flight (issue 30)
 # Opened and closed by a cleanup context each.
 CONVERSATIONS = web.AppKey("conversations", ConversationStore)
 IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
@@ -70,6 +72,7 @@ def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing 
     app[TRACING] = tracing or Tracing.from_environment()
     app[SIGNER] = Signer(_signing_secret(settings))
     app[DRAIN] = Drain(metrics)
+    app[TURNS_IN_FLIGHT] = TurnsInFlight(settings.chat_max_turns_in_flight)
     app.cleanup_ctx.extend([_tracing, _conversations, _image_storage, _demo_model, _upstream, _elevenlabs,
                             _image_sweeper])
     app.cleanup_ctx.extend([_rate_limits, _storage_quota])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from glimpse.auth import Signer, check_bearer
+from glimpse.auth import Signer, check_bearer, presents_key
 from glimpse.errors import GlimpseError
 from glimpse.web.errors import status_for
 
@@ -15,6 +15,14 @@ def test_bearer() -> None:
         with pytest.raises(GlimpseError) as info:
             check_bearer(header, "k3y")
         assert status_for(info.value) == 401
+
+
+def test_presents_key() -> None:
+    """What the rate limits ask (a keyed turn is ElevenLabs): never true without a key configured."""
+    assert presents_key("Bearer k3y", "k3y") and presents_key("bearer  k3y ", "k3y")
+    for header in (None, "", "Bearer", "Bearer k3", "Token k3y", "Bearer k3yy", "Bearer \udcff"):
+        assert not presents_key(header, "k3y")
+    assert not presents_key("Bearer ", "") and not presents_key(None, "")
 
 
 def test_upload_token_bound_to_session_and_expiry() -> None:

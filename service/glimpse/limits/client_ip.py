@@ -67,8 +67,11 @@ class ClientAddresses:
     def key_of(self, peer: str | None, forwarded_for: Iterable[str] = ()) -> str:
         """The rate-limit key of a caller: its address, its /64 for IPv6."""
         address = self.client_of(peer, forwarded_for)
-        if address is None:
-            return UNKNOWN
-        if isinstance(address, ipaddress.IPv6Address):
-            return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
-        return str(address)
+        return UNKNOWN if address is None else address_key(address)
+
+
+def address_key(address: IPAddress) -> str:
+    """What one host is counted as: its address, its /64 for IPv6."""
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)

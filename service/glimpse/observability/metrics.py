@@ -30,7 +30,7 @@ FAILOVER_OUTCOMES = ("error", "timeout", "rate_limited", "unsupported")  # the o
 UPLOAD_OUTCOMES = ("stored", "rejected", "failed")
 STORE_OPS = ("add_image", "mark_ready", "remove_image", "take_turn", "rate_limit")
 QUOTA_SCOPES = ("session", "global")
-CONNECTION_REFUSALS = ("too_many_connections", "no_request", "header_timeout", "body_timeout")
+CONNECTION_REFUSALS = ("too_many_connections", "too_many_from_address", "no_request", "header_timeout", "body_timeout")
 DECODE_REFUSALS = ("queue_full", "timed_out")
 TOKEN_KINDS = ("prompt", "completion")
 
@@ -85,7 +85,8 @@ class Metrics:
         self.open_connections = Gauge("glimpse_open_connections", "Client connections open now.", registry=r)
         self.connections_refused = Counter("glimpse_connections_refused",
                                            "Client connections refused or closed by the server, by reason: "
-                                           "too_many_connections, no_request, header_timeout, body_timeout.",
+                                           "too_many_connections, too_many_from_address, no_request, header_timeout, "
+                                           "body_timeout.",
                                            ["reason"], registry=r)
         self.image_decodes_refused = Counter("glimpse_image_decodes_refused",
                                              "Uploads refused (503) for want of image decode memory, by reason: "

@@ -2,6 +2,9 @@
 
 - A cap on open client connections. Past it, a new connection gets a minimal 503 and is closed without reaching
   the app; `HEALTH_RESERVE` more may still ask `HEALTH_PATHS` (the kubelet's probes, the metrics scrape).
+- A cap on the connections one peer address (an IPv6 /64) holds, so that one host cannot take every place: past it,
+  the same 503. A trusted proxy's connections (`GLIMPSE_TRUSTED_PROXIES`: the ingress, which limits its own
+  callers in front) are not capped per address.
 - A deadline for each request head: from the connection's opening for its first request (an idle socket is
   closed), from the head's first byte for later ones (a head trickled a byte at a time, slowloris, is cut).
 - An idle timeout on request bodies: a body that stops arriving fails its read, and the app answers 408.
@@ -29,6 +32,7 @@ from aiohttp.web_request import BaseRequest
 from yarl import URL
 
 from ..config import Settings
+from ..limits.client_ip import ClientAddresses, IPNetwork, address_key, parse_address, parse_networks
 from ..observability.metrics import Metrics
 from .aiohttp_internals import Handler, replace_request_handler, request_in_progress, set_listener, waiting_body
 from .errors import NOSNIFF, error_body
@@ -67,11 +71,24 @@ class Limits:
     max_connections: int
     header_timeout: float
     body_timeout: float
+    per_address: int = 0  # 0: per_address_cap's default
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(connection_cap(settings.max_connections), settings.header_timeout_seconds,
-                   settings.body_timeout_seconds)
+        cap = connection_cap(settings.max_connections)
+        return cls(cap, settings.header_timeout_seconds, settings.body_timeout_seconds,
+                   per_address_cap(settings.max_connections_per_address, cap),
+                   parse_networks(settings.trusted_proxies))
+
+    @property
+    def address_cap(self) -> int:
+        return self.per_address or per_address_cap(0, self.max_connections)
+
+
+def per_address_cap(configured: int, cap: int) -> int:
+    """The most connections one address holds: `configured`, or by default a quarter of the cap; never above it."""
+    return min(configured or max(1, cap // 4), cap)
 
 
 def connection_cap(configured: int, soft_limit: int | None = None) -> int:
@@ -119,7 +136,8 @@ class GuardedSite(web.BaseSite):
 
 class Connections:
     """The listener's protocol factory: a `GuardedConnection` while fewer than the cap are open (past it, up to
-    HEALTH_RESERVE more that may only ask HEALTH_PATHS), a `Refusal` beyond."""
+    HEALTH_RESERVE more that may only ask HEALTH_PATHS), a `Refusal` beyond. The peer's address is known only once
+    a connection is made: there, `admit` counts it against its address's cap."""
 
     def __init__(self, server: web.Server, limits: Limits, metrics: Metrics, loop: asyncio.AbstractEventLoop,
                  options: Mapping[str, Any]) -> None:
@@ -134,6 +152,9 @@ class Connections:
         # Counted when made, not when connected: one burst of accepts makes many protocols before the first
         # connection_made. Weak: a protocol whose connection never started does not hold a place.
         self._open: weakref.WeakSet[GuardedConnection] = weakref.WeakSet()
+        self._clients = ClientAddresses(limits.trusted_proxies)
+        self._address_cap = limits.address_cap
+        self._by_address: dict[str, int] = {}  # connections admitted per address, while open
 
     def __call__(self) -> asyncio.Protocol:
         count = len(self._open)
@@ -152,6 +173,28 @@ class Connections:
 
     def refused(self, reason: str) -> None:
         self._metrics.connections_refused.labels(reason).inc()
+
+    def admit(self, transport: asyncio.BaseTransport, health_only: bool) -> tuple[bool, str | None]:
+        """Whether a new connection's address has a place left, and the address it holds one under (None: not
+        counted: a trusted proxy's, not an IP peer, or one of the few places kept for probes past the cap)."""
+        if health_only:
+            return True, None
+        peer = transport.get_extra_info("peername")
+        address = parse_address(peer[0]) if isinstance(peer, tuple) and peer and isinstance(peer[0], str) else None
+        if address is None or self._clients.is_trusted(address):
+            return True, None
+        key = address_key(address)
+        held = self._by_address.get(key, 0)
+        if held >= self._address_cap:
+            self.refused("too_many_from_address")
+            return False, None
+        self._by_address[key] = held + 1
+        return True, key
+
+    def released(self, key: str) -> None:
+        held = self._by_address.pop(key) - 1
+        if held:
+            self._by_address[key] = held
 
 
 class Refusal(asyncio.Protocol):
@@ -186,8 +229,8 @@ class GuardedConnection(RequestHandler):
     """aiohttp's HTTP/1.1 protocol with a deadline for each request head and an idle timeout for request bodies.
     RequestHandler's state (a request waiting, one in progress) is read through `aiohttp_internals`."""
 
-    __slots__ = ("__weakref__", "_body", "_body_timer", "_connections", "_first_head_timeout", "_head_started",
-                 "_head_timer", "_last_read")
+    __slots__ = ("__weakref__", "_address", "_body", "_body_timer", "_connections", "_first_head_timeout",
+                 "_head_started", "_head_timer", "_health_only", "_last_read", "_refusal")
 
     def __init__(self, manager: web.Server, *, connections: Connections, health_only: bool, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -198,15 +241,25 @@ class GuardedConnection(RequestHandler):
         self._body_timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self._first_head_timeout = connections.limits.header_timeout
+        self._address: str | None = None
+        self._refusal: Refusal | None = None  # its address holds all its places: answered 503 without aiohttp
+        self._health_only = health_only
         if health_only:
             replace_request_handler(self, _health_only(manager.request_handler, connections))
             self._first_head_timeout = min(self._first_head_timeout, HEALTH_HEAD_TIMEOUT)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        admitted, self._address = self._connections.admit(transport, self._health_only)
+        if not admitted:
+            self._refusal = Refusal(self._connections)
+            self._refusal.connection_made(transport)
+            return
         super().connection_made(transport)
         self._head_timer = self._connections.loop.call_later(self._first_head_timeout, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return
         super().data_received(data)
         if not data or self.transport is None:
             return
@@ -226,6 +279,12 @@ class GuardedConnection(RequestHandler):
                                                 self._head_timed_out)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refusal is not None:
+            self._refusal.connection_lost(None)
+            self._connections.closed(self)
+            return
+        if self._address is not None:
+            self._connections.released(self._address)
         self._cancel_head_timer()
         if self._body_timer is not None:
             self._body_timer.cancel()

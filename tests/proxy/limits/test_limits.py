@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from glimpse.app import create_app
 from glimpse.config import ConfigError, Settings
-from glimpse.errors import RateLimited, SessionQuotaExceeded, StorageFull
+from glimpse.errors import RateLimited, SessionQuotaExceeded, StorageFull, Unavailable
 from glimpse.limits.client_ip import ClientAddresses, parse_address, parse_networks
-from glimpse.limits.policy import CHAT, SESSION, UPLOAD, RateLimits
+from glimpse.limits.in_flight import TurnsInFlight
+from glimpse.limits.policy import CHAT, CONVERSATION, SESSION, UPLOAD, RateLimits
 from glimpse.limits.quota import Quotas
 from glimpse.limits.rate import MemoryRateLimiter, Rate, whole_seconds
 from glimpse.observability.metrics import Metrics
@@ -231,3 +232,40 @@ def test_the_limited_routes_exist() -> None:
     app = create_app(Settings.load(env={}))
     routes = {resource.canonical for resource in app.router.resources()}
     assert set(KIND_BY_ROUTE) <= routes, set(KIND_BY_ROUTE) - routes
+
+
+async def test_keyed_turns_are_limited_per_conversation_not_per_address() -> None:
+    metrics = Metrics()
+    limits = RateLimits(MemoryRateLimiter(), {CHAT: Rate(60, 1), CONVERSATION: Rate(60, 2)}, ClientAddresses(),
+                        metrics, "k3y")
+    assert limits.keyed("Bearer k3y") and not limits.keyed("Bearer nope") and not limits.keyed(None)
+    for _ in range(5):  # other conversations, the same address: never refused
+        await limits.check_conversation("/v1/chat/completions", "Bearer k3y", f"c{_}")
+    await limits.check_conversation("/v1/chat/completions", "Bearer k3y", "c0")
+    with pytest.raises(RateLimited) as refused:
+        await limits.check_conversation("/v1/responses", "Bearer k3y", "c0")
+    assert refused.value.retry_after == "1" and "in this conversation" in str(refused.value)
+    assert metrics.registry.get_sample_value("glimpse_rate_limited_total", {"route": "/v1/responses"}) == 1
+    for _ in range(3):  # not keyed: the per-address limit applies (in the middleware), not this one
+        await limits.check_conversation("/v1/chat/completions", "Bearer nope", "c0")
+    await limits.check_conversation("/v1/chat/completions", "Bearer k3y", None)  # no conversation: no bucket
+    unkeyed = RateLimits(MemoryRateLimiter(), {CONVERSATION: Rate(60, 1)}, ClientAddresses(), metrics)
+    assert not unkeyed.keyed("Bearer ")
+    for _ in range(3):
+        await unkeyed.check_conversation("/v1/chat/completions", "Bearer ", "c0")
+    settings = Settings.load(env={"GLIMPSE_CUSTOM_LLM_KEY": "k3y"})
+    assert (settings.conversation_rate_per_minute, settings.conversation_rate_burst) == (60, 20)
+    assert settings.chat_max_turns_in_flight == 1000
+    assert RateLimits.from_settings(settings, MemoryRateLimiter(), metrics).keyed("Bearer k3y")
+
+
+def test_turns_in_flight_are_capped() -> None:
+    turns = TurnsInFlight(2)
+    with turns.hold(), turns.hold():
+        with pytest.raises(Unavailable) as refused, turns.hold():
+            pass
+        assert refused.value.code == "turns_busy" and refused.value.retry_after == "1"
+        assert response_for(refused.value).status == 503
+    assert turns.held == 0
+    with turns.hold():
+        assert turns.held == 1

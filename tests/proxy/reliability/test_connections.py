@@ -1,5 +1,6 @@
 """Connection hygiene against a real `glimpse serve` with 256 file descriptors: slowloris heads, idle sockets past
-the connection cap, a stalled upload, and a long SSE stream that none of these timeouts may cut."""
+the connection cap, a stalled upload, and a long SSE stream that none of these timeouts may cut; and, with 4,096,
+one address holding thousands of idle sockets while another is served (the cap per address)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import os
 import re
+import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,10 +21,19 @@ import pytest
 from aiohttp import web
 
 from glimpse.config import Settings
+from glimpse.limits.client_ip import parse_networks
 from glimpse.observability.metrics import Metrics
 from glimpse.resources import METRICS, SETTINGS
 from glimpse.server import start_server
-from glimpse.web.connections import DEFAULT_CAP, FD_RESERVE, HEALTH_RESERVE, connection_cap
+from glimpse.web.connections import (
+    DEFAULT_CAP,
+    FD_RESERVE,
+    HEALTH_RESERVE,
+    Connections,
+    Limits,
+    connection_cap,
+    per_address_cap,
+)
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session
 from tests.images import jpeg
@@ -33,7 +44,9 @@ MAX_CONNECTIONS = 150
 HEADER_TIMEOUT = 1.5
 KEEPALIVE_TIMEOUT = 2.5
 BODY_TIMEOUT = 1.0
-LIMITS = {"max_connections": str(MAX_CONNECTIONS), "header_timeout_seconds": str(HEADER_TIMEOUT),
+# every test here calls from 127.0.0.1: no cap per address but the whole cap, unless a test is about it
+LIMITS = {"max_connections": str(MAX_CONNECTIONS), "max_connections_per_address": str(MAX_CONNECTIONS),
+          "header_timeout_seconds": str(HEADER_TIMEOUT),
           "keepalive_timeout_seconds": str(KEEPALIVE_TIMEOUT), "body_timeout_seconds": str(BODY_TIMEOUT)}
 NEVER = 6.0  # longer than any timeout above: a socket still open by then was never timed out
 
@@ -340,3 +353,97 @@ def test_the_cap_stays_below_the_descriptor_limit(caplog: pytest.LogCaptureFixtu
     assert [record.getMessage() for record in caplog.records] == [
         f"GLIMPSE_MAX_CONNECTIONS=5000 leaves too few of the 256 file descriptors RLIMIT_NOFILE allows: using "
         f"{256 - FD_RESERVE}"]
+
+
+
+async def answer_ok(request: web.BaseRequest) -> web.Response:
+    return web.Response(text="ok")
+
+
+class Peer:
+    """A transport as far as the per-address cap reads it."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get_extra_info(self, name: str) -> object:
+        return (self.host, 40000) if name == "peername" else None
+
+
+async def test_the_cap_per_address() -> None:
+    assert per_address_cap(0, 10_000) == 2_500 and per_address_cap(0, 3) == 1  # a quarter by default, at least 1
+    assert per_address_cap(50, 10_000) == 50 and per_address_cap(500, 100) == 100  # never above the whole cap
+    settings = Settings.load(env={"GLIMPSE_MAX_CONNECTIONS": "400", "GLIMPSE_TRUSTED_PROXIES": "10.0.0.0/8"})
+    limits = Limits.from_settings(settings)
+    assert (limits.max_connections, limits.address_cap) == (400, 100)
+    assert limits.trusted_proxies == parse_networks(["10.0.0.0/8"])
+
+    metrics = Metrics()
+    connections = Connections(web.Server(answer_ok), Limits(400, 10, 10, 2, parse_networks(["10.0.0.0/8"])),
+                              metrics, asyncio.get_running_loop(), {})
+    admit = connections.admit
+    assert admit(Peer("198.51.100.7"), False) == (True, "198.51.100.7")
+    assert admit(Peer("::ffff:198.51.100.7"), False) == (True, "198.51.100.7")
+    assert admit(Peer("198.51.100.7"), False) == (False, None)
+    assert admit(Peer("198.51.100.7"), True) == (True, None)  # a probe's reserved place
+    # one host's IPv6 addresses share a /64
+    assert admit(Peer("2001:db8::1"), False) == (True, "2001:db8::/64")
+    assert admit(Peer("2001:db8::2"), False) == (True, "2001:db8::/64")
+    assert admit(Peer("2001:db8::3"), False)[0] is False
+    # the ingress in front is not capped here: it limits its own callers
+    assert all(admit(Peer("10.1.2.3"), False) == (True, None) for _ in range(10))
+    connections.released("198.51.100.7")
+    assert admit(Peer("198.51.100.7"), False) == (True, "198.51.100.7")
+    assert metrics.registry.get_sample_value("glimpse_connections_refused_total",
+                                             {"reason": "too_many_from_address"}) == 2
+
+HELD_FROM_ONE_ADDRESS = 2_000
+ADDRESS_TEST_OPEN_FILES = 4096  # the proxy's; this process raises its own soft limit above the sockets it opens
+ADDRESS_TEST_CAP = 1000  # total; a quarter of it per address by default
+
+
+async def test_one_address_holding_thousands_of_idle_connections_leaves_room_for_another(
+        tmp_path: Path, upstream: FakeOpenAI) -> None:
+    """2,000 idle sockets from 127.0.0.1, twice the proxy's whole cap: on main every place was taken and a new caller
+    got 503; with the per-address cap 127.0.0.1 holds a quarter of them and 127.0.0.2 is served."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = HELD_FROM_ONE_ADDRESS + 512
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"RLIMIT_NOFILE's hard limit {hard} is below the {needed} descriptors this test opens")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    process, base = await asyncio.to_thread(
+        start_glimpse, tmp_path, max_open_files=ADDRESS_TEST_OPEN_FILES, upstream_base_url=upstream.base_url,
+        upstream_api_key="sk-test", max_connections=str(ADDRESS_TEST_CAP), header_timeout_seconds="60",
+        keepalive_timeout_seconds="75")
+    port = urlsplit(base).port
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        readers = []
+        for _ in range(HELD_FROM_ONE_ADDRESS):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            readers.append(reader)
+            writers.append(writer)
+        answers = await asyncio.gather(*(first_bytes(reader, 3.0) for reader in readers))
+        refused = [answer for answer in answers if answer is not None]
+        held = len(answers) - len(refused)
+        assert held == ADDRESS_TEST_CAP // 4, held
+        assert all(answer.startswith(b"HTTP/1.1 503 ") and b"too_many_connections" in answer
+                   for answer in refused if answer), refused[:3]
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as http:
+            async with http.post(base + "/v1/chat/completions",
+                                 json=elevenlabs_body("another-caller", conversation("Am I served?"))) as response:
+                assert response.status == 200, await response.text()
+                assert (await response.read()).endswith(b"data: [DONE]\n\n")
+            async with http.get(base + "/metrics") as response:
+                exposition = await response.text()
+        assert refused_total(exposition, "too_many_from_address") >= len(refused)
+        assert open_files(process) < ADDRESS_TEST_OPEN_FILES // 2
+    finally:
+        for writer in writers:
+            writer.transport.abort()
+        code, log = await asyncio.to_thread(process.stop)
+        assert "Too many open files" not in log, log[-3000:]
+        assert code == 0, log[-3000:]

@@ -17,12 +17,13 @@ from aiohttp import web
 
 from ...auth import check_bearer
 from ...chat.service import ChatTurn
+from ...conversation.ids import conversation_id_of
 from ...observability.tracing import exception_type
-from ...resources import CHAT, DRAIN, SETTINGS
+from ...resources import CHAT, DRAIN, RATE_LIMITS, SETTINGS
 from ..base_url import public_base_url
 from ..body import read_json_object
 from ..errors import ERROR_TYPE, TYPE_BY_STATUS, status_for
-from ..observe import OBSERVED
+from ..observe import OBSERVED, route_of
 
 routes = web.RouteTableDef()
 
@@ -57,7 +58,10 @@ async def _turn(request: web.Request, start: StartTurn) -> web.StreamResponse:
 async def _read_turn(request: web.Request) -> dict[str, object]:
     settings = request.app[SETTINGS]
     check_bearer(request.headers.get("Authorization"), settings.custom_llm_key.get_secret_value())
-    return await read_json_object(request, settings.chat_max_body_bytes)
+    body = await read_json_object(request, settings.chat_max_body_bytes)
+    await request.app[RATE_LIMITS].check_conversation(route_of(request), request.headers.get("Authorization"),
+                                                      conversation_id_of(body))
+    return body
 
 
 async def _answer(request: web.Request, turn: ChatTurn, arrived: float) -> web.StreamResponse:
