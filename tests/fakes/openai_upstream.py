@@ -137,6 +137,7 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self) -> None:
         super().__init__()
         self.models = ["gpt-4o-mini", "gpt-4o"]
+        self.models_status: int | None = None  # answer GET /models with this error status instead
         self.app.router.add_post("/v1/chat/completions", self._chat)
         self.app.router.add_post("/v1/responses", self._responses)
         self.app.router.add_get("/v1/models", self._models)
@@ -171,6 +172,8 @@ class FakeOpenAI(FakeUpstream):
         self._record(request, {})
         if (unauthenticated := _unauthenticated(request)) is not None:
             return unauthenticated
+        if self.models_status:
+            return self._error(Behaviour(status=self.models_status))
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
