@@ -212,6 +212,22 @@ class Settings(BaseSettings):
     image_decode_queue: int = Field(DECODE_QUEUE, ge=0)  # uploads waiting for decode memory at most; more: 503 at once
     image_decode_wait_seconds: Seconds = 10.0  # an upload waits this long for decode memory at most, then 503
 
+    # --- issue 30, smaller points (h-small) ---
+    # Models whose `<think>…</think>` reasoning in `content` is taken out before ElevenLabs speaks it
+    # (upstream/think.py): comma-separated shell-style patterns, any case; empty: none. The default: the reasoning
+    # models vLLM's and SGLang's reasoning parsers know to write these tags (DeepSeek-R1 and distills, QwQ, Qwen3,
+    # MiniMax-M2).
+    strip_think_models: Annotated[tuple[str, ...], NoDecode] = ("*deepseek-r1*", "*qwq*", "*qwen3*", "*minimax-m2*")
+
+    @field_validator("strip_think_models", mode="before")
+    @classmethod
+    def _model_patterns(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            return tuple(str(item).strip().lower() for item in items if str(item).strip())
+        return value
+    # --- end issue 30 (h-small) ---
+
     @property
     def decode_budget(self) -> DecodeBudget:
         """The four settings image decodes' memory follows, and with it the pod's memory limit (`sizing.py`)."""

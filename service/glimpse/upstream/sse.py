@@ -60,6 +60,11 @@ class SseDialect(ABC):
     def record_body(self, data: dict[str, Any], state: RelayState) -> None:
         """Model and usage of a non-streamed answer."""
 
+    def answer_body(self, body: bytes, data: dict[str, Any]) -> bytes:
+        """A non-streamed answer as the caller gets it (`data`: `body` parsed): unchanged, unless the dialect
+        rewrites answers (`think.py`)."""
+        return body
+
 
 class ChatCompletionsSse(SseDialect):
     """`data: <chunk>` events ending with `data: [DONE]`; usage in a last chunk with no choices."""
