@@ -41,6 +41,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many content chunks
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": "..."} streamed in pieces
     retry_after: str | None = None
+    junk: tuple[int, bytes] | None = None  # (after this many content chunks, these raw bytes): a broken event
 
 
 # A caller in another process picks a fault by model name (the soak test does).
@@ -203,8 +204,12 @@ class FakeOpenAI(FakeUpstream):
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream"):
             return web.json_response(self._completion(completion_id, model, behaviour))
-        frames = (b"data: " + json.dumps(chunk).encode() + b"\n\n"
-                  for chunk in self._chunks(completion_id, model, behaviour, body))
+        frames: Iterable[bytes] = (b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                                   for chunk in self._chunks(completion_id, model, behaviour, body))
+        if behaviour.junk is not None:
+            listed = list(frames)
+            listed.insert(behaviour.junk[0] + 1, behaviour.junk[1])  # after the role chunk and that many more
+            frames = listed
         drop_at = None if behaviour.drop_after is None else behaviour.drop_after + 1  # after the role chunk
         return await self._stream(request, frames, behaviour, drop_at)
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 DONE = b"[DONE]"
+OPEN_BRACE, CLOSE_BRACE = ord("{"), ord("}")
 
 
 @dataclass
@@ -82,6 +83,8 @@ class ChatCompletionsSse(SseDialect):
             state.finished = True
             self._record_finish(self._last_choices, state)
             return None
+        if payload[0] != OPEN_BRACE or payload[-1] != CLOSE_BRACE:  # never empty: the parser drops empty events
+            check_object(payload)
         if state.response_model is None and b'"model"' in payload:
             self._record_first(payload, state)
         if _may_carry_usage(payload) and self._record_usage(payload, state):
@@ -151,6 +154,8 @@ class ResponsesSse(SseDialect):
     """`event: <type>` + `data: <json>` events; the model in `response.created`, usage in `response.completed`."""
 
     def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        if payload[0] != OPEN_BRACE or payload[-1] != CLOSE_BRACE:  # never empty: the parser drops empty events
+            check_object(payload)
         if name in RESPONSES_TERMINAL_EVENTS:
             state.finished = True
             if name == b"response.completed":
@@ -201,6 +206,21 @@ class ResponsesSse(SseDialect):
 
 class EventTooLarge(Exception):
     """One upstream event grew past the limit without ending."""
+
+
+class NotAnObject(Exception):
+    """An upstream `data:` event that is not a JSON object: no client of either API could read it."""
+
+
+def check_object(payload: bytes) -> None:
+    """Refuse an event that is plainly not a JSON object (an HTML error page, plain text, a cut-off chunk), by its
+    first and last bytes besides whitespace (the dialects look at those two bytes first, and call this only when they
+    are not braces): the relay parses no chunk it need not, so a well-framed object is passed on unread. An
+    OpenAI client fails on such an event (the SDK parses every `data:`), so the stream ends there, as a broken one
+    does: in-band error before `[DONE]`, or the next upstream while nothing reached the caller."""
+    body = payload.strip()
+    if not (body.startswith(b"{") and body.endswith(b"}")):
+        raise NotAnObject(f"the upstream sent a data: event of {len(payload)} bytes that is not a JSON object")
 
 
 class SseParser:

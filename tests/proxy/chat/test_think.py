@@ -13,7 +13,8 @@ from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import contents, conversation, elevenlabs_body, parse_sse
 
-THINKING = ["<thi", "nk>The user", " asks about a <b>ike", ". Hmm.</th", "ink>", "\n\n", "It is a ", "red bicycle <3", "."]
+THINKING = ["<thi", "nk>The user", " asks about a <b>ike", ". Hmm.</th", "ink>", "\n\n", "It is a ", "red bicycle <3",
+            "."]
 
 
 async def ask(proxy: Proxy, http: aiohttp.ClientSession, model: str, *, stream: bool = True) -> Any:
