@@ -81,7 +81,8 @@ def start_glimpse(workdir: Path, *, max_open_files: int | None = None, env: dict
     environment = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_SIGNING_SECRET="process-test-signing-secret-0123456789",
                             # loopback callers, many sessions and streams: rate limits off unless a test sets them
                             GLIMPSE_SESSION_RATE_PER_MINUTE="0", GLIMPSE_UPLOAD_RATE_PER_MINUTE="0",
-                            GLIMPSE_CHAT_RATE_PER_MINUTE="0")
+                            GLIMPSE_CHAT_RATE_PER_MINUTE="0",
+                            GLIMPSE_METRICS_PORT="0")  # single-port, as tests/conftest.py's proxies
     environment.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
     environment.update(env or {})
     command = [sys.executable, "-m", "glimpse", "serve"]

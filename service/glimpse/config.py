@@ -109,8 +109,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, gt=0, lt=65536)
-    # /metrics on its own port, which the Service exposes to Prometheus and the Ingress does not route to; 0: on `port`.
-    metrics_port: int = Field(0, ge=0, lt=65536)
+    # /metrics on its own port, which the Service exposes to Prometheus and the Ingress does not route to (the chart's
+    # and the operator's 9090); 0: on `port`, beside the API, for a single-port run that nothing public reaches.
+    metrics_port: int = Field(9090, ge=0, lt=65536)
     public_base_url: str = ""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
@@ -226,6 +227,13 @@ class Settings(BaseSettings):
         if isinstance(items, list | tuple):
             return tuple(str(item).strip().lower() for item in items if str(item).strip())
         return value
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        if self.metrics_port == self.port:
+            raise ValueError(f"GLIMPSE_METRICS_PORT is GLIMPSE_PORT ({self.port}): give /metrics another port, or 0 to "
+                             "serve it on the API's port")
+        return self
     # --- end issue 30 (h-small) ---
 
     @property

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import aiohttp
+from pathlib import Path
 
+import aiohttp
+import pytest
+from aiohttp import web
+
+from glimpse.app import create_app
+from glimpse.config import ConfigError, Settings
 from tests.conftest import Proxy
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
@@ -56,3 +62,19 @@ async def test_unmatched_paths_share_one_label(proxy: Proxy, http: aiohttp.Clien
             assert response.status == 404
     after = await scrape(http, proxy)
     assert value(after, "glimpse_requests_total", route="unmatched", status="404") == 3
+
+
+def routes(app: web.Application) -> set[str]:
+    return {resource.canonical for resource in app.router.resources()}
+
+
+async def test_metrics_are_off_the_api_port_by_default(tmp_path: Path) -> None:
+    """Only a port of their own, which no Ingress routes to, serves them unless a single-port run asks otherwise."""
+    storage = {"storage_url": f"file://{tmp_path}/images"}
+    defaults = Settings.load(env={}, **storage)
+    assert defaults.metrics_port == 9090
+    assert "/metrics" not in routes(create_app(defaults))
+    single_port = Settings.load(env={"GLIMPSE_METRICS_PORT": "0"}, **storage)
+    assert "/metrics" in routes(create_app(single_port))
+    with pytest.raises(ConfigError, match="GLIMPSE_METRICS_PORT"):
+        Settings.load(env={"GLIMPSE_PORT": "9090"})
