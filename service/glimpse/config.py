@@ -227,6 +227,9 @@ class Settings(BaseSettings):
         if isinstance(items, list | tuple):
             return tuple(str(item).strip().lower() for item in items if str(item).strip())
         return value
+    # Local-disk storage (file://): /readyz fails, naming the reason, while the disk has less free space than this
+    # (one statvfs per probe); 0: not checked.
+    storage_min_free_bytes: int = Field(64 * 1024 * 1024, ge=0)
 
     @model_validator(mode="after")
     def _metrics_port_of_its_own(self) -> Settings:

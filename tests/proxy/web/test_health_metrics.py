@@ -10,7 +10,7 @@ from aiohttp import web
 
 from glimpse.app import create_app
 from glimpse.config import ConfigError, Settings
-from tests.conftest import Proxy
+from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
 from tests.metrics_scrape import scrape, value
@@ -78,3 +78,20 @@ async def test_metrics_are_off_the_api_port_by_default(tmp_path: Path) -> None:
     assert "/metrics" in routes(create_app(single_port))
     with pytest.raises(ConfigError, match="GLIMPSE_METRICS_PORT"):
         Settings.load(env={"GLIMPSE_PORT": "9090"})
+
+
+async def test_readiness_fails_with_its_reason_when_the_local_disk_is_low(start_proxy: StartProxy,
+                                                                          http: aiohttp.ClientSession) -> None:
+    """No disk has an exabyte free: with that as GLIMPSE_STORAGE_MIN_FREE_BYTES the probe sees a full disk."""
+    low = await start_proxy(storage_min_free_bytes=2**60)
+    async with http.get(low.url + "/readyz") as response:
+        assert response.status == 503
+        checks = (await response.json())["checks"]
+    assert checks["store"] == "ok"
+    assert checks["storage"].startswith("unavailable: disk low: ") and "GLIMPSE_STORAGE_MIN_FREE_BYTES" in \
+        checks["storage"]
+    async with http.get(low.url + "/healthz") as response:
+        assert response.status == 200  # alive: only not to be sent traffic
+    roomy = await start_proxy(storage_min_free_bytes=1)
+    async with http.get(roomy.url + "/readyz") as response:
+        assert response.status == 200
