@@ -12,7 +12,7 @@ from .http import UpstreamHttp
 from .providers import Provider, provider_for
 from .sse import ChatCompletionsSse, ResponsesSse
 from .stream import UpstreamStream
-from .think import ThinkStrippingChatSse, strips_think
+from .think import ThinkStrippingChatSse, ThinkStrippingResponsesSse, strips_think
 
 if TYPE_CHECKING:
     import openai
@@ -59,8 +59,7 @@ class Upstream:
                                                          "include_usage": True}}
                 hide_usage_chunk = True
         response = await self.http.post("/chat/completions", payload, extra_headers)
-        model = payload.get("model")
-        strip = isinstance(model, str) and strips_think(model, self._think_models)
+        strip = self._strips_think(payload)
         dialect = ThinkStrippingChatSse(hide_usage_chunk) if strip else ChatCompletionsSse(hide_usage_chunk)
         return UpstreamStream(response, dialect, self._max_event_bytes)
 
@@ -76,7 +75,13 @@ class Upstream:
                 # a 404 without an OpenAI error code is a server without the route, not a missing model
                 raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._target.base_url)) from None
             raise
-        return UpstreamStream(response, ResponsesSse(), self._max_event_bytes)
+        dialect = ThinkStrippingResponsesSse() if self._strips_think(payload) else ResponsesSse()
+        return UpstreamStream(response, dialect, self._max_event_bytes)
+
+    def _strips_think(self, payload: dict[str, Any]) -> bool:
+        """Whether the request's model writes `<think>` blocks into its answer (GLIMPSE_STRIP_THINK_MODELS)."""
+        model = payload.get("model")
+        return isinstance(model, str) and strips_think(model, self._think_models)
 
     def url(self, path: str) -> str:
         """The URL of `path` under the base URL, without credentials."""

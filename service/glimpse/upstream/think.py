@@ -4,8 +4,8 @@ ElevenLabs speaks it.
 Open-weights reasoning models (DeepSeek-R1 and its distills, QwQ, Qwen3, MiniMax-M2) put their reasoning between
 these tags; a serving engine started without its reasoning parser (vLLM's `--reasoning-parser`, SGLang's, llama.cpp's
 `--reasoning-format none`, Groq's `reasoning_format: raw`) leaves it in `content` (vLLM, "Reasoning Outputs";
-SGLang, "Reasoning Parser"). Only a turn whose model matches GLIMPSE_STRIP_THINK_MODELS gets `ThinkStrippingChatSse`;
-every other turn keeps the plain dialect and pays nothing.
+SGLang, "Reasoning Parser"). Only a turn whose model matches GLIMPSE_STRIP_THINK_MODELS gets `ThinkStrippingChatSse`
+(or `ThinkStrippingResponsesSse`); every other turn keeps the plain dialect and pays nothing.
 
 Only a block that opens with `<think>` is taken out: a stream that starts thinking without the opening tag (the
 first DeepSeek-R1 release, a chat template that puts `<think>` in the prompt) cannot be told from an answer until
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .sse import DONE, ChatCompletionsSse, RelayState
+from .sse import DONE, ChatCompletionsSse, RelayState, ResponsesSse
 
 OPEN, CLOSE = "<think>", "</think>"
 
@@ -131,7 +131,92 @@ class ThinkStrippingChatSse(ChatCompletionsSse):
             message = choice.get("message") if isinstance(choice, dict) else None
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(message, dict) and isinstance(content, str) and OPEN in content:
-                think = ThinkFilter()
-                message["content"] = think.feed(content) + think.end()
+                message["content"] = strip_all(content)
                 changed = True
         return orjson.dumps(data) if changed else body
+
+
+def strip_all(text: str) -> str:
+    """A whole text without its think blocks."""
+    think = ThinkFilter()
+    return think.feed(text) + think.end()
+
+
+# Responses API events that repeat a finished text whole: each carries `<think>` only if its deltas did.
+WHOLE_TEXT_EVENTS = frozenset({b"response.output_text.done", b"response.content_part.done",
+                               b"response.output_item.done", b"response.completed"})
+
+
+class ThinkStrippingResponsesSse(ResponsesSse):
+    """The Responses API, each output text's deltas (per item and content part) without their think blocks, and
+    the events that repeat the finished text likewise. A tail held back as a possible tag when its text ends (an
+    answer ending in `<`) is not sent as a delta of its own: the finished text keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filters: dict[tuple[object, object], ThinkFilter] = {}
+
+    def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        if name == b"response.output_text.delta":
+            if b"<" in payload or b"\\u003" in payload or any(f.busy for f in self._filters.values()):
+                payload = self._strip_delta(payload)
+        elif name in WHOLE_TEXT_EVENTS and (b"<" in payload or b"\\u003" in payload):
+            payload = self._strip_whole(name, payload)
+        return super().relay(name, payload, state)
+
+    def _strip_delta(self, payload: bytes) -> bytes:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload
+        delta = data.get("delta") if isinstance(data, dict) else None
+        if not isinstance(delta, str):
+            return payload
+        key = (data.get("item_id"), data.get("content_index"))
+        shown = self._filters.setdefault(key, ThinkFilter()).feed(delta)
+        if shown == delta:
+            return payload
+        data["delta"] = shown
+        return orjson.dumps(data)
+
+    def _strip_whole(self, name: bytes, payload: bytes) -> bytes:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload
+        if not isinstance(data, dict):
+            return payload
+        if name == b"response.output_text.done":
+            changed = _strip_field(data, "text")
+            self._filters.pop((data.get("item_id"), data.get("content_index")), None)
+        elif name == b"response.content_part.done":
+            changed = _strip_field(data.get("part"), "text")
+        elif name == b"response.output_item.done":
+            changed = _strip_item(data.get("item"))
+        else:
+            changed = _strip_output(data.get("response"))
+        return orjson.dumps(data) if changed else payload
+
+    def answer_body(self, body: bytes, data: dict[str, Any]) -> bytes:
+        """A non-streamed response: each output text without its think blocks."""
+        return orjson.dumps(data) if _strip_output(data) else body
+
+
+def _strip_field(holder: object, field: str) -> bool:
+    text = holder.get(field) if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or not isinstance(text, str) or OPEN not in text:
+        return False
+    holder[field] = strip_all(text)
+    return True
+
+
+def _strip_item(item: object) -> bool:
+    """A message item's output texts."""
+    content = item.get("content") if isinstance(item, dict) else None
+    return any([_strip_field(part, "text") for part in content]) if isinstance(content, list) else False
+
+
+def _strip_output(response: object) -> bool:
+    """Every message item's output texts in a response object."""
+    output = response.get("output") if isinstance(response, dict) else None
+    return any([_strip_item(item) for item in output]) if isinstance(output, list) else False

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
-from tests.helpers import contents, conversation, elevenlabs_body, parse_sse
+from tests.helpers import contents, conversation, elevenlabs_body, parse_events, parse_sse, responses_body
 
 THINKING = ["<thi", "nk>The user", " asks about a <b>ike", ". Hmm.</th", "ink>", "\n\n", "It is a ", "red bicycle <3",
             "."]
@@ -68,3 +68,30 @@ async def test_the_model_list_is_a_setting(start_proxy: StartProxy, upstream: Fa
     proxy = await start_proxy(strip_think_models="my-*")
     assert contents(parse_sse(await ask(proxy, http, "My-Reasoner"))) == "It is a red bicycle <3."
     assert contents(parse_sse(await ask(proxy, http, "deepseek-r1"))) == "".join(THINKING)
+
+
+async def test_a_responses_stream_is_stripped_deltas_and_finished_texts(proxy: Proxy, upstream: FakeOpenAI,
+                                                                        http: aiohttp.ClientSession) -> None:
+    upstream.default = Behaviour(words=THINKING)
+    async with http.post(proxy.v1 + "/responses",
+                         json=responses_body(None, "What is this?", model="deepseek-r1")) as response:
+        assert response.status == 200
+        events = parse_events(await response.read())
+    answer = "It is a red bicycle <3."
+    assert "".join(e["delta"] for name, e in events if name == "response.output_text.delta") == answer
+    by_name = {name: event for name, event in events}
+    assert by_name["response.output_text.done"]["text"] == answer
+    assert by_name["response.content_part.done"]["part"]["text"] == answer
+    assert by_name["response.output_item.done"]["item"]["content"][0]["text"] == answer
+    assert by_name["response.completed"]["response"]["output"][0]["content"][0]["text"] == answer
+    assert [e["sequence_number"] for _, e in events] == list(range(len(events)))  # no event added or lost
+
+
+async def test_a_non_streamed_response_is_stripped(proxy: Proxy, upstream: FakeOpenAI,
+                                                   http: aiohttp.ClientSession) -> None:
+    upstream.default = Behaviour(words=THINKING)
+    async with http.post(proxy.v1 + "/responses",
+                         json=responses_body(None, "What is this?", model="Qwen3-8B", stream=False)) as response:
+        assert response.status == 200
+        answer = await response.json()
+    assert answer["output"][0]["content"][0]["text"] == "It is a red bicycle <3."
