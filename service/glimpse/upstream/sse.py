@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 DONE = b"[DONE]"
-OPEN_BRACE, CLOSE_BRACE = ord("{"), ord("}")
 
 
 @dataclass
@@ -83,7 +82,7 @@ class ChatCompletionsSse(SseDialect):
             state.finished = True
             self._record_finish(self._last_choices, state)
             return None
-        if payload[0] != OPEN_BRACE or payload[-1] != CLOSE_BRACE:  # never empty: the parser drops empty events
+        if payload[0] != 0x7B or payload[-1] != 0x7D:  # `{`, `}` as literals (no lookup); never empty (parser)
             check_object(payload)
         if state.response_model is None and b'"model"' in payload:
             self._record_first(payload, state)
@@ -154,7 +153,7 @@ class ResponsesSse(SseDialect):
     """`event: <type>` + `data: <json>` events; the model in `response.created`, usage in `response.completed`."""
 
     def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
-        if payload[0] != OPEN_BRACE or payload[-1] != CLOSE_BRACE:  # never empty: the parser drops empty events
+        if payload[0] != 0x7B or payload[-1] != 0x7D:  # `{`, `}` as literals (no lookup); never empty (parser)
             check_object(payload)
         if name in RESPONSES_TERMINAL_EVENTS:
             state.finished = True
