@@ -217,8 +217,9 @@ class ChatService:
 
     async def models(self) -> bytes:
         """The model list of the first upstream that answers (`GET /v1/models`), as it sent it, each try in a client
-        span of its own. Upstreams are tried as for a turn: in order, past open breakers, on to the next on the
-        upstream's fault (unreachable, 429, 5xx), never on a refusal of the request itself."""
+        span of its own. Upstreams are tried as for a turn, in order, past open breakers; unlike a turn's, this
+        request carries nothing of the caller's, so any failure moves on (a 404: an upstream without the route),
+        and only the upstream's faults (unreachable, 429, 5xx) count against its breaker."""
         candidates = self._upstreams.candidates()
         failure: UpstreamError | None = None
         for index, candidate in enumerate(candidates):
@@ -229,9 +230,8 @@ class ChatService:
                 with self._spans.http_call("GET", upstream, "/models") as call:
                     call.status, body = await upstream.models(call.headers)
             except UpstreamError as exc:
-                if not exc.upstreams_fault:
-                    raise
-                candidate.breaker.failed()
+                if exc.upstreams_fault:
+                    candidate.breaker.failed()
                 failure = exc
                 if index < len(candidates) - 1:
                     log.warning("upstream %s failed to list its models (%s): trying the next", upstream.name,

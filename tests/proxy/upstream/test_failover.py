@@ -173,6 +173,9 @@ async def test_the_model_list_fails_over_to_a_healthy_backup(start_proxy: StartP
     status, body = await models(failing, http)
     assert status == 200 and [m["id"] for m in body["data"]] == ["backup-model"]
     assert len([r for r in upstream.requests if r.path.endswith("/models")]) == 1  # no retry before failing over
+    upstream.models_status = 404  # an upstream without the route: the request is nothing of the caller's
+    status, body = await models(failing, http)
+    assert status == 200 and [m["id"] for m in body["data"]] == ["backup-model"]
 
 
 async def test_the_model_list_is_the_primarys_while_it_answers(start_proxy: StartProxy, upstream: FakeOpenAI,
