@@ -77,15 +77,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 def proxy_settings(upstream: FakeOpenAI | None, tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "host": "127.0.0.1", "port": 8080,
+        # A single-port run, scraped on the API's port (tests/metrics_scrape.py): the default 9090 would be one port
+        # for every proxy a test starts. Tests of the metrics port give one (test_health_metrics.py).
+        "metrics_port": 0,
         "upstream_base_url": upstream.base_url if upstream else "http://127.0.0.1:9/v1",
         "upstream_api_key": "sk-upstream-test-key", "upstream_max_retries": 0,
         "storage_url": f"file://{tmp_path}/images", "signing_secret": SIGNING_SECRET,
         # Every test calls from 127.0.0.1: rate limits are off unless a test is about them (tests/proxy/
         # reliability/test_quotas.py); the storage quotas keep their defaults.
         "session_rate_per_minute": 0, "upload_rate_per_minute": 0, "chat_rate_per_minute": 0,
-        # A single-port run, scraped on the API's port (tests/metrics_scrape.py): the default 9090 would be one port
-        # for every proxy a test starts. Tests of the metrics port give one (test_health_metrics.py).
-        "metrics_port": 0,
     }
     values.update(overrides)
     return Settings.load(env={}, **values)

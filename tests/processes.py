@@ -81,10 +81,10 @@ def start_glimpse(workdir: Path, *, max_open_files: int | None = None, env: dict
     environment = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_SIGNING_SECRET="process-test-signing-secret-0123456789",
                             # loopback callers, many sessions and streams: rate limits off unless a test sets them
                             GLIMPSE_SESSION_RATE_PER_MINUTE="0", GLIMPSE_UPLOAD_RATE_PER_MINUTE="0",
-                            GLIMPSE_CHAT_RATE_PER_MINUTE="0",
-                            GLIMPSE_METRICS_PORT="0")  # single-port, as tests/conftest.py's proxies
+                            GLIMPSE_CHAT_RATE_PER_MINUTE="0")
     environment.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
     environment.update(env or {})
+    environment.setdefault("GLIMPSE_METRICS_PORT", "0")  # single-port, as tests/conftest.py's proxies
     command = [sys.executable, "-m", "glimpse", "serve"]
     if max_open_files is not None:
         command = [sys.executable, "-c", "import os, resource, sys; n = int(sys.argv[1]); "
