@@ -37,6 +37,6 @@ ENV PATH=/opt/glimpse/bin:$PATH \
     GLIMPSE_STORAGE_URL=file:///data/images
 WORKDIR /data
 USER 10001:0
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["glimpse"]
 CMD ["serve"]

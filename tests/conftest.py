@@ -77,6 +77,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 def proxy_settings(upstream: FakeOpenAI | None, tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "host": "127.0.0.1", "port": 8080,
+        # A single-port run, scraped on the API's port (tests/metrics_scrape.py): the default 9090 would be one port
+        # for every proxy a test starts. Tests of the metrics port give one (test_health_metrics.py).
+        "metrics_port": 0,
         "upstream_base_url": upstream.base_url if upstream else "http://127.0.0.1:9/v1",
         "upstream_api_key": "sk-upstream-test-key", "upstream_max_retries": 0,
         "storage_url": f"file://{tmp_path}/images", "signing_secret": SIGNING_SECRET,

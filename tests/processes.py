@@ -84,6 +84,7 @@ def start_glimpse(workdir: Path, *, max_open_files: int | None = None, env: dict
                             GLIMPSE_CHAT_RATE_PER_MINUTE="0", GLIMPSE_CONVERSATION_RATE_PER_MINUTE="0")
     environment.update({f"GLIMPSE_{k.upper()}": v for k, v in settings.items()})
     environment.update(env or {})
+    environment.setdefault("GLIMPSE_METRICS_PORT", "0")  # single-port, as tests/conftest.py's proxies
     command = [sys.executable, "-m", "glimpse", "serve"]
     if max_open_files is not None:
         command = [sys.executable, "-c", "import os, resource, sys; n = int(sys.argv[1]); "

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, gt=0, lt=65536)
-    # /metrics on its own port, which the Service exposes to Prometheus and the Ingress does not route to; 0: on `port`.
-    metrics_port: int = Field(0, ge=0, lt=65536)
+    # /metrics on its own port, which the Service exposes to Prometheus and the Ingress does not route to (the chart's
+    # and the operator's 9090); 0: on `port`, beside the API, for a single-port run that nothing public reaches.
+    metrics_port: int = Field(9090, ge=0, lt=65536)
     public_base_url: str = ""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
@@ -222,6 +223,32 @@ class Settings(BaseSettings):
     image_decode_concurrency: Positive = DECODE_CONCURRENCY  # decodes running at once at most (they are CPU-bound)
     image_decode_queue: int = Field(DECODE_QUEUE, ge=0)  # uploads waiting for decode memory at most; more: 503 at once
     image_decode_wait_seconds: Seconds = 10.0  # an upload waits this long for decode memory at most, then 503
+
+    # --- issue 30, smaller points (h-small) ---
+    # Models whose `<think>…</think>` reasoning in `content` is taken out before ElevenLabs speaks it
+    # (upstream/think.py): comma-separated shell-style patterns, any case; empty: none. The default: the reasoning
+    # models vLLM's and SGLang's reasoning parsers know to write these tags (DeepSeek-R1 and distills, QwQ, Qwen3,
+    # MiniMax-M2).
+    strip_think_models: Annotated[tuple[str, ...], NoDecode] = ("*deepseek-r1*", "*qwq*", "*qwen3*", "*minimax-m2*")
+
+    @field_validator("strip_think_models", mode="before")
+    @classmethod
+    def _model_patterns(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            return tuple(str(item).strip().lower() for item in items if str(item).strip())
+        return value
+    # Local-disk storage (file://): /readyz fails, naming the reason, while the disk has less free space than this
+    # (one statvfs per probe); 0: not checked.
+    storage_min_free_bytes: int = Field(64 * 1024 * 1024, ge=0)
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        if self.metrics_port == self.port:
+            raise ValueError(f"GLIMPSE_METRICS_PORT is GLIMPSE_PORT ({self.port}): give /metrics another port, or 0 to "
+                             "serve it on the API's port")
+        return self
+    # --- end issue 30 (h-small) ---
 
     @property
     def decode_budget(self) -> DecodeBudget:

@@ -96,7 +96,7 @@ def open_image_storage(settings: Settings) -> ImageStorage:
     if url.scheme == "file":
         from .images.local import LocalStorage
 
-        return LocalStorage.from_url(settings.storage_url)
+        return LocalStorage.from_url(settings.storage_url, settings.storage_min_free_bytes)
     if url.scheme == "gs":
         from .images.gcs import GcsStorage
 

@@ -41,6 +41,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many content chunks
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": "..."} streamed in pieces
     retry_after: str | None = None
+    junk: tuple[int, bytes] | None = None  # (after this many content chunks, these raw bytes): a broken event
 
 
 # A caller in another process picks a fault by model name (the soak test does).
@@ -137,6 +138,7 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self) -> None:
         super().__init__()
         self.models = ["gpt-4o-mini", "gpt-4o"]
+        self.models_status: int | None = None  # answer GET /models with this error status instead
         self.app.router.add_post("/v1/chat/completions", self._chat)
         self.app.router.add_post("/v1/responses", self._responses)
         self.app.router.add_get("/v1/models", self._models)
@@ -171,6 +173,8 @@ class FakeOpenAI(FakeUpstream):
         self._record(request, {})
         if (unauthenticated := _unauthenticated(request)) is not None:
             return unauthenticated
+        if self.models_status:
+            return self._error(Behaviour(status=self.models_status))
         return web.json_response({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
 
@@ -200,8 +204,12 @@ class FakeOpenAI(FakeUpstream):
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream"):
             return web.json_response(self._completion(completion_id, model, behaviour))
-        frames = (b"data: " + json.dumps(chunk).encode() + b"\n\n"
-                  for chunk in self._chunks(completion_id, model, behaviour, body))
+        frames: Iterable[bytes] = (b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                                   for chunk in self._chunks(completion_id, model, behaviour, body))
+        if behaviour.junk is not None:
+            listed = list(frames)
+            listed.insert(behaviour.junk[0] + 1, behaviour.junk[1])  # after the role chunk and that many more
+            frames = listed
         drop_at = None if behaviour.drop_after is None else behaviour.drop_after + 1  # after the role chunk
         return await self._stream(request, frames, behaviour, drop_at)
 

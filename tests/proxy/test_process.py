@@ -56,7 +56,9 @@ async def test_an_aiohttp_without_the_guards_internals_is_refused_in_one_line(tm
 
 async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpenAI, elevenlabs: FakeElevenLabs) -> None:
     port = free_port()
-    env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,
+    metrics_port = free_port()  # the default, 9090, may be taken on a shared machine
+    env = clean_env(GLIMPSE_PORT=str(port), GLIMPSE_METRICS_PORT=str(metrics_port),
+                    GLIMPSE_UPSTREAM_BASE_URL=upstream.base_url,
                     OPENAI_API_KEY="sk-from-env-test", GLIMPSE_CUSTOM_LLM_KEY="cllm-process-key",
                     GLIMPSE_ELEVENLABS_API_KEY=API_KEY, GLIMPSE_ELEVENLABS_AGENT_ID=AGENT_ID,
                     GLIMPSE_ELEVENLABS_BASE_URL=elevenlabs.base_url, GLIMPSE_LOG_LEVEL="DEBUG")
@@ -76,6 +78,10 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
                                  headers={"Authorization": "Bearer cllm-process-key"}) as response:
                 assert response.status == 200
                 assert (await response.read()).endswith(b"data: [DONE]\n\n")
+            async with http.get(base + "/metrics") as response:  # not beside the API: on its own port
+                assert response.status == 404
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                assert response.status == 200 and "glimpse_requests_total" in await response.text()
         assert len(image_parts(upstream.last_messages())) == 1
         # the embedded default: local disk under ./data/images of the working directory
         assert len(list((tmp_path / "data" / "images").iterdir())) == 1
@@ -93,7 +99,8 @@ async def test_serve_on_defaults_then_sigterm(tmp_path: Path, upstream: FakeOpen
 async def test_serve_with_no_keys_at_all_answers_with_the_demo_model(tmp_path: Path) -> None:
     """A fresh clone's `make run`: nothing configured, yet a picture and a question get an answer about it (#20)."""
     port = free_port()
-    process = await asyncio.create_subprocess_exec(*GLIMPSE, "serve", env=clean_env(GLIMPSE_PORT=str(port)),
+    process = await asyncio.create_subprocess_exec(*GLIMPSE, "serve", env=clean_env(GLIMPSE_PORT=str(port),
+                                                                                 GLIMPSE_METRICS_PORT=str(free_port())),
                                                    cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

@@ -216,11 +216,30 @@ class ChatService:
         raise failure or UpstreamError("Every upstream LLM is failing; none was tried.")
 
     async def models(self) -> bytes:
-        """The first upstream's model list, as it sent it (`GET /v1/models`), in a client span of its own."""
-        primary = self._upstreams.primary
-        with self._spans.http_call("GET", primary, "/models") as call:
-            call.status, body = await primary.models(call.headers)
-        return body
+        """The model list of the first upstream that answers (`GET /v1/models`), as it sent it, each try in a client
+        span of its own. Upstreams are tried as for a turn, in order, past open breakers; unlike a turn's, this
+        request carries nothing of the caller's, so any failure moves on (a 404: an upstream without the route),
+        and only the upstream's faults (unreachable, 429, 5xx) count against its breaker."""
+        candidates = self._upstreams.candidates()
+        failure: UpstreamError | None = None
+        for index, candidate in enumerate(candidates):
+            if not candidate.claim():
+                continue
+            upstream = candidate.upstream
+            try:
+                with self._spans.http_call("GET", upstream, "/models") as call:
+                    call.status, body = await upstream.models(call.headers)
+            except UpstreamError as exc:
+                if exc.upstreams_fault:
+                    candidate.breaker.failed()
+                failure = exc
+                if index < len(candidates) - 1:
+                    log.warning("upstream %s failed to list its models (%s): trying the next", upstream.name,
+                                exc.outcome)
+                continue
+            candidate.breaker.succeeded()
+            return body
+        raise failure or UpstreamError("Every upstream LLM is failing; none was tried.")
 
     async def _request_for(self, upstream: Upstream, api: str, payload: dict[str, Any], injected: InjectionResult,
                            context: TurnContext) -> dict[str, Any]:

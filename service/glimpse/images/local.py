@@ -10,19 +10,22 @@ from collections.abc import Set
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .storage import ImageNotFound, ImageStorage, ImageStorageError
+from .storage import ImageNotFound, ImageStorage, ImageStorageError, StorageLow
+
+MIB = 1024 * 1024
 
 
 class LocalStorage(ImageStorage):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, min_free_bytes: int = 0) -> None:
         self.root = root
+        self.min_free_bytes = min_free_bytes  # `check` fails below this much free space (0: never)
 
     @classmethod
-    def from_url(cls, url: str) -> LocalStorage:
+    def from_url(cls, url: str, min_free_bytes: int = 0) -> LocalStorage:
         parts = urlsplit(url)
         # file://./data/images (relative, netloc ".") and file:///abs/path both work.
         raw = unquote(parts.netloc + parts.path) if parts.netloc in (".", "..") else unquote(parts.path)
-        return cls(Path(raw).expanduser().resolve())
+        return cls(Path(raw).expanduser().resolve(), min_free_bytes)
 
     def key_for(self, session_id: str, image_id: str) -> str:
         # Flat: the name is a fresh uuid, so the session adds nothing but a lookup for serving.
@@ -78,6 +81,12 @@ class LocalStorage(ImageStorage):
             self.root.mkdir(parents=True, exist_ok=True)
             if not os.access(self.root, os.W_OK):
                 raise ImageStorageError(f"{self.root} is not writable")
+            if self.min_free_bytes:  # one statvfs: what an unprivileged writer may still use
+                disk = os.statvfs(self.root)
+                free = disk.f_bavail * disk.f_frsize
+                if free < self.min_free_bytes:
+                    raise StorageLow(f"disk low: {free // MIB} MiB free, below GLIMPSE_STORAGE_MIN_FREE_BYTES "
+                                     f"({self.min_free_bytes // MIB} MiB)")
 
         try:
             await asyncio.to_thread(probe)

@@ -15,6 +15,14 @@ class ImageStorageError(Exception):
     """The storage backend failed; the caller answers 503."""
 
 
+class StorageLow(ImageStorageError):
+    """Local disk with less free space than GLIMPSE_STORAGE_MIN_FREE_BYTES: `/readyz` says so, with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ImageNotFound(KeyError):
     """No stored image under that key."""
 

@@ -12,6 +12,7 @@ from .http import UpstreamHttp
 from .providers import Provider, provider_for
 from .sse import ChatCompletionsSse, ResponsesSse
 from .stream import UpstreamStream
+from .think import ThinkStrippingChatSse, ThinkStrippingResponsesSse, strips_think
 
 if TYPE_CHECKING:
     import openai
@@ -38,6 +39,7 @@ class Upstream:
         self._max_retries = max_retries
         self._max_event_bytes = settings.upstream_max_event_bytes
         self._ask_for_usage = settings.upstream_stream_usage
+        self._think_models = settings.strip_think_models
         self.http = UpstreamHttp(target.base_url, self._api_key, connect_timeout=settings.upstream_connect_timeout,
                                  read_timeout=settings.upstream_read_timeout,
                                  keepalive_seconds=settings.upstream_keepalive_seconds, max_retries=max_retries)
@@ -57,7 +59,9 @@ class Upstream:
                                                          "include_usage": True}}
                 hide_usage_chunk = True
         response = await self.http.post("/chat/completions", payload, extra_headers)
-        return UpstreamStream(response, ChatCompletionsSse(hide_usage_chunk), self._max_event_bytes)
+        strip = self._strips_think(payload)
+        dialect = ThinkStrippingChatSse(hide_usage_chunk) if strip else ChatCompletionsSse(hide_usage_chunk)
+        return UpstreamStream(response, dialect, self._max_event_bytes)
 
     async def open_response(self, payload: dict[str, Any],
                             extra_headers: dict[str, str] | None = None) -> UpstreamStream:
@@ -71,7 +75,13 @@ class Upstream:
                 # a 404 without an OpenAI error code is a server without the route, not a missing model
                 raise UpstreamLacksApi(NO_RESPONSES_API.format(base_url=self._target.base_url)) from None
             raise
-        return UpstreamStream(response, ResponsesSse(), self._max_event_bytes)
+        dialect = ThinkStrippingResponsesSse() if self._strips_think(payload) else ResponsesSse()
+        return UpstreamStream(response, dialect, self._max_event_bytes)
+
+    def _strips_think(self, payload: dict[str, Any]) -> bool:
+        """Whether the request's model writes `<think>` blocks into its answer (GLIMPSE_STRIP_THINK_MODELS)."""
+        model = payload.get("model")
+        return isinstance(model, str) and strips_think(model, self._think_models)
 
     def url(self, path: str) -> str:
         """The URL of `path` under the base URL, without credentials."""

@@ -60,6 +60,11 @@ class SseDialect(ABC):
     def record_body(self, data: dict[str, Any], state: RelayState) -> None:
         """Model and usage of a non-streamed answer."""
 
+    def answer_body(self, body: bytes, data: dict[str, Any]) -> bytes:
+        """A non-streamed answer as the caller gets it (`data`: `body` parsed): unchanged, unless the dialect
+        rewrites answers (`think.py`)."""
+        return body
+
 
 class ChatCompletionsSse(SseDialect):
     """`data: <chunk>` events ending with `data: [DONE]`; usage in a last chunk with no choices."""
@@ -77,6 +82,8 @@ class ChatCompletionsSse(SseDialect):
             state.finished = True
             self._record_finish(self._last_choices, state)
             return None
+        if payload[0] != 0x7B or payload[-1] != 0x7D:  # `{`, `}` as literals (no lookup); never empty (parser)
+            check_object(payload)
         if state.response_model is None and b'"model"' in payload:
             self._record_first(payload, state)
         if _may_carry_usage(payload) and self._record_usage(payload, state):
@@ -146,6 +153,8 @@ class ResponsesSse(SseDialect):
     """`event: <type>` + `data: <json>` events; the model in `response.created`, usage in `response.completed`."""
 
     def relay(self, name: bytes | None, payload: bytes, state: RelayState) -> bytes | None:
+        if payload[0] != 0x7B or payload[-1] != 0x7D:  # `{`, `}` as literals (no lookup); never empty (parser)
+            check_object(payload)
         if name in RESPONSES_TERMINAL_EVENTS:
             state.finished = True
             if name == b"response.completed":
@@ -196,6 +205,21 @@ class ResponsesSse(SseDialect):
 
 class EventTooLarge(Exception):
     """One upstream event grew past the limit without ending."""
+
+
+class NotAnObject(Exception):
+    """An upstream `data:` event that is not a JSON object: no client of either API could read it."""
+
+
+def check_object(payload: bytes) -> None:
+    """Refuse an event that is plainly not a JSON object (an HTML error page, plain text, a cut-off chunk), by its
+    first and last bytes besides whitespace (the dialects look at those two bytes first, and call this only when they
+    are not braces): the relay parses no chunk it need not, so a well-framed object is passed on unread. An
+    OpenAI client fails on such an event (the SDK parses every `data:`), so the stream ends there, as a broken one
+    does: in-band error before `[DONE]`, or the next upstream while nothing reached the caller."""
+    body = payload.strip()
+    if not (body.startswith(b"{") and body.endswith(b"}")):
+        raise NotAnObject(f"the upstream sent a data: event of {len(payload)} bytes that is not a JSON object")
 
 
 class SseParser:

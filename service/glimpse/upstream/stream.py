@@ -66,7 +66,7 @@ class UpstreamStream:
         if not isinstance(data, dict):
             raise UpstreamError("The upstream LLM answered with something that is not a JSON object.")
         self.dialect.record_body(data, self.state)
-        return body
+        return self.dialect.answer_body(body, data)
 
     async def events(self) -> AsyncIterator[bytes]:
         """Yield the events each upstream read completes, framed for the caller and joined (one write for what

@@ -110,6 +110,7 @@ async def test_redis_killed_and_restarted_mid_run(start_proxy: StartProxy, upstr
         async with http.get(proxy.url + "/readyz") as r:
             assert r.status == 200
         assert (await upload(http, proxy.url, session)).status == 201
+        # the new picture only: the one attached before a restart without persistence is gone (README, reliability.md)
         assert len(await turn("after restart")) == 1
     finally:
         await asyncio.to_thread(redis.stop)

@@ -152,3 +152,43 @@ async def test_a_turn_the_primary_answers_does_not_use_up_the_backups_trial(
     upstream.next.append(Behaviour(status=503))
     status, headers, _ = await turn(proxy, http)
     assert status == 200 and headers["X-Glimpse-Upstream"] == "backup"
+
+
+async def models(proxy: Proxy, http: aiohttp.ClientSession) -> tuple[int, dict[str, Any]]:
+    async with http.get(proxy.v1 + "/models") as response:
+        return response.status, await response.json()
+
+
+async def test_the_model_list_fails_over_to_a_healthy_backup(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                             backup: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    """`GET /v1/models` walks the upstreams as a turn does: a primary that is down or answers 5xx costs the caller
+    nothing while the backup is healthy."""
+    backup.models = ["backup-model"]
+    down = await start_proxy(upstreams=upstreams(("primary", CLOSED_PORT), ("backup", backup.base_url)))
+    for _ in range(3):
+        status, body = await models(down, http)
+        assert status == 200 and [m["id"] for m in body["data"]] == ["backup-model"]
+    upstream.models_status = 503
+    failing = await start_proxy(upstreams=upstreams(("primary", upstream.base_url), ("backup", backup.base_url)))
+    status, body = await models(failing, http)
+    assert status == 200 and [m["id"] for m in body["data"]] == ["backup-model"]
+    assert len([r for r in upstream.requests if r.path.endswith("/models")]) == 1  # no retry before failing over
+    upstream.models_status = 404  # an upstream without the route: the request is nothing of the caller's
+    status, body = await models(failing, http)
+    assert status == 200 and [m["id"] for m in body["data"]] == ["backup-model"]
+
+
+async def test_the_model_list_is_the_primarys_while_it_answers(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                               backup: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    proxy = await start_proxy(upstreams=upstreams(("primary", upstream.base_url), ("backup", backup.base_url)))
+    status, body = await models(proxy, http)
+    assert status == 200 and [m["id"] for m in body["data"]] == ["gpt-4o-mini", "gpt-4o"]
+    assert not [r for r in backup.requests if r.path.endswith("/models")]
+
+
+async def test_the_model_list_fails_when_every_upstream_does(start_proxy: StartProxy, upstream: FakeOpenAI,
+                                                             backup: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    upstream.models_status = backup.models_status = 503
+    proxy = await start_proxy(upstreams=upstreams(("primary", upstream.base_url), ("backup", backup.base_url)))
+    status, body = await models(proxy, http)
+    assert status == 502 and "503" in body["error"]["message"]

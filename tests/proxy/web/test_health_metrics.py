@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import aiohttp
+from pathlib import Path
 
-from tests.conftest import Proxy
+import aiohttp
+import pytest
+from aiohttp import web
+
+from glimpse.app import create_app
+from glimpse.config import ConfigError, Settings
+from tests.conftest import Proxy, StartProxy
 from tests.fakes.openai_upstream import DEFAULT_WORDS, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, new_session, upload
 from tests.metrics_scrape import scrape, value
@@ -56,3 +62,36 @@ async def test_unmatched_paths_share_one_label(proxy: Proxy, http: aiohttp.Clien
             assert response.status == 404
     after = await scrape(http, proxy)
     assert value(after, "glimpse_requests_total", route="unmatched", status="404") == 3
+
+
+def routes(app: web.Application) -> set[str]:
+    return {resource.canonical for resource in app.router.resources()}
+
+
+async def test_metrics_are_off_the_api_port_by_default(tmp_path: Path) -> None:
+    """Only a port of their own, which no Ingress routes to, serves them unless a single-port run asks otherwise."""
+    storage = {"storage_url": f"file://{tmp_path}/images"}
+    defaults = Settings.load(env={}, **storage)
+    assert defaults.metrics_port == 9090
+    assert "/metrics" not in routes(create_app(defaults))
+    single_port = Settings.load(env={"GLIMPSE_METRICS_PORT": "0"}, **storage)
+    assert "/metrics" in routes(create_app(single_port))
+    with pytest.raises(ConfigError, match="GLIMPSE_METRICS_PORT"):
+        Settings.load(env={"GLIMPSE_PORT": "9090"})
+
+
+async def test_readiness_fails_with_its_reason_when_the_local_disk_is_low(start_proxy: StartProxy,
+                                                                          http: aiohttp.ClientSession) -> None:
+    """No disk has an exabyte free: with that as GLIMPSE_STORAGE_MIN_FREE_BYTES the probe sees a full disk."""
+    low = await start_proxy(storage_min_free_bytes=2**60)
+    async with http.get(low.url + "/readyz") as response:
+        assert response.status == 503
+        checks = (await response.json())["checks"]
+    assert checks["store"] == "ok"
+    assert checks["storage"].startswith("unavailable: disk low: ") and "GLIMPSE_STORAGE_MIN_FREE_BYTES" in \
+        checks["storage"]
+    async with http.get(low.url + "/healthz") as response:
+        assert response.status == 200  # alive: only not to be sent traffic
+    roomy = await start_proxy(storage_min_free_bytes=1)
+    async with http.get(roomy.url + "/readyz") as response:
+        assert response.status == 200

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from ...images.storage import StorageLow
 from ...resources import CONVERSATIONS, DRAIN, IMAGE_STORAGE
 from ..errors import json_response
 from ..openapi import DOCUMENT
@@ -29,6 +30,8 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(probe(), READY_TIMEOUT)
             checks[name] = "ok"
+        except StorageLow as exc:
+            checks[name] = f"unavailable: {exc.reason}"
         except Exception as exc:
             checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())

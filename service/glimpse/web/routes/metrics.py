@@ -1,4 +1,4 @@
-"""Prometheus metrics: on the API's port, or alone on GLIMPSE_METRICS_PORT (`web/metrics_port.py`)."""
+"""Prometheus metrics: alone on GLIMPSE_METRICS_PORT (`web/metrics_port.py`), or on the API's port when it is 0."""
 
 from __future__ import annotations
 
