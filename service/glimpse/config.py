@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     # Turn memory (conversation/payload_memory.py, conversation/injection.py): sizing.turn_memory_bytes(self.
     # turn_memory_budget) is what turns' pictures may hold; the defaults are sizing.py's, from which the pod is sized.
     turn_payload_memory_bytes: Positive = TURN_PAYLOAD_MEMORY_BYTES  # pictures in upstream requests being sent
-    turn_payload_wait_seconds: Seconds = 2.0  # a turn waits this long for that memory at most, then 503
+    turn_payload_wait_seconds: Seconds = 5.0  # a turn waits this long for that memory at most, then 503
     image_data_url_cache_bytes: int = Field(DATA_URL_CACHE_BYTES, ge=0)  # data: URLs kept for the next turns
 
     @property

@@ -51,7 +51,7 @@ def decode_memory_bytes(budget: DecodeBudget) -> int:
 
 # --- Turn memory (issue 30): pictures built into upstream requests in flight, and the data: URL cache ---------------
 # The defaults of GLIMPSE_TURN_PAYLOAD_MEMORY_BYTES and GLIMPSE_IMAGE_DATA_URL_CACHE_BYTES.
-TURN_PAYLOAD_MEMORY_BYTES = 128 * MiB  # one turn of a full conversation (40 MiB of pictures: 2 x 53 MiB) fits
+TURN_PAYLOAD_MEMORY_BYTES = 128 * MiB  # 3 turns of 8 pictures of 1.3 MB at once; a bigger turn runs alone
 DATA_URL_CACHE_BYTES = 64 * MiB
 
 
