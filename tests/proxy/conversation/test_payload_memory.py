@@ -16,7 +16,9 @@ from glimpse.conversation.store import StoredImage
 from glimpse.errors import Unavailable
 from glimpse.resources import INJECTOR
 from tests.conftest import StartProxy
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.gemini_upstream import DEFAULT_KEY as GEMINI_KEY
+from tests.fakes.gemini_upstream import FakeGemini
+from tests.fakes.openai_upstream import Behaviour, FakeOpenAI
 from tests.helpers import conversation, elevenlabs_body, image_parts, new_session, upload
 from tests.images import jpeg
 
@@ -130,3 +132,39 @@ async def test_a_turn_without_payload_memory_is_a_503_and_a_turn_gives_its_memor
         await response.read()
     assert image_parts(upstream.last_messages())
     assert payload_memory.reserved_bytes == 0  # given back once the upstream answered
+
+
+async def test_a_gemini_fallback_reserves_its_inline_pictures_too(
+        start_proxy: StartProxy, upstream: FakeOpenAI, gemini: FakeGemini, http: aiohttp.ClientSession) -> None:
+    """URL delivery reserves nothing for the primary; Gemini fetches no URL, so the turn reserves before its
+    data: URLs are built for it, and a turn that cannot is a 503, not an unbounded allocation."""
+    proxy = await start_proxy(image_delivery="url", turn_payload_memory_bytes=1024 * 1024,
+                              turn_payload_wait_seconds=0.2, upstreams=[
+        {"name": "openai", "base_url": upstream.base_url, "api_key": "sk-o", "provider": "openai"},
+        {"name": "gemini", "base_url": gemini.base_url, "api_key": GEMINI_KEY, "provider": "gemini",
+         "model": "gemini-2.5-flash"}])
+    payload_memory = proxy.app[INJECTOR].payload_memory
+    session = await new_session(http, proxy.url)
+    assert (await upload(http, proxy.url, session, jpeg(80, 40))).status == 201
+    body = elevenlabs_body(session, conversation("What is this?"))
+
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:  # the primary fetches URLs
+        assert response.status == 200 and response.headers["X-Glimpse-Upstream"] == "openai"
+        await response.read()
+    held = await payload_memory.reserve(payload_memory.budget_bytes)
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
+        assert response.status == 200  # no inline pictures: no payload memory needed
+        await response.read()
+
+    upstream.next.append(Behaviour(status=503))
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "turn_memory_busy"
+    assert not gemini.requests
+    held.release()
+    upstream.next.append(Behaviour(status=503))
+    async with http.post(proxy.v1 + "/chat/completions", json=body) as response:
+        assert response.status == 200 and response.headers["X-Glimpse-Upstream"] == "gemini"
+        await response.read()
+    assert image_parts(gemini.last_messages())[0][1]["image_url"]["url"].startswith("data:image/")
+    assert payload_memory.reserved_bytes == 0
