@@ -39,7 +39,16 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from .sizing import DECODE_CONCURRENCY, DECODE_MEMORY_BYTES, DECODE_QUEUE, IMAGE_MAX_BYTES, DecodeBudget
+from .sizing import (
+    DATA_URL_CACHE_BYTES,
+    DECODE_CONCURRENCY,
+    DECODE_MEMORY_BYTES,
+    DECODE_QUEUE,
+    IMAGE_MAX_BYTES,
+    TURN_PAYLOAD_MEMORY_BYTES,
+    DecodeBudget,
+    TurnMemoryBudget,
+)
 
 PREFIX = "GLIMPSE_"
 
@@ -255,6 +264,17 @@ class Settings(BaseSettings):
         """The four settings image decodes' memory follows, and with it the pod's memory limit (`sizing.py`)."""
         return DecodeBudget(self.image_decode_memory_bytes, self.image_decode_concurrency, self.image_decode_queue,
                             self.image_max_bytes)
+
+    # Turn memory (conversation/payload_memory.py, conversation/injection.py): sizing.turn_memory_bytes(self.
+    # turn_memory_budget) is what turns' pictures may hold; the defaults are sizing.py's, from which the pod is sized.
+    turn_payload_memory_bytes: Positive = TURN_PAYLOAD_MEMORY_BYTES  # pictures in upstream requests being sent
+    turn_payload_wait_seconds: Seconds = 5.0  # a turn waits this long for that memory at most, then 503
+    image_data_url_cache_bytes: int = Field(DATA_URL_CACHE_BYTES, ge=0)  # data: URLs kept for the next turns
+
+    @property
+    def turn_memory_budget(self) -> TurnMemoryBudget:
+        """The two settings turns' picture memory follows, and with it the pod's memory limit (`sizing.py`)."""
+        return TurnMemoryBudget(self.turn_payload_memory_bytes, self.image_data_url_cache_bytes)
 
     @property
     def upstream_configured(self) -> bool:

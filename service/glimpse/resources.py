@@ -23,6 +23,7 @@ from .auth import Signer
 from .chat.service import ChatService
 from .config import Settings
 from .conversation.injection import ImageInjector
+from .conversation.payload_memory import TurnPayloadMemory
 from .conversation.sessions import PageSessions
 from .conversation.store import ConversationStore
 from .drain import Drain
@@ -63,6 +64,7 @@ IMAGE_URLS = web.AppKey("image_urls", ImageUrls)
 IMAGE_UPLOADS = web.AppKey("image_uploads", ImageUploads)
 PAGE_SESSIONS = web.AppKey("page_sessions", PageSessions)
 CHAT = web.AppKey("chat", ChatService)
+INJECTOR = web.AppKey("image_injector", ImageInjector)
 
 
 def add_resources(app: web.Application, settings: Settings, *, tracing: Tracing | None = None) -> None:
@@ -178,8 +180,11 @@ async def _elevenlabs(app: web.Application) -> AsyncIterator[None]:
 
 async def _image_sweeper(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # the injector is built at startup, after this; the first sweep is an interval later
     sweeper = asyncio.create_task(sweep_forever(app[IMAGE_STORAGE], app[CONVERSATIONS], settings.image_ttl_seconds,
-                                                settings.sweep_interval_seconds), name="glimpse-sweeper")
+                                                settings.sweep_interval_seconds,
+                                                keep_only=lambda in_use: app[INJECTOR].keep_only(in_use)),
+                                  name="glimpse-sweeper")
     yield
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -211,10 +216,15 @@ async def _build_services(app: web.Application) -> None:
     settings, metrics = app[SETTINGS], app[METRICS]
     store, storage = app[CONVERSATIONS], app[IMAGE_STORAGE]
     urls = app[IMAGE_URLS] = ImageUrls(app[SIGNER], storage, settings.image_url_ttl_seconds)
-    injector = ImageInjector(store, storage, urls, metrics, delivery=settings.image_delivery,
-                             policy=settings.image_policy, detail=settings.image_detail,
-                             session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key
-                             else None)
+    payload_memory = TurnPayloadMemory(settings.turn_payload_memory_bytes, settings.turn_payload_wait_seconds,
+                                       metrics.turn_payloads_refused)
+    injector = app[INJECTOR] = ImageInjector(
+        store, storage, urls, metrics, delivery=settings.image_delivery, policy=settings.image_policy,
+        detail=settings.image_detail, payload_memory=payload_memory,
+        data_url_cache_bytes=settings.image_data_url_cache_bytes,
+        session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key else None)
+    metrics.turn_payload_bytes.set_function(lambda: payload_memory.reserved_bytes)
+    metrics.data_url_cache_bytes.set_function(lambda: injector.data_url_cache_bytes)
     app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, app[QUOTAS], metrics,
                                       max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge,
                                       decode_memory_bytes=settings.image_decode_memory_bytes,

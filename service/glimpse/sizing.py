@@ -1,4 +1,5 @@
-"""The proxy's memory: what its image decodes may hold, and the container memory limit that follows.
+"""The proxy's memory: what its image decodes and its turns' pictures may hold, and the container memory limit that
+follows.
 
 Plain numbers in, so the operator sizes a proxy pod from a VoiceAgent's spec without building the proxy's
 `Settings`; the proxy's settings take their decode defaults from here (`Settings.decode_budget`). The chart computes
@@ -48,20 +49,52 @@ def decode_memory_bytes(budget: DecodeBudget) -> int:
     return budget.memory_bytes + (budget.concurrency + budget.queue) * budget.max_upload_bytes
 
 
-def memory_limit_mib(budget: DecodeBudget) -> int:
+# --- Turn memory (issue 30): pictures built into upstream requests in flight, and the data: URL cache ---------------
+# The defaults of GLIMPSE_TURN_PAYLOAD_MEMORY_BYTES and GLIMPSE_IMAGE_DATA_URL_CACHE_BYTES.
+TURN_PAYLOAD_MEMORY_BYTES = 128 * MiB  # 3 turns of 8 pictures of 1.3 MB at once; a bigger turn runs alone
+DATA_URL_CACHE_BYTES = 64 * MiB
+
+
+@dataclass(frozen=True)
+class TurnMemoryBudget:
+    """The settings turns' picture memory follows: `payload_bytes` reserved by the requests being sent upstream with
+    pictures inline (GLIMPSE_TURN_PAYLOAD_MEMORY_BYTES, conversation/payload_memory.py) and the data: URLs cached for
+    the next turns (GLIMPSE_IMAGE_DATA_URL_CACHE_BYTES)."""
+
+    payload_bytes: int = TURN_PAYLOAD_MEMORY_BYTES
+    data_url_cache_bytes: int = DATA_URL_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        for name, least in (("payload_bytes", 1), ("data_url_cache_bytes", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, not {value}")
+
+
+def turn_memory_bytes(turns: TurnMemoryBudget) -> int:
+    """What turns' pictures may hold in total: the requests in flight and the data: URL cache."""
+    return turns.payload_bytes + turns.data_url_cache_bytes
+# --- end of turn memory ----------------------------------------------------------------------------------------------
+
+
+def memory_limit_mib(budget: DecodeBudget, *, turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
     """The container memory limit a proxy with this budget needs, in MiB rounded up: its baseline, the decodes'
-    memory and headroom. The operator and the chart set it."""
-    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + MEMORY_HEADROOM_BYTES) // MiB)
+    memory, the turns' picture memory and headroom. The operator and the chart set it."""
+    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + turn_memory_bytes(turns)
+               + MEMORY_HEADROOM_BYTES) // MiB)
 
 
 CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 
 
-def memory_limit_bytes(budget: DecodeBudget, cgroup_memory_max: Path = CGROUP_MEMORY_MAX) -> int:
+def memory_limit_bytes(budget: DecodeBudget, cgroup_memory_max: Path = CGROUP_MEMORY_MAX, *,
+                       turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
     """The memory this process may use: its cgroup (v2) limit when it has one, else what `memory_limit_mib` says the
     budget needs (outside a container, or with no limit set)."""
     try:
         text = cgroup_memory_max.read_text().strip()
     except OSError:
         text = ""
-    return int(text) if text.isdigit() else memory_limit_mib(budget) * MiB
+    return int(text) if text.isdigit() else memory_limit_mib(budget, turns=turns) * MiB

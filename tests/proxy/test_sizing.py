@@ -1,11 +1,20 @@
-"""The proxy's memory from plain numbers (`glimpse.sizing`): what image decodes may hold, and the pod's limit."""
+"""The proxy's memory from plain numbers (`glimpse.sizing`): what image decodes and turns' pictures may hold, and the
+pod's limit."""
 
 from __future__ import annotations
 
 import pytest
 
 from glimpse.config import Settings
-from glimpse.sizing import DecodeBudget, MiB, decode_memory_bytes, memory_limit_mib
+from glimpse.sizing import (
+    DecodeBudget,
+    MiB,
+    TurnMemoryBudget,
+    decode_memory_bytes,
+    memory_limit_bytes,
+    memory_limit_mib,
+    turn_memory_bytes,
+)
 
 
 def test_decode_memory_bytes_of_the_defaults() -> None:
@@ -14,7 +23,8 @@ def test_decode_memory_bytes_of_the_defaults() -> None:
     wider = Settings.load(env={"GLIMPSE_IMAGE_DECODE_MEMORY_BYTES": str(512 * MiB),
                                "GLIMPSE_IMAGE_DECODE_CONCURRENCY": "4", "GLIMPSE_IMAGE_DECODE_QUEUE": "0"})
     assert decode_memory_bytes(wider.decode_budget) == 512 * MiB + 4 * 10 * MiB
-    assert memory_limit_mib(settings.decode_budget) == 96 + 256 + 80 + 64 <= 512  # the pod limit the defaults need
+    # the pod limit the defaults need: baseline, decodes, turns' pictures (in flight + cached), headroom
+    assert memory_limit_mib(settings.decode_budget) == 96 + (256 + 80) + (128 + 64) + 64 == 688
     assert settings.decode_budget == DecodeBudget()  # the proxy's defaults are sizing's, which the operator uses
 
 
@@ -25,3 +35,25 @@ def test_decode_memory_bytes_of_the_defaults() -> None:
 def test_a_budget_is_whole_numbers_in_range(budget: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):
         DecodeBudget(**budget)
+
+
+def test_turn_memory_enters_the_pod_limit(tmp_path) -> None:
+    settings = Settings.load(env={})
+    assert settings.turn_memory_budget == TurnMemoryBudget()  # the proxy's defaults are sizing's
+    assert turn_memory_bytes(settings.turn_memory_budget) == 128 * MiB + 64 * MiB
+    wider = Settings.load(env={"GLIMPSE_TURN_PAYLOAD_MEMORY_BYTES": str(512 * MiB),
+                               "GLIMPSE_IMAGE_DATA_URL_CACHE_BYTES": "0"})
+    assert turn_memory_bytes(wider.turn_memory_budget) == 512 * MiB
+    assert (memory_limit_mib(wider.decode_budget, turns=wider.turn_memory_budget)
+            == memory_limit_mib(settings.decode_budget) + 512 - 192)
+    assert (memory_limit_bytes(wider.decode_budget, tmp_path / "no-cgroup", turns=wider.turn_memory_budget)
+            == memory_limit_mib(wider.decode_budget, turns=wider.turn_memory_budget) * MiB)
+
+
+@pytest.mark.parametrize(("budget", "error"), [
+    ({"payload_bytes": 0}, ValueError), ({"data_url_cache_bytes": -1}, ValueError),
+    ({"payload_bytes": 1.5e8}, TypeError), ({"data_url_cache_bytes": True}, TypeError),
+])
+def test_a_turn_budget_is_whole_numbers_in_range(budget: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        TurnMemoryBudget(**budget)

@@ -45,7 +45,7 @@ class ChatTurn:
 
     def __init__(self, payload: dict[str, Any], upstream: str, model: str, images: int, span: UpstreamSpan,
                  metrics: Metrics, log_fields: dict[str, Any]) -> None:
-        self._payload = payload
+        self._payload: dict[str, Any] | None = payload
         self.upstream = upstream  # the name of the upstream answering
         self.model = model
         self.stream = bool(payload.get("stream"))
@@ -60,7 +60,10 @@ class ChatTurn:
     async def open(self, open_upstream: OpenUpstream, first_byte_timeout: float) -> None:
         try:
             async with asyncio.timeout(first_byte_timeout):
-                self._upstream = await open_upstream(self._payload, self._span.headers())
+                assert self._payload is not None, "a turn is opened once"
+                # the payload is let go once sent: its inline pictures are not held for the whole stream
+                payload, self._payload = self._payload, None
+                self._upstream = await open_upstream(payload, self._span.headers())
                 if self.stream:
                     self.first_event = await self._upstream.first_event()
         except TimeoutError:
@@ -162,16 +165,22 @@ class ChatService:
         count and the upstream that answered."""
         validate_chat_request(body, self._max_messages)
         injected = await self._injector.apply(body, body["messages"], public_base_url, CHAT_MESSAGES)
-        payload = upstream_request(body, injected.messages, self._default_model)
-        return await self._start(CHAT, payload, injected, log_fields)
+        try:
+            payload = upstream_request(body, injected.messages, self._default_model)
+            return await self._start(CHAT, payload, injected, log_fields)
+        finally:
+            injected.release()  # the upstream has the request (or it failed): its pictures' bytes are free
 
     async def start_response(self, body: dict[str, Any], public_base_url: str,
                              log_fields: dict[str, Any]) -> ChatTurn:
         """The same for a Responses API turn."""
         items = input_items(body, self._max_messages)
         injected = await self._injector.apply(body, items, public_base_url, RESPONSES_INPUT)
-        payload = upstream_response_request(body, injected.messages, self._default_model)
-        return await self._start(RESPONSES, payload, injected, log_fields)
+        try:
+            payload = upstream_response_request(body, injected.messages, self._default_model)
+            return await self._start(RESPONSES, payload, injected, log_fields)
+        finally:
+            injected.release()
 
     async def _start(self, api: str, payload: dict[str, Any], injected: InjectionResult,
                      log_fields: dict[str, Any]) -> ChatTurn:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth import SignedValue
@@ -21,6 +21,7 @@ from ..images.storage import ImageStorage
 from ..images.urls import ImageUrls
 from ..observability.metrics import Metrics
 from .ids import conversation_id_of, last_message_is_from_user, session_key_of, turn_key
+from .payload_memory import PayloadReservation, TurnPayloadMemory, payload_bytes
 from .store import ConversationStore, StoredImage
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,18 @@ class InjectionResult:
     original: list[Any] | None = None
     images: tuple[StoredImage, ...] = ()
     shape: Shape | None = None
+    # the turn's share of the payload memory while its pictures are inline in its request (`ImageInjector.inline`
+    # may take it later); `release` it once the upstream has the request
+    reservation: list[PayloadReservation] = field(default_factory=list)
+
+    def release(self) -> None:
+        for reservation in self.reservation:
+            reservation.release()
 
 
 class _DataUrlCache:
-    """Recently injected images as data: URLs, so sticky turns do not re-read and re-encode them."""
+    """Recently injected images as data: URLs, so sticky turns do not re-read and re-encode them (and send the same
+    bytes, which the upstream's prompt cache needs). `keep_only` drops those no live conversation holds."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -128,6 +137,14 @@ class _DataUrlCache:
         if value is not None:
             self._bytes -= len(value)
 
+    def keep_only(self, keys: set[str]) -> None:
+        for key in [key for key in self._items if key not in keys]:
+            self.drop(key)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
 
 SessionKeyCheck = Callable[[str, object], bool]
 
@@ -137,8 +154,8 @@ class ImageInjector:
     enough, for pages older than session keys)."""
 
     def __init__(self, store: ConversationStore, storage: ImageStorage, urls: ImageUrls, metrics: Metrics, *,
-                 delivery: Delivery, policy: Policy, detail: Detail,
-                 session_key_valid: SessionKeyCheck | None = None) -> None:
+                 delivery: Delivery, policy: Policy, detail: Detail, payload_memory: TurnPayloadMemory,
+                 data_url_cache_bytes: int, session_key_valid: SessionKeyCheck | None = None) -> None:
         self.store = store
         self.session_key_valid = session_key_valid
         self.storage = storage
@@ -147,7 +164,8 @@ class ImageInjector:
         self.delivery = delivery
         self.policy = policy
         self.detail = detail
-        self._data_urls = _DataUrlCache(max_bytes=64 * 1024 * 1024)
+        self.payload_memory = payload_memory
+        self._data_urls = _DataUrlCache(max_bytes=data_url_cache_bytes)
         self._signed: OrderedDict[tuple[str, str], SignedValue] = OrderedDict()
 
     def forget(self, key: str) -> None:
@@ -155,6 +173,17 @@ class ImageInjector:
         self._data_urls.drop(key)
         for cached in [cached for cached in self._signed if cached[0] == key]:
             del self._signed[cached]
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Drop what is cached for every image not stored under one of `keys` (those of the live conversations):
+        the pictures of conversations that ended or expired."""
+        self._data_urls.keep_only(keys)
+        for cached in [cached for cached in self._signed if cached[0] not in keys]:
+            del self._signed[cached]
+
+    @property
+    def data_url_cache_bytes(self) -> int:
+        return self._data_urls.bytes
 
     async def apply(self, body: dict[str, Any], messages: list[Any], public_base_url: str,
                     shape: Shape = CHAT_MESSAGES) -> InjectionResult:
@@ -176,18 +205,30 @@ class ImageInjector:
             return InjectionResult(messages, conversation_id, 0, store_failed=True)
         if not images:
             return InjectionResult(messages, conversation_id, 0)
-        urls = [url for url in [await self._url_for(image, public_base_url, self.delivery) for image in images]
-                if url]
+        reservation = [await self._reserve(images)] if self.delivery == "inline" else []
+        try:
+            urls = [url for url in [await self._url_for(image, public_base_url, self.delivery) for image in images]
+                    if url]
+        except BaseException:
+            for held in reservation:
+                held.release()
+            raise
         self.metrics.images_injected.labels(self.policy).inc(len(urls))
         return InjectionResult(shape.insert(messages, urls, self.detail), conversation_id, len(urls),
-                               original=messages, images=tuple(images), shape=shape)
+                               original=messages, images=tuple(images), shape=shape, reservation=reservation)
 
     async def inline(self, result: InjectionResult) -> list[Any]:
         """The turn of `result` with its images as data: URLs, for an upstream that fetches no URLs (Gemini)."""
         if self.delivery == "inline" or result.shape is None or result.original is None:
             return result.messages
+        if not result.reservation:  # once a turn, whatever upstream it fails over to
+            result.reservation.append(await self._reserve(result.images))
         urls = [url for url in [await self._url_for(image, "", "inline") for image in result.images] if url]
         return result.shape.insert(result.original, urls, self.detail)
+
+    async def _reserve(self, images: list[StoredImage] | tuple[StoredImage, ...]) -> PayloadReservation:
+        """The payload memory these images take inline in a request: held before a byte of it is built."""
+        return await self.payload_memory.reserve(payload_bytes(images))
 
     async def _signed_url(self, image: StoredImage, public_base_url: str) -> str | None:
         """The image's signed URL, the same one turn after turn while it has at least half its lifetime left: a

@@ -94,9 +94,18 @@ class Metrics:
         self.images_deleted = Counter("glimpse_images_deleted",
                                       "Images the page deleted from their conversation (and from storage).",
                                       registry=r)
+        # turn memory (conversation/payload_memory.py, the data: URL cache of conversation/injection.py)
+        self.turn_payload_bytes = Gauge("glimpse_turn_payload_bytes",
+                                        "Bytes reserved now by turns sending pictures inline upstream, out of "
+                                        "GLIMPSE_TURN_PAYLOAD_MEMORY_BYTES.", registry=r)
+        self.turn_payloads_refused = Counter("glimpse_turn_payloads_refused",
+                                             "Turns answered 503 (turn_memory_busy) for want of payload memory.",
+                                             registry=r)
+        self.data_url_cache_bytes = Gauge("glimpse_data_url_cache_bytes",
+                                          "Bytes of pictures cached as data: URLs for the next turns.", registry=r)
         self.memory_limit = Gauge("glimpse_memory_limit_bytes",
                                   "The memory this replica may use: its cgroup's limit, else the one its image "
-                                  "decode settings need (sizing.py). Compare with glimpse_process_resident_memory_"
+                                  "memory settings need (sizing.py). Compare with glimpse_process_resident_memory_"
                                   "bytes.", registry=r)
         # glimpse_process_*: prefixed, so that they never mix with another job's process_* series
         ProcessCollector(namespace="glimpse", registry=r)
