@@ -423,14 +423,14 @@ def test_the_operator_sizes_the_pod_from_the_spec_without_the_proxys_settings(mo
 
     monkeypatch.setattr(Settings, "load", refuse)
     assert proxy_memory_limit({"images": {"maxBytes": 20 * MiB}}) == f"{memory_limit_mib(larger.decode_budget)}Mi"
-    assert memory_limit_mib(larger.decode_budget) == 96 + 256 + 8 * 20 + 64
+    assert memory_limit_mib(larger.decode_budget) == 96 + 256 + 8 * 20 + 8 * 20.25 + 64  # + upload bodies
 
 
 @pytest.mark.parametrize(("resources", "expected"), [
-    ({}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "496Mi"}}),
+    ({}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "578Mi"}}),
     ({"requests": {"cpu": "250m", "memory": "256Mi"}},
-     {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "496Mi"}}),
-    ({"limits": {"cpu": "2"}}, {"limits": {"cpu": "2", "memory": "496Mi"}}),
+     {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "578Mi"}}),
+    ({"limits": {"cpu": "2"}}, {"limits": {"cpu": "2", "memory": "578Mi"}}),
     ({"limits": {"memory": "1Gi"}}, {"limits": {"memory": "1Gi"}}),
 ])
 def test_a_proxy_always_has_a_memory_limit(resources: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from glimpse.config import Settings
-from glimpse.sizing import DecodeBudget, MiB, decode_memory_bytes, memory_limit_mib
+from glimpse.sizing import DecodeBudget, MiB, decode_memory_bytes, memory_limit_mib, upload_body_budget_bytes
 
 
 def test_decode_memory_bytes_of_the_defaults() -> None:
@@ -14,8 +14,25 @@ def test_decode_memory_bytes_of_the_defaults() -> None:
     wider = Settings.load(env={"GLIMPSE_IMAGE_DECODE_MEMORY_BYTES": str(512 * MiB),
                                "GLIMPSE_IMAGE_DECODE_CONCURRENCY": "4", "GLIMPSE_IMAGE_DECODE_QUEUE": "0"})
     assert decode_memory_bytes(wider.decode_budget) == 512 * MiB + 4 * 10 * MiB
-    assert memory_limit_mib(settings.decode_budget) == 96 + 256 + 80 + 64 <= 512  # the pod limit the defaults need
+    # the pod limit the defaults need: baseline, decodes, upload bodies being read (8 of 10 MiB + 256 KiB), headroom
+    assert memory_limit_mib(settings.decode_budget) == 96 + 256 + 80 + 82 + 64 == 578
     assert settings.decode_budget == DecodeBudget()  # the proxy's defaults are sizing's, which the operator uses
+
+
+# --- upload bodies (issue 30) ---
+def test_upload_body_budget_enters_the_memory_limit() -> None:
+    settings = Settings.load(env={})
+    one_body = 10 * MiB + 256 * 1024
+    assert settings.upload_body_budget == upload_body_budget_bytes(settings.decode_budget) == 8 * one_body
+    assert memory_limit_mib(settings.decode_budget, settings.upload_body_budget) == 578
+    smaller = Settings.load(env={"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES": str(32 * MiB)})
+    assert memory_limit_mib(smaller.decode_budget, smaller.upload_body_budget) == 96 + 256 + 80 + 32 + 64
+    # the upload deadline: 10 s plus the largest upload at 128 KiB/s
+    assert settings.upload_deadline == pytest.approx(10 + (10 * MiB + 256 * 1024) / (128 * 1024))
+    assert Settings.load(env={"GLIMPSE_UPLOAD_DEADLINE_SECONDS": "30"}).upload_deadline == 30
+    with pytest.raises(ValueError, match="must hold one whole upload"):
+        Settings.load(env={"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES": str(10 * MiB)})
+# --- end upload bodies ---
 
 
 @pytest.mark.parametrize(("budget", "error"), [

@@ -184,8 +184,8 @@ async def test_upload_must_be_multipart(proxy: Proxy, http: aiohttp.ClientSessio
 async def test_ready_flag_takes_boolean_words_only(proxy: Proxy, http: aiohttp.ClientSession) -> None:
     session = await new_session(http, proxy.url)
     form = aiohttp.FormData()
-    form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
     form.add_field("session_id", session["session_id"])
+    form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
     form.add_field("ready", "maybe")
     async with http.post(proxy.v1 + "/images", data=form, headers={"X-Upload-Token": session["upload_token"]}) as r:
         assert (await assert_error(r, 400))["param"] == "ready"
