@@ -116,7 +116,7 @@ class ImageUploads:
         self._max_pixels = max_pixels
         self._max_edge = max_edge
         self._forget = forget
-        self._bodies = BodyBudget(body_budget_bytes)
+        self._bodies = BodyBudget(body_budget_bytes, metrics)
         self._pictures = PicturesInFlight()
         self._decodes = DecodeSlots(memory_bytes=decode_memory_bytes, concurrency=decode_concurrency,
                                     queue=decode_queue, wait_seconds=decode_wait_seconds,

@@ -12,23 +12,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import Unavailable
+from ..observability.metrics import Metrics
 
 RETRY_AFTER_SECONDS = "2"
 
 
 class BodyBudget:
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, metrics: Metrics) -> None:
         self.budget_bytes = budget_bytes
         self.held = 0
+        self._metrics = metrics
 
     @contextmanager
     def reserve(self, size: int) -> Iterator[None]:
         """Hold `size` bytes of the budget for the block; Unavailable (503) if they are not free."""
         if self.held + size > self.budget_bytes:
+            self._metrics.upload_bodies_refused.inc()
             raise Unavailable("Too many uploads are being received right now; try again shortly.",
                               code="uploads_busy", retry_after=RETRY_AFTER_SECONDS)
         self.held += size
+        self._metrics.upload_body_bytes.set(self.held)
         try:
             yield
         finally:
             self.held -= size
+            self._metrics.upload_body_bytes.set(self.held)

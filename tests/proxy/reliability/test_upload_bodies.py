@@ -206,6 +206,11 @@ async def test_uploads_past_the_body_budget_get_503_with_retry_after(glimpse: tu
                   f"Retry-After {refused.headers.get('Retry-After')}")
             assert (refused.status, body["error"]["code"]) == (503, "uploads_busy")
             assert refused.headers["Retry-After"] == "2"
+            async with http.get(base + "/metrics") as response:
+                metrics = await response.text()
+            values = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("glimpse_upload_bod"))
+            assert float(values["glimpse_upload_body_bytes"]) == 2 * ONE_BODY
+            assert float(values["glimpse_upload_bodies_refused_total"]) == 1
         finally:
             held[0].close()
         await asyncio.sleep(0.5)  # its reservation is given back when the proxy sees the connection gone
