@@ -1,5 +1,9 @@
 """Taking an uploaded image into a conversation (check the token, normalise, store, record), and out of it again.
 
+An upload is checked before its file is read (issue 30): the token, the conversation's quota and picture cap (with
+the uploads to it in flight on this replica), and room in the budget of upload bodies being read
+(`limits/bodies.py`). Only then is the file read, so a caller without a valid token, or over a cap, holds no memory.
+
 The order matters: the bytes are stored before the conversation records the image, and the stored
 object is removed again if recording fails, so state never points at a missing object and no
 orphan is left behind. Every outcome is counted here, malformed uploads included. A deletion runs the other way:
