@@ -278,8 +278,8 @@ async def upload_bench(glimpse: Target, samples: int) -> dict[str, Any]:
                 async with http.get(base + "/v1/session") as response:
                     session = await response.json()
                 form = aiohttp.FormData()
+                form.add_field("session_id", session["session_id"])  # before the file, which is read after it
                 form.add_field("file", data, filename=name)
-                form.add_field("session_id", session["session_id"])
                 started = time.perf_counter()
                 async with http.post(base + "/v1/images", data=form,
                                      headers={"X-Upload-Token": session["upload_token"]}) as response:

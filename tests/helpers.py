@@ -27,10 +27,10 @@ async def upload(http: aiohttp.ClientSession, base: str, session: dict[str, Any]
                  filename: str = "photo.jpg", content_type: str = "image/jpeg",
                  path: str = "/v1/images") -> aiohttp.ClientResponse:
     form = aiohttp.FormData()
-    form.add_field("file", jpeg() if data is None else data, filename=filename, content_type=content_type)
     sid = session_id if session_id is not None else (session or {}).get("session_id")
-    if sid is not None:
+    if sid is not None:  # before the file, as the page sends it: the proxy checks it before reading the file
         form.add_field("session_id", sid)
+    form.add_field("file", jpeg() if data is None else data, filename=filename, content_type=content_type)
     if ready is not None:
         form.add_field("ready", "true" if ready else "false")
     headers = {}

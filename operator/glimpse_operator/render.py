@@ -308,8 +308,9 @@ def proxy_resources(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def proxy_memory_limit(spec: dict[str, Any]) -> str:
-    """The proxy's memory limit: what its image decodes may hold (the spec's largest upload, the proxy's defaults
-    for the rest, which the operator does not set) plus its baseline and headroom (`glimpse.sizing`)."""
+    """The proxy's memory limit: what its image decodes and the upload bodies it reads may hold (the spec's largest
+    upload, the proxy's defaults for the rest, which the operator does not set) plus its baseline and headroom
+    (`glimpse.sizing`)."""
     return f"{memory_limit_mib(DecodeBudget(max_upload_bytes=spec['images']['maxBytes']))}Mi"
 
 

@@ -48,7 +48,11 @@ from .sizing import (
     TURN_PAYLOAD_MEMORY_BYTES,
     DecodeBudget,
     TurnMemoryBudget,
+    upload_body_budget_bytes,
+    upload_body_bytes,
 )
+
+UPLOAD_DEADLINE_BASE_SECONDS = 10.0  # an upload's deadline besides its bytes at the least bandwidth (issue 30)
 
 PREFIX = "GLIMPSE_"
 
@@ -258,6 +262,35 @@ class Settings(BaseSettings):
                              "serve it on the API's port")
         return self
     # --- end issue 30 (h-small) ---
+
+    # --- Upload bodies (issue 30; images/uploads.py, web/upload_form.py, limits/bodies.py) ---
+    # Bytes all upload bodies being read may hold together: an upload whose token checks out reserves its
+    # Content-Length (or the most an upload may be) before its file is read; past the budget, 503 with Retry-After.
+    # 0: as many whole uploads as the decodes take at once (sizing.upload_body_budget_bytes); in the pod's limit.
+    upload_body_budget_bytes: int = Field(0, ge=0)
+    # An upload's whole body must arrive within this, besides GLIMPSE_BODY_TIMEOUT_SECONDS between bytes; else 408.
+    # 0: 10 s plus the largest upload at GLIMPSE_UPLOAD_MIN_BYTES_PER_SECOND.
+    upload_deadline_seconds: float = Field(0.0, ge=0)
+    upload_min_bytes_per_second: Positive = 128 * 1024
+
+    @property
+    def upload_body_budget(self) -> int:
+        """GLIMPSE_UPLOAD_BODY_BUDGET_BYTES, or its default derived from the decode settings."""
+        return self.upload_body_budget_bytes or upload_body_budget_bytes(self.decode_budget)
+
+    @property
+    def upload_deadline(self) -> float:
+        """GLIMPSE_UPLOAD_DEADLINE_SECONDS, or its default derived from the largest upload and the least bandwidth."""
+        return self.upload_deadline_seconds or (
+            UPLOAD_DEADLINE_BASE_SECONDS + upload_body_bytes(self.image_max_bytes) / self.upload_min_bytes_per_second)
+
+    @model_validator(mode="after")
+    def _upload_body_budget_fits_an_upload(self) -> Settings:
+        if self.upload_body_budget_bytes and self.upload_body_budget_bytes < upload_body_bytes(self.image_max_bytes):
+            raise ValueError(f"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES must hold one whole upload: at least "
+                             f"{upload_body_bytes(self.image_max_bytes)} bytes with this GLIMPSE_IMAGE_MAX_BYTES")
+        return self
+    # --- end upload bodies ---
 
     @property
     def decode_budget(self) -> DecodeBudget:

@@ -32,6 +32,10 @@ class UnsupportedMedia(InvalidRequest):
     """A body or a file of a kind the proxy does not take."""
 
 
+class RequestTimedOut(InvalidRequest):
+    """The request's body did not arrive within its deadline."""
+
+
 class NotAuthenticated(GlimpseError):
     """No credentials, or wrong ones. `challenge` is the scheme a client should answer with, if any."""
 

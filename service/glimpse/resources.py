@@ -231,7 +231,7 @@ async def _build_services(app: web.Application) -> None:
                                       decode_concurrency=settings.image_decode_concurrency,
                                       decode_queue=settings.image_decode_queue,
                                       decode_wait_seconds=settings.image_decode_wait_seconds,
-                                      forget=injector.forget)
+                                      forget=injector.forget, body_budget_bytes=settings.upload_body_budget)
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds,
                                       settings.images_per_conversation, demo_model=settings.demo_model)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)

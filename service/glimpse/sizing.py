@@ -79,22 +79,41 @@ def turn_memory_bytes(turns: TurnMemoryBudget) -> int:
 # --- end of turn memory ----------------------------------------------------------------------------------------------
 
 
-def memory_limit_mib(budget: DecodeBudget, *, turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
+# --- Upload bodies (issue 30): what upload bodies being read may hold (GLIMPSE_UPLOAD_BODY_BUDGET_BYTES) ---
+UPLOAD_FORM_OVERHEAD_BYTES = 256 * 1024  # an upload's form fields and part headers besides its file
+
+
+def upload_body_bytes(max_upload_bytes: int) -> int:
+    """The most one upload's request body may hold: its file and the form around it."""
+    return max_upload_bytes + UPLOAD_FORM_OVERHEAD_BYTES
+
+
+def upload_body_budget_bytes(budget: DecodeBudget) -> int:
+    """GLIMPSE_UPLOAD_BODY_BUDGET_BYTES's default: as many whole upload bodies as the decodes may take at once
+    (running and waiting), so that a burst the decodes accept is not refused while it is read."""
+    return (budget.concurrency + budget.queue) * upload_body_bytes(budget.max_upload_bytes)
+# --- end upload bodies ---
+
+
+def memory_limit_mib(budget: DecodeBudget, upload_body_budget: int | None = None, *,
+                     turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
     """The container memory limit a proxy with this budget needs, in MiB rounded up: its baseline, the decodes'
-    memory, the turns' picture memory and headroom. The operator and the chart set it."""
-    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + turn_memory_bytes(turns)
+    memory, the upload bodies being read (`upload_body_budget`; default `upload_body_budget_bytes(budget)`), the
+    turns' picture memory and headroom. The operator and the chart set it."""
+    bodies = upload_body_budget_bytes(budget) if upload_body_budget is None else upload_body_budget
+    return -(-(PROCESS_BASELINE_BYTES + decode_memory_bytes(budget) + bodies + turn_memory_bytes(turns)
                + MEMORY_HEADROOM_BYTES) // MiB)
 
 
 CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 
 
-def memory_limit_bytes(budget: DecodeBudget, cgroup_memory_max: Path = CGROUP_MEMORY_MAX, *,
-                       turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
+def memory_limit_bytes(budget: DecodeBudget, cgroup_memory_max: Path = CGROUP_MEMORY_MAX,
+                       upload_body_budget: int | None = None, *, turns: TurnMemoryBudget = TurnMemoryBudget()) -> int:
     """The memory this process may use: its cgroup (v2) limit when it has one, else what `memory_limit_mib` says the
     budget needs (outside a container, or with no limit set)."""
     try:
         text = cgroup_memory_max.read_text().strip()
     except OSError:
         text = ""
-    return int(text) if text.isdigit() else memory_limit_mib(budget, turns=turns) * MiB
+    return int(text) if text.isdigit() else memory_limit_mib(budget, upload_body_budget, turns=turns) * MiB

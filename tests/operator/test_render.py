@@ -423,14 +423,15 @@ def test_the_operator_sizes_the_pod_from_the_spec_without_the_proxys_settings(mo
 
     monkeypatch.setattr(Settings, "load", refuse)
     assert proxy_memory_limit({"images": {"maxBytes": 20 * MiB}}) == f"{memory_limit_mib(larger.decode_budget)}Mi"
-    assert memory_limit_mib(larger.decode_budget) == 96 + 256 + 8 * 20 + 128 + 64 + 64
+    assert memory_limit_mib(larger.decode_budget) == (96 + 256 + 8 * 20 + 8 * 20.25  # the upload bodies too
+                                                    + 128 + 64 + 64)  # and the turns' pictures
 
 
 @pytest.mark.parametrize(("resources", "expected"), [
-    ({}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "688Mi"}}),
+    ({}, {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "770Mi"}}),
     ({"requests": {"cpu": "250m", "memory": "256Mi"}},
-     {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "688Mi"}}),
-    ({"limits": {"cpu": "2"}}, {"limits": {"cpu": "2", "memory": "688Mi"}}),
+     {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "770Mi"}}),
+    ({"limits": {"cpu": "2"}}, {"limits": {"cpu": "2", "memory": "770Mi"}}),
     ({"limits": {"memory": "1Gi"}}, {"limits": {"memory": "1Gi"}}),
 ])
 def test_a_proxy_always_has_a_memory_limit(resources: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from glimpse.sizing import (
     memory_limit_bytes,
     memory_limit_mib,
     turn_memory_bytes,
+    upload_body_budget_bytes,
 )
 
 
@@ -23,9 +24,26 @@ def test_decode_memory_bytes_of_the_defaults() -> None:
     wider = Settings.load(env={"GLIMPSE_IMAGE_DECODE_MEMORY_BYTES": str(512 * MiB),
                                "GLIMPSE_IMAGE_DECODE_CONCURRENCY": "4", "GLIMPSE_IMAGE_DECODE_QUEUE": "0"})
     assert decode_memory_bytes(wider.decode_budget) == 512 * MiB + 4 * 10 * MiB
-    # the pod limit the defaults need: baseline, decodes, turns' pictures (in flight + cached), headroom
-    assert memory_limit_mib(settings.decode_budget) == 96 + (256 + 80) + (128 + 64) + 64 == 688
+    # the pod limit the defaults need: baseline, decodes, upload bodies being read (8 of 10 MiB + 256 KiB), turns'
+    # pictures (in flight + cached), headroom
+    assert memory_limit_mib(settings.decode_budget) == 96 + (256 + 80) + 82 + (128 + 64) + 64 == 770
     assert settings.decode_budget == DecodeBudget()  # the proxy's defaults are sizing's, which the operator uses
+
+
+# --- upload bodies (issue 30) ---
+def test_upload_body_budget_enters_the_memory_limit() -> None:
+    settings = Settings.load(env={})
+    one_body = 10 * MiB + 256 * 1024
+    assert settings.upload_body_budget == upload_body_budget_bytes(settings.decode_budget) == 8 * one_body
+    assert memory_limit_mib(settings.decode_budget, settings.upload_body_budget) == 770  # turns' pictures too
+    smaller = Settings.load(env={"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES": str(32 * MiB)})
+    assert memory_limit_mib(smaller.decode_budget, smaller.upload_body_budget) == 96 + 256 + 80 + 32 + 192 + 64
+    # the upload deadline: 10 s plus the largest upload at 128 KiB/s
+    assert settings.upload_deadline == pytest.approx(10 + (10 * MiB + 256 * 1024) / (128 * 1024))
+    assert Settings.load(env={"GLIMPSE_UPLOAD_DEADLINE_SECONDS": "30"}).upload_deadline == 30
+    with pytest.raises(ValueError, match="must hold one whole upload"):
+        Settings.load(env={"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES": str(10 * MiB)})
+# --- end upload bodies ---
 
 
 @pytest.mark.parametrize(("budget", "error"), [

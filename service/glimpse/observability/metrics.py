@@ -91,6 +91,13 @@ class Metrics:
         self.image_decodes_refused = Counter("glimpse_image_decodes_refused",
                                              "Uploads refused (503) for want of image decode memory, by reason: "
                                              "queue_full, timed_out.", ["reason"], registry=r)
+        # upload bodies (issue 30): limits/bodies.py
+        self.upload_body_bytes = Gauge("glimpse_upload_body_bytes",
+                                       "Bytes reserved by upload bodies being read now (GLIMPSE_UPLOAD_BODY_BUDGET_"
+                                       "BYTES is the most).", registry=r)
+        self.upload_bodies_refused = Counter("glimpse_upload_bodies_refused",
+                                             "Uploads refused (503 uploads_busy) because the upload bodies being "
+                                             "read held the whole budget.", registry=r)
         self.images_deleted = Counter("glimpse_images_deleted",
                                       "Images the page deleted from their conversation (and from storage).",
                                       registry=r)

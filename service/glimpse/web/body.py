@@ -39,8 +39,11 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 async def read_fields(request: web.Request, limit: int) -> dict[str, Any]:
-    """A small form or JSON object, whichever the client sent."""
+    """A small form or JSON object, whichever the client sent. A form must say its length (browsers do): aiohttp
+    would read one up to the app's client_max_size, an upload's, before the route checks a thing."""
     if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        if request.content_length is None or request.content_length > limit:
+            raise TooLarge(f"Send at most {limit} bytes of form, with a Content-Length.")
         with malformed_form_is_invalid():
             return dict(await request.post())
     return await read_json_object(request, limit)

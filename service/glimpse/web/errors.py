@@ -23,6 +23,7 @@ from ..errors import (
     NotFound,
     NotPermitted,
     RateLimited,
+    RequestTimedOut,
     SessionQuotaExceeded,
     StorageFull,
     TooLarge,
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS_BY_ERROR: tuple[tuple[type[GlimpseError], int], ...] = (
     (TooLarge, 413),
+    (RequestTimedOut, 408),
     (UnsupportedMedia, 415),
     (InvalidRequest, 400),
     (NotAuthenticated, 401),

@@ -74,12 +74,14 @@ DOCUMENT: dict[str, Any] = {
         "/v1/images": {"post": {
             "summary": "Upload an image for a session",
             "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "required": ["file", "session_id"],
-                "properties": {"file": {"type": "string", "format": "binary"}, **SESSION_FIELDS,
+            "requestBody": {"required": True, "description": "`session_id` (and `upload_token`, unless in the "
+                            "header) before `file`: the upload is checked before its file is read.",
+                            "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["session_id", "file"],
+                "properties": {**SESSION_FIELDS, "file": {"type": "string", "format": "binary"},
                                "ready": {"type": "string", "enum": ["true", "false"]}}}}}},
             "responses": {"201": _json({"$ref": "#/components/schemas/Upload"}, "Stored"),
-                          **_errors(400, 401, 403, 413, 415, 429, 503, 507)}}},
+                          **_errors(400, 401, 403, 408, 413, 415, 429, 503, 507)}}},
         "/v1/images/ready": {"post": {
             "summary": "Staged images of a session become pending for its next user turn",
             "parameters": [{"name": "X-Upload-Token", "in": "header", "required": False, "schema": {"type": "string"}}],

@@ -29,7 +29,8 @@ async def initialise_series(app: web.Application) -> None:
                 if candidate.upstream.model],
         policy=settings.image_policy,
         rate_limited_routes=[route for route, kind in KIND_BY_ROUTE.items() if rate_limits.limits(kind)],
-        memory_limit_bytes=memory_limit_bytes(settings.decode_budget, turns=settings.turn_memory_budget))
+        memory_limit_bytes=memory_limit_bytes(settings.decode_budget, upload_body_budget=settings.upload_body_budget,
+                                              turns=settings.turn_memory_budget))
 
 
 def _is_open(breaker: CircuitBreaker) -> float:

@@ -229,8 +229,8 @@ async def test_connections_past_the_cap_get_a_503_and_the_descriptors_hold(tmp_p
             # and the proxy still does its work
             session = await new_session(http, base)
             form = aiohttp.FormData()
-            form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
             form.add_field("session_id", session["session_id"])
+            form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
             async with http.post(base + "/v1/images", data=form,
                                  headers={"X-Upload-Token": session["upload_token"]}) as response:
                 assert response.status == 201, await response.text()

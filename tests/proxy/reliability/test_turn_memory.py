@@ -2,7 +2,8 @@
 requests stay within their budget, and the data: URL cache lets go of conversations that expired.
 
 Measured on the code before the budget (issue 30): 20 concurrent 8-picture turns peaked at 548 MiB with the small
-pod's settings below (derived limit 228 MiB) and at 897 MiB on the defaults (derived limit then 496 MiB, now 688);
+pod's settings below (derived limit 228 MiB) and at 897 MiB on the defaults (derived limit then 496 MiB; 688 with the
+turns' budget, 770 with the upload bodies' too);
 80 expired conversations left the cache's 64 MiB resident. The assertions are on bytes and counts, the time bounds
 generous: the machine may be loaded.
 """

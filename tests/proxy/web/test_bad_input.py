@@ -90,6 +90,28 @@ async def test_custom_llm_key_is_required_when_set(start_proxy: StartProxy, upst
 
 # --- uploads -------------------------------------------------------------------------------------
 
+async def test_upload_checks_what_comes_before_its_file(proxy: Proxy, http: aiohttp.ClientSession) -> None:
+    """The upload is checked before its file is read (issue 30): a file before `session_id` is a 400 naming the
+    order; the session id may come in the query and the token in a field, both before the file; `ready` may follow
+    the file."""
+    session = await new_session(http, proxy.url)
+    file_first = aiohttp.FormData()
+    file_first.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
+    file_first.add_field("session_id", session["session_id"])
+    async with http.post(proxy.v1 + "/images", data=file_first,
+                         headers={"X-Upload-Token": session["upload_token"]}) as response:
+        error = await assert_error(response, 400, "file_before_session")
+        assert "before `file`" in error["message"] and error["param"] == "session_id"
+    in_fields = aiohttp.FormData()
+    in_fields.add_field("upload_token", session["upload_token"])
+    in_fields.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
+    in_fields.add_field("ready", "false")
+    async with http.post(proxy.v1 + "/images", params={"session_id": session["session_id"]},
+                         data=in_fields) as response:
+        assert response.status == 201, await response.text()
+        assert (await response.json())["status"] == "staged"
+
+
 async def test_upload_without_file_or_session(proxy: Proxy, http: aiohttp.ClientSession) -> None:
     session = await new_session(http, proxy.url)
     form = aiohttp.FormData()
@@ -184,8 +206,8 @@ async def test_upload_must_be_multipart(proxy: Proxy, http: aiohttp.ClientSessio
 async def test_ready_flag_takes_boolean_words_only(proxy: Proxy, http: aiohttp.ClientSession) -> None:
     session = await new_session(http, proxy.url)
     form = aiohttp.FormData()
-    form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
     form.add_field("session_id", session["session_id"])
+    form.add_field("file", jpeg(), filename="photo.jpg", content_type="image/jpeg")
     form.add_field("ready", "maybe")
     async with http.post(proxy.v1 + "/images", data=form, headers={"X-Upload-Token": session["upload_token"]}) as r:
         assert (await assert_error(r, 400))["param"] == "ready"
