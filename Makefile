@@ -94,7 +94,7 @@ run: $(STAMP)
 
 ## run-operator: run the operator locally against the current kubeconfig, serving NAMESPACE (default: the context's)
 run-operator: $(OPERATOR_STAMP)
-	$(BIN)/glimpse-operator $(if $(NAMESPACE),--namespace=$(NAMESPACE))
+	GLIMPSE_METRICS_PORT=$${GLIMPSE_METRICS_PORT:-9091} $(BIN)/glimpse-operator $(if $(NAMESPACE),--namespace=$(NAMESPACE))
 
 ## test: install the test dependencies, lint, type-check, check the import contracts, build the page, run Vitest and the whole pytest suite
 test: $(TEST_STAMP) $(CHECKOV_STAMP) $(GATEWAY_API_DEPS) $(PROMETHEUS_OPERATOR_DEPS) $(FRONTEND_BUILD) $(FRONTEND_DEV_BUILD)
