@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
     # open client connections; 0: half of what RLIMIT_NOFILE leaves, at most 10,000; always kept below the limit
     max_connections: int = Field(0, ge=0)
-    # -- Per client address (issue 30): connections one peer may hold open; 0: a quarter of the connection cap. Not
+    # -- Per client address (issue 30): connections one peer may hold open; 0: min(cap / 16, 256). Not
     # applied to a trusted proxy's connections (GLIMPSE_TRUSTED_PROXIES): the ingress limits its callers in front.
     max_connections_per_address: int = Field(0, ge=0)
     # -- end of the per-address connection cap
