@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ...auth import check_bearer
 from ...chat.service import ChatTurn
-from ...conversation.ids import conversation_id_of
+from ...conversation.ids import elevenlabs_conversation_id_of
 from ...observability.tracing import exception_type
 from ...resources import CHAT, DRAIN, RATE_LIMITS, SETTINGS
 from ..base_url import public_base_url
@@ -60,7 +60,7 @@ async def _read_turn(request: web.Request) -> dict[str, object]:
     check_bearer(request.headers.get("Authorization"), settings.custom_llm_key.get_secret_value())
     body = await read_json_object(request, settings.chat_max_body_bytes)
     await request.app[RATE_LIMITS].check_conversation(route_of(request), request.headers.get("Authorization"),
-                                                      conversation_id_of(body))
+                                                      elevenlabs_conversation_id_of(body))
     return body
 
 
