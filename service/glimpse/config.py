@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: Positive = 60
 
     chat_max_body_bytes: Positive = 4 * 1024 * 1024
+    # A chat request's whole body must arrive within this (ElevenLabs sends it at once), besides
+    # GLIMPSE_BODY_TIMEOUT_SECONDS between bytes; else 408 request_body_timeout. While read it reserves its
+    # Content-Length (or GLIMPSE_CHAT_MAX_BODY_BYTES) from GLIMPSE_UPLOAD_BODY_BUDGET_BYTES (review M1).
+    chat_body_deadline_seconds: Seconds = 10.0
     chat_max_messages: Positive = 5000
 
     # Rate limits per client address (token buckets, in Redis when the store is; per_minute 0 = off) and storage
@@ -221,7 +225,7 @@ class Settings(BaseSettings):
     # Connection hygiene (web/connections.py); the keep-alive timeout is aiohttp's own.
     # open client connections; 0: half of what RLIMIT_NOFILE leaves, at most 10,000; always kept below the limit
     max_connections: int = Field(0, ge=0)
-    # -- Per client address (issue 30): connections one peer may hold open; 0: a quarter of the connection cap. Not
+    # -- Per client address (issue 30): connections one peer may hold open; 0: min(cap / 16, 256). Not
     # applied to a trusted proxy's connections (GLIMPSE_TRUSTED_PROXIES): the ingress limits its callers in front.
     max_connections_per_address: int = Field(0, ge=0)
     # -- end of the per-address connection cap
@@ -264,8 +268,9 @@ class Settings(BaseSettings):
     # --- end issue 30 (h-small) ---
 
     # --- Upload bodies (issue 30; images/uploads.py, web/upload_form.py, limits/bodies.py) ---
-    # Bytes all upload bodies being read may hold together: an upload whose token checks out reserves its
-    # Content-Length (or the most an upload may be) before its file is read; past the budget, 503 with Retry-After.
+    # Bytes all request bodies being read may hold together: an upload whose token checks out reserves its
+    # Content-Length (or the most an upload may be) before its file is read, a chat request its Content-Length (or
+    # GLIMPSE_CHAT_MAX_BODY_BYTES) before its body is read; past the budget, 503 with Retry-After.
     # 0: as many whole uploads as the decodes take at once (sizing.upload_body_budget_bytes); in the pod's limit.
     upload_body_budget_bytes: int = Field(0, ge=0)
     # An upload's whole body must arrive within this, besides GLIMPSE_BODY_TIMEOUT_SECONDS between bytes; else 408.

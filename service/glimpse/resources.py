@@ -32,6 +32,7 @@ from .images.storage import ImageStorage
 from .images.sweeper import sweep_forever
 from .images.uploads import ImageUploads
 from .images.urls import ImageUrls
+from .limits.bodies import BodyBudget
 from .limits.in_flight import TurnsInFlight
 from .limits.policy import RateLimits
 from .limits.quota import Quotas
@@ -51,6 +52,7 @@ TRACING = web.AppKey("tracing", Tracing)
 SIGNER = web.AppKey("signer", Signer)
 DRAIN = web.AppKey("drain", Drain)
 TURNS_IN_FLIGHT = web.AppKey("turns_in_flight", TurnsInFlight)  # the cap on chat turns in flight (issue 30)
+BODIES = web.AppKey("bodies", BodyBudget)  # bytes request bodies being read may hold (uploads and chat turns)
 # Opened and closed by a cleanup context each.
 CONVERSATIONS = web.AppKey("conversations", ConversationStore)
 IMAGE_STORAGE = web.AppKey("image_storage", ImageStorage)
@@ -225,13 +227,14 @@ async def _build_services(app: web.Application) -> None:
         session_key_valid=app[SIGNER].session_key_valid if settings.require_session_key else None)
     metrics.turn_payload_bytes.set_function(lambda: payload_memory.reserved_bytes)
     metrics.data_url_cache_bytes.set_function(lambda: injector.data_url_cache_bytes)
+    app[BODIES] = BodyBudget(settings.upload_body_budget, metrics)  # uploads' and chat turns' bodies
     app[IMAGE_UPLOADS] = ImageUploads(app[SIGNER], storage, store, urls, app[QUOTAS], metrics,
                                       max_pixels=settings.image_max_pixels, max_edge=settings.image_max_edge,
                                       decode_memory_bytes=settings.image_decode_memory_bytes,
                                       decode_concurrency=settings.image_decode_concurrency,
                                       decode_queue=settings.image_decode_queue,
                                       decode_wait_seconds=settings.image_decode_wait_seconds,
-                                      forget=injector.forget, body_budget_bytes=settings.upload_body_budget)
+                                      forget=injector.forget, bodies=app[BODIES])
     app[PAGE_SESSIONS] = PageSessions(app[SIGNER], app[ELEVENLABS], settings.upload_token_ttl_seconds,
                                       settings.images_per_conversation, demo_model=settings.demo_model)
     spans = UpstreamSpans(app[TRACING], metrics, settings.image_delivery, settings.image_policy)

@@ -41,6 +41,8 @@ def test_upload_body_budget_enters_the_memory_limit() -> None:
     # the upload deadline: 10 s plus the largest upload at 128 KiB/s
     assert settings.upload_deadline == pytest.approx(10 + (10 * MiB + 256 * 1024) / (128 * 1024))
     assert Settings.load(env={"GLIMPSE_UPLOAD_DEADLINE_SECONDS": "30"}).upload_deadline == 30
+    # chat bodies share the budget (review M1): no term of their own, a whole-body deadline (ElevenLabs sends at once)
+    assert settings.chat_body_deadline_seconds == 10
     with pytest.raises(ValueError, match="must hold one whole upload"):
         Settings.load(env={"GLIMPSE_UPLOAD_BODY_BUDGET_BYTES": str(10 * MiB)})
 # --- end upload bodies ---

@@ -33,15 +33,36 @@ def conversation_id_of(body: dict[str, Any]) -> str | None:
     3. the `system__conversation_id` dynamic variable
     4. `user_id`
     """
+    extra = _extra_body(body)
+    candidates = [extra.get("session_id"), extra.get("conversation_id"), *_system_conversation_ids(body),
+                  body.get("user_id")]
+    return _first_valid(candidates)
+
+
+def elevenlabs_conversation_id_of(body: dict[str, Any]) -> str | None:
+    """ElevenLabs' own id of the conversation (the `system__conversation_id` dynamic variable), or None: what the
+    per-conversation rate limit keys on. Neither `user_id` (the same for every conversation of a user, or of an app
+    with a fixed id) nor a session id the page sets (not secret: anyone could claim a victim's and drain its
+    bucket)."""
+    return _first_valid(_system_conversation_ids(body))
+
+
+def _extra_body(body: dict[str, Any]) -> dict[str, Any]:
     extra = body.get("elevenlabs_extra_body")
-    extra = extra if isinstance(extra, dict) else {}
-    candidates = [extra.get("session_id"), extra.get("conversation_id")]
-    for holder in (extra, body):
+    return extra if isinstance(extra, dict) else {}
+
+
+def _system_conversation_ids(body: dict[str, Any]) -> list[object]:
+    candidates = []
+    for holder in (_extra_body(body), body):
         variables = holder.get("dynamic_variables")
         if isinstance(variables, dict):
             candidates.append(variables.get("system__conversation_id"))
     candidates.append(body.get("system__conversation_id"))
-    candidates.append(body.get("user_id"))
+    return candidates
+
+
+def _first_valid(candidates: list[object]) -> str | None:
     for candidate in candidates:
         if is_valid_session_id(candidate):
             return str(candidate)

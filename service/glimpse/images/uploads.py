@@ -110,7 +110,7 @@ class ImageUploads:
                  quotas: Quotas,
                  metrics: Metrics, *, max_pixels: int, max_edge: int, decode_memory_bytes: int,
                  decode_concurrency: int, decode_queue: int, decode_wait_seconds: float,
-                 forget: Callable[[str], None], body_budget_bytes: int) -> None:
+                 forget: Callable[[str], None], bodies: BodyBudget) -> None:
         self._signer = signer
         self._storage = storage
         self._store = store
@@ -120,7 +120,7 @@ class ImageUploads:
         self._max_pixels = max_pixels
         self._max_edge = max_edge
         self._forget = forget
-        self._bodies = BodyBudget(body_budget_bytes, metrics)
+        self._bodies = bodies
         self._pictures = PicturesInFlight()
         self._decodes = DecodeSlots(memory_bytes=decode_memory_bytes, concurrency=decode_concurrency,
                                     queue=decode_queue, wait_seconds=decode_wait_seconds,

@@ -49,8 +49,9 @@ class RateLimits:
         return presents_key(authorization, self._key)
 
     async def check_conversation(self, route: str, authorization: str | None, conversation_id: str | None) -> None:
-        """For a keyed turn, take one from its conversation's bucket; raise RateLimited when empty. An unkeyed turn
-        was limited per address already; a keyed one naming no conversation only by the cap on turns in flight."""
+        """For a keyed turn, take one from its conversation's bucket (`conversation_id`: ElevenLabs' own,
+        `ids.elevenlabs_conversation_id_of`); raise RateLimited when empty. An unkeyed turn was limited per address
+        already; a keyed one naming no conversation only by the cap on turns in flight."""
         rate = self._rates.get(CONVERSATION)
         if rate is None or conversation_id is None or not self.keyed(authorization):
             return

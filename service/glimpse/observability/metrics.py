@@ -93,8 +93,8 @@ class Metrics:
                                              "queue_full, timed_out.", ["reason"], registry=r)
         # upload bodies (issue 30): limits/bodies.py
         self.upload_body_bytes = Gauge("glimpse_upload_body_bytes",
-                                       "Bytes reserved by upload bodies being read now (GLIMPSE_UPLOAD_BODY_BUDGET_"
-                                       "BYTES is the most).", registry=r)
+                                       "Bytes reserved by request bodies (uploads and chat turns) being read now "
+                                       "(GLIMPSE_UPLOAD_BODY_BUDGET_BYTES is the most).", registry=r)
         self.upload_bodies_refused = Counter("glimpse_upload_bodies_refused",
                                              "Uploads refused (503 uploads_busy) because the upload bodies being "
                                              "read held the whole budget.", registry=r)

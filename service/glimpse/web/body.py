@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..config import BOOLEAN
-from ..errors import InvalidRequest, TooLarge
+from ..errors import InvalidRequest, RequestTimedOut, TooLarge
+from ..limits.bodies import BodyBudget
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -25,8 +27,29 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(raw)
 
 
+async def read_json_object_within(request: web.Request, limit: int, *, bodies: BodyBudget,
+                                  deadline_seconds: float) -> dict[str, Any]:
+    """`read_json_object`, holding its Content-Length (or `limit`, when it sends none) of `bodies` until the body is
+    read and parsed (503 `request_bodies_busy` when that much is not free), the whole body within
+    `deadline_seconds` (408 `request_body_timeout`)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise TooLarge(f"Request body too large (limit {limit} bytes).")
+    with bodies.reserve(limit if declared is None else declared, upload=False):
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                raw = await read_limited(request, limit)
+        except TimeoutError:
+            raise RequestTimedOut(f"The request body did not arrive within {deadline_seconds:g} seconds.",
+                                  code="request_body_timeout") from None
+        return _json_object(raw)
+
+
 async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
-    raw = await read_limited(request, limit)
+    return _json_object(await read_limited(request, limit))
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:

@@ -86,9 +86,14 @@ class Limits:
         return self.per_address or per_address_cap(0, self.max_connections)
 
 
+DEFAULT_PER_ADDRESS = 256
+
+
 def per_address_cap(configured: int, cap: int) -> int:
-    """The most connections one address holds: `configured`, or by default a quarter of the cap; never above it."""
-    return min(configured or max(1, cap // 4), cap)
+    """The most connections one address holds: `configured`, or by default a sixteenth of the cap, at most
+    DEFAULT_PER_ADDRESS (a quarter let four addresses, four IPv6 /64s that cost nothing, take every place); never
+    above the cap."""
+    return min(configured or max(1, min(cap // 16, DEFAULT_PER_ADDRESS)), cap)
 
 
 def connection_cap(configured: int, soft_limit: int | None = None) -> int:

@@ -371,11 +371,12 @@ class Peer:
 
 
 async def test_the_cap_per_address() -> None:
-    assert per_address_cap(0, 10_000) == 2_500 and per_address_cap(0, 3) == 1  # a quarter by default, at least 1
+    assert per_address_cap(0, 10_000) == 256 and per_address_cap(0, 3) == 1  # a sixteenth, at most 256, at least 1
+    assert per_address_cap(0, 1000) == 62 and per_address_cap(0, 4096) == 256 and per_address_cap(0, 4112) == 256
     assert per_address_cap(50, 10_000) == 50 and per_address_cap(500, 100) == 100  # never above the whole cap
     settings = Settings.load(env={"GLIMPSE_MAX_CONNECTIONS": "400", "GLIMPSE_TRUSTED_PROXIES": "10.0.0.0/8"})
     limits = Limits.from_settings(settings)
-    assert (limits.max_connections, limits.address_cap) == (400, 100)
+    assert (limits.max_connections, limits.address_cap) == (400, 25)
     assert limits.trusted_proxies == parse_networks(["10.0.0.0/8"])
 
     metrics = Metrics()
@@ -399,13 +400,13 @@ async def test_the_cap_per_address() -> None:
 
 HELD_FROM_ONE_ADDRESS = 2_000
 ADDRESS_TEST_OPEN_FILES = 4096  # the proxy's; this process raises its own soft limit above the sockets it opens
-ADDRESS_TEST_CAP = 1000  # total; a quarter of it per address by default
+ADDRESS_TEST_CAP = 1000  # total; a sixteenth of it per address by default
 
 
 async def test_one_address_holding_thousands_of_idle_connections_leaves_room_for_another(
         tmp_path: Path, upstream: FakeOpenAI) -> None:
     """2,000 idle sockets from 127.0.0.1, twice the proxy's whole cap: on main every place was taken and a new caller
-    got 503; with the per-address cap 127.0.0.1 holds a quarter of them and 127.0.0.2 is served."""
+    got 503; with the per-address cap 127.0.0.1 holds a sixteenth of the cap and 127.0.0.2 is served."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = HELD_FROM_ONE_ADDRESS + 512
     if soft < needed:
@@ -427,7 +428,7 @@ async def test_one_address_holding_thousands_of_idle_connections_leaves_room_for
         answers = await asyncio.gather(*(first_bytes(reader, 3.0) for reader in readers))
         refused = [answer for answer in answers if answer is not None]
         held = len(answers) - len(refused)
-        assert held == ADDRESS_TEST_CAP // 4, held
+        assert held == ADDRESS_TEST_CAP // 16, held
         assert all(answer.startswith(b"HTTP/1.1 503 ") and b"too_many_connections" in answer
                    for answer in refused if answer), refused[:3]
 

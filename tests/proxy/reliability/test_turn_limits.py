@@ -42,8 +42,11 @@ async def glimpse(workdir: Path, chunk_delay: float = 0.0, **settings: str) -> A
 
 async def turn(http: aiohttp.ClientSession, base: str, conversation_id: str,
                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    async with http.post(base + "/v1/chat/completions", headers=headers,
-                         json=elevenlabs_body(conversation_id, conversation("Hello?"))) as response:
+    """A turn as ElevenLabs sends it: its conversation's id as the `system__conversation_id` dynamic variable, the
+    same `user_id` for every conversation (elevenlabs_body's)."""
+    body = elevenlabs_body(None, conversation("Hello?"),
+                           dynamic_variables={"system__conversation_id": conversation_id})
+    async with http.post(base + "/v1/chat/completions", headers=headers, json=body) as response:
         return response.status, dict(response.headers), await response.read()
 
 
@@ -107,6 +110,28 @@ async def test_one_conversation_past_its_rate_gets_429_and_the_others_go_on(tmp_
         # the same address, another conversation: served
         quiet = await turns(base, ["quiet"], in_flight=1, headers=KEYED)
         assert quiet[0][0] == 200
+
+
+async def test_conversations_sharing_a_user_id_or_claiming_a_session_id_are_limited_apart(tmp_path: Path) -> None:
+    """The review's S3: the bucket was keyed on the page's session id, else `user_id` (the same for every
+    conversation of a user): one chatty conversation emptied the bucket of the others, and anyone could claim a
+    victim's session id. It is ElevenLabs' conversation id now."""
+    async with glimpse(tmp_path, custom_llm_key=KEY, **CHAT_RATE, **CONVERSATION_RATE) as base:
+        chatty = await turns(base, ["chatty"] * 25, in_flight=1, headers=KEYED)
+        assert [status for status, _, _ in chatty].count(429) >= 4
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            # another conversation of the same user (elevenlabs_body's user_id), naming the chatty one's session id
+            for _ in range(5):
+                body = elevenlabs_body("chatty", conversation("Hello?"),
+                                       dynamic_variables={"system__conversation_id": "another-one"})
+                assert body["user_id"] == "el-user-42"
+                async with http.post(base + "/v1/chat/completions", headers=KEYED, json=body) as response:
+                    assert response.status == 200, await response.text()
+            # turns naming no conversation but the shared user_id: no bucket (the cap in flight still applies)
+            for _ in range(25):
+                async with http.post(base + "/v1/chat/completions", headers=KEYED,
+                                     json=elevenlabs_body(None, conversation("Hello?"))) as response:
+                    assert response.status == 200, await response.text()
 
 
 async def test_turns_past_the_cap_in_flight_get_503_with_retry_after(tmp_path: Path) -> None:

@@ -256,3 +256,117 @@ async def test_a_large_form_to_ready_or_delete_is_refused_unread(glimpse: tuple[
         finally:
             writer.close()
         assert status == 413, path
+
+
+CHAT_BODY = 4 * MiB  # GLIMPSE_CHAT_MAX_BODY_BYTES' default
+DEFAULT_BODY_BUDGET = 8 * (10 * MiB + 256 * 1024)  # GLIMPSE_UPLOAD_BODY_BUDGET_BYTES' default: 20 chat bodies
+
+
+class HeldChat(HeldUpload):
+    """A chat request on its own connection, its body JSON of CHAT_BODY bytes, sent but for its last byte."""
+
+    def __init__(self, base: str) -> None:  # not the upload's: no form, a chat request's head
+        self.address = base.removeprefix("http://")
+        self.length = CHAT_BODY
+        self.sent = 0
+
+    async def open(self, lead: int = 0) -> None:
+        host, port = self.address.split(":")
+        self.reader, self.writer = await asyncio.open_connection(host, int(port))
+        self.response = asyncio.create_task(read_response(self.reader))
+        self.writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {self.address}\r\nContent-Type: "
+                          f"application/json\r\nContent-Length: {self.length}\r\n\r\n".encode())
+        await self.writer.drain()
+
+
+@pytest.mark.parametrize("glimpse", [{"chat_body_deadline_seconds": "3"}], indirect=True)
+async def test_slow_chat_bodies_on_an_open_deployment_share_the_body_budget_and_meet_a_deadline(
+        glimpse: tuple[Process, str]) -> None:
+    """The review's M1: with no custom-LLM key anyone may send chat turns, whose bodies (up to 4 MiB) had no budget
+    and no whole-body deadline. 200 of them from one address, sent fast but for a last byte: 20 fit the body budget
+    (82 MiB), the rest are refused at once with 503 `request_bodies_busy` and Retry-After, the 20 get 408 at their
+    deadline; peak RSS stays under the derived limit. Before: none answered, the bodies held until the idle timeout
+    (800 MiB sent)."""
+    process, base = glimpse
+    limit = memory_limit_mib(DecodeBudget()) * MiB
+    chats = [HeldChat(base) for _ in range(200)]
+    chunk = b" " * (256 * 1024)
+
+    async def attack(held: HeldChat) -> None:
+        await held.open()
+        left = CHAT_BODY - 1
+        while left > 0 and await held.send(chunk[:min(left, len(chunk))]):
+            left -= min(left, len(chunk))
+        deadline = time.monotonic() + 12
+        while not held.response.done() and time.monotonic() < deadline:  # the last byte, never sent
+            await asyncio.sleep(0.25)
+
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(attack(held) for held in chats)), 20)
+        seconds = time.monotonic() - started
+        top = peak_rss(process.popen.pid)
+        answered = [held for held in chats if held.response.done()]
+        assert len(answered) == len(chats), f"{len(answered)} of {len(chats)} answered in {seconds:.1f}s"
+        answers = [held.response.result() for held in chats]
+    finally:
+        for held in chats:
+            held.close()
+    codes = [(status, orjson.loads(body)["error"]["code"]) for status, _, body in answers]
+    print(f"\n200 slow chat bodies: {codes.count((503, 'request_bodies_busy'))} refused 503, "
+          f"{codes.count((408, 'request_body_timeout'))} 408 ({seconds:.1f}s); peak RSS {top / MiB:.0f} MiB "
+          f"(derived limit {limit / MiB:.0f} MiB)")
+    held_at_once = DEFAULT_BODY_BUDGET // CHAT_BODY
+    assert codes.count((408, "request_body_timeout")) == held_at_once, codes
+    assert codes.count((503, "request_bodies_busy")) == len(chats) - held_at_once, codes
+    assert all(headers.get("retry-after") == "2" for status, headers, _ in answers if status == 503)
+    assert top < limit
+    async with aiohttp.ClientSession() as http, http.get(base + "/metrics") as response:
+        metrics = await response.text()
+    values = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("glimpse_upload_bod"))
+    assert float(values["glimpse_upload_body_bytes"]) == 0  # every reservation given back
+    assert float(values["glimpse_upload_bodies_refused_total"]) == 0  # uploads only
+
+
+async def chunked_chat(base: str) -> HeldChat:
+    """A chat request with a chunked body (no Content-Length), its first chunk sent and the rest never."""
+    held = HeldChat(base)
+    host, port = held.address.split(":")
+    held.reader, held.writer = await asyncio.open_connection(host, int(port))
+    held.response = asyncio.create_task(read_response(held.reader))
+    held.writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {held.address}\r\nContent-Type: "
+                      "application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n".encode())
+    await held.writer.drain()
+    return held
+
+
+@pytest.mark.parametrize("glimpse", [{"image_max_bytes": str(IMAGE_MAX), "chat_max_body_bytes": str(MiB),
+                                      "upload_body_budget_bytes": str(2 * ONE_BODY)}], indirect=True)
+async def test_a_chunked_chat_body_reserves_the_largest_and_a_declared_one_its_length(
+        glimpse: tuple[Process, str]) -> None:
+    """Budget 2.5 MiB, chat bodies at most 1 MiB: two chunked bodies hold 2 MiB, a third is refused 503
+    `request_bodies_busy`; a body declaring 1,000 bytes still fits (and is answered: 400, not JSON)."""
+    _, base = glimpse
+    held = [await chunked_chat(base) for _ in range(2)]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(20):  # until both are reserved
+                async with http.get(base + "/metrics") as response:
+                    values = dict(line.rsplit(" ", 1) for line in (await response.text()).splitlines()
+                                  if line.startswith("glimpse_upload_body_bytes "))
+                if float(values["glimpse_upload_body_bytes"]) == 2 * MiB:
+                    break
+                await asyncio.sleep(0.25)
+            third = await chunked_chat(base)
+            try:
+                status, headers, body = await asyncio.wait_for(third.response, 5)
+            finally:
+                third.close()
+            assert (status, orjson.loads(body)["error"]["code"]) == (503, "request_bodies_busy")
+            assert headers["retry-after"] == "2"
+            async with http.post(base + "/v1/chat/completions", data=b"x" * 1000,
+                                 headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 400, await response.text()
+    finally:
+        for one in held:
+            one.close()
